@@ -1,0 +1,72 @@
+"""Settings, read from the environment (prefix `FOCALSCOPE_`, plus plain `DATABASE_URL`) and `.env`.
+
+One typed object, built explicitly and passed down (`create_app(settings)`, `Worker(settings)`);
+nothing reads the environment at import time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FOCALSCOPE_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(Path("data"), description="Embedded database, model cache and uploads.")
+    database_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("FOCALSCOPE_DATABASE_URL", "DATABASE_URL"),
+        description="SQLAlchemy URL; default: SQLite file under data_dir.",
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    frontend_dir: Path = REPO_ROOT / "frontend"
+    # Server-side paths that `POST /checkpoints` may register. The HTTP API must not become a way
+    # to make the server read arbitrary files; the CLI (a local user) is not restricted.
+    model_roots: list[Path] = Field(default_factory=list)
+    max_upload_mb: float = Field(64.0, gt=0, description="Per request, all files together.")
+    max_documents_per_corpus: int = Field(100_000, gt=0)
+    # A shard is a slice of a run's documents that one worker scores and commits in one
+    # transaction: small enough that results appear while a CPU run is going, large enough that
+    # a GPU batch is full.
+    shard_chars: int = Field(24_000, gt=0)
+    lease_seconds: float = Field(120.0, gt=1)
+    heartbeat_seconds: float = Field(10.0, gt=0)
+    auto_migrate: bool = Field(True, description="Upgrade the schema to head when serving.")
+
+    @field_validator("host")
+    @classmethod
+    def _host_not_empty(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("host must not be empty")
+        return value
+
+    @model_validator(mode="after")
+    def _defaults(self) -> "Settings":
+        if self.heartbeat_seconds * 2 > self.lease_seconds:
+            # A lease that runs out between two heartbeats would hand a healthy shard to a second
+            # worker and make the first one's results be thrown away.
+            raise ValueError("lease_seconds must be at least twice heartbeat_seconds")
+        self.data_dir = self.data_dir.expanduser().resolve()
+        if not self.model_roots:
+            self.model_roots = [self.data_dir / "models"]
+        return self
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir / 'focalscope.db'}"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+    @property
+    def max_upload_bytes(self) -> int:
+        return int(self.max_upload_mb * 1024 * 1024)

@@ -1,0 +1,56 @@
+"""Per-token arrays stored as packed little-endian bytes, one dtype per column, never pickled.
+
+A scoring run produces 10^5–10^6 tokens per second on a GPU; one row per token would make the
+database the bottleneck, so each (run, document) row holds one blob per field.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import LargeBinary
+from sqlalchemy.types import TypeDecorator
+
+INT32 = np.dtype("<i4")
+FLOAT32 = np.dtype("<f4")
+
+
+def pack(values, dtype: np.dtype) -> bytes:
+    """Bytes of `values` as `dtype` (little-endian). Refuses values that would not round-trip."""
+    array = np.asarray(values)
+    if array.dtype.kind == "f" and dtype.kind == "f" and array.size and not np.isfinite(array).all():
+        raise ValueError("refusing to store NaN or infinite values")
+    if array.dtype.kind in "iu" and dtype.kind == "i" and array.size:
+        info = np.iinfo(dtype)
+        if array.min() < info.min or array.max() > info.max:
+            raise ValueError(f"integer values outside {dtype} range")
+    return np.ascontiguousarray(array, dtype=dtype).tobytes()
+
+
+def unpack(blob: bytes | None, dtype: np.dtype) -> np.ndarray:
+    """A read-only view of the stored bytes; no copy."""
+    if blob is None:
+        return np.empty(0, dtype=dtype)
+    return np.frombuffer(blob, dtype=dtype)
+
+
+class PackedArray(TypeDecorator):
+    """A 1-D numpy array of a fixed dtype stored as bytes (BLOB on SQLite, BYTEA on PostgreSQL)."""
+
+    impl = LargeBinary
+    cache_ok = True
+
+    def __init__(self, dtype: str | np.dtype):
+        super().__init__()
+        self.dtype = np.dtype(dtype).newbyteorder("<")
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if isinstance(value, (bytes, bytearray, memoryview)):
+            return bytes(value)
+        return pack(value, self.dtype)
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return unpack(bytes(value), self.dtype)

@@ -1,0 +1,37 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from app.schemas.common import OrmModel
+
+
+class CheckpointCreate(BaseModel):
+    path: str = Field(description="Server-side safetensors directory or .gguf file, under a model root.")
+    series: str | None = Field(None, max_length=200, description="Series name; default: the file or directory name.")
+    step: int = Field(0, ge=0)
+    tokens_seen: int | None = Field(None, ge=0)
+
+
+class CheckpointOut(OrmModel):
+    id: int
+    series_id: int
+    series_name: str
+    step: int
+    tokens_seen: int | None
+    format: str
+    path: str
+    weights_sha256: str
+    tokenizer_fingerprint: str
+    architecture: str
+    meta: dict
+    created_at: datetime
+
+
+class SeriesOut(OrmModel):
+    id: int
+    name: str
+    description: str
+    n_checkpoints: int
+    created_at: datetime

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from datetime import datetime
+
+from app.schemas.common import OrmModel
+
+
+class JobOut(OrmModel):
+    id: int
+    kind: str
+    status: str
+    run_id: int | None
+    payload: dict
+    attempts: int
+    max_attempts: int
+    worker: str | None
+    lease_expires_at: datetime | None
+    progress_done: int
+    progress_total: int
+    tokens_done: int
+    tokens_per_s: float | None
+    detail: dict
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from app.schemas.checkpoint import CheckpointOut
+from app.schemas.corpus import CorpusOut
+from app.vocab import WINDOW_ROLLING, WINDOW_STRIDED
+
+# 2048 is lm-evaluation-harness's default context for models that do not state one.
+DEFAULT_MAX_LENGTH = 2048
+DEFAULT_TOP_K = 5
+
+
+class RunOptions(BaseModel):
+    """Everything that changes a run's numbers; two runs with equal options are the same run."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    window: Literal["rolling", "strided"] = Field(
+        WINDOW_ROLLING, description="rolling: disjoint windows (lm-eval compatible); strided: overlapping windows."
+    )
+    max_length: int = Field(DEFAULT_MAX_LENGTH, ge=2, le=131_072, description="Tokens per window (capped at the model's context).")
+    stride: int | None = Field(None, ge=1, description="strided only: new tokens per window; default max_length // 2.")
+    top_k: int = Field(DEFAULT_TOP_K, ge=1, le=50, description="Alternatives stored per token.")
+    dtype: Literal["float32", "bfloat16", "float16"] = Field(
+        "float32", description="Weights' dtype; statistics are always computed in float32."
+    )
+
+    @model_validator(mode="after")
+    def _stride(self) -> "RunOptions":
+        if self.window == WINDOW_STRIDED:
+            if self.stride is None:
+                self.stride = max(1, self.max_length // 2)
+            if self.stride > self.max_length:
+                raise ValueError("stride must not exceed max_length")
+        elif self.stride is not None:
+            raise ValueError("stride applies to the strided window policy only")
+        return self
+
+    def key(self) -> str:
+        return json.dumps(self.model_dump(), sort_keys=True, separators=(",", ":"))
+
+
+class RunCreate(BaseModel):
+    checkpoint_id: int
+    corpus_id: int
+    options: RunOptions = Field(default_factory=RunOptions)
+
+
+class RunProgress(BaseModel):
+    status: str
+    shards_total: int
+    shards_done: int
+    shards_failed: int
+    documents_total: int
+    documents_done: int
+    tokens_done: int
+    tokens_per_s: float | None
+    errors: list[str]
+
+
+class RunSummaryOut(BaseModel):
+    n_tokens: int
+    n_documents: int
+    mean_loss: float
+    perplexity: float
+    ece: float
+    brier: float
+    top1_accuracy: float
+    stats: dict
+
+
+class RunOut(BaseModel):
+    id: int
+    created_at: datetime
+    options: RunOptions
+    checkpoint: CheckpointOut
+    corpus: CorpusOut
+    progress: RunProgress
+    summary: RunSummaryOut | None = None
+
+
+class RunDocument(BaseModel):
+    document_id: int
+    position: int
+    title: str
+    source: str
+    n_chars: int
+    scored: bool
+    n_tokens: int | None
+    mean_loss: float | None
+    max_loss: float | None
+
+
+class DocumentTokens(BaseModel):
+    """One document's tokens under one run, as parallel arrays (index i = token i)."""
+
+    run_id: int
+    document_id: int
+    n_tokens: int
+    top_k: int
+    gamma: float
+    text: list[str] = Field(description="The exact character span of each token in the document.")
+    token_id: list[int]
+    char_start: list[int]
+    char_end: list[int]
+    logprob: list[float]
+    loss: list[float]
+    p: list[float]
+    focal_weight: list[float]
+    focal_loss: list[float]
+    entropy: list[float]
+    rank: list[int]
+    context_len: list[int]
+    sum_p2: list[float]
+    top_ids: list[list[int]]
+    top_logprobs: list[list[float]]
+    top_text: list[list[str]] = Field(description="Display text of each top-k alternative (empty until a worker has stored the vocabulary).")

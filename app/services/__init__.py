@@ -1,0 +1,1 @@
+"""Domain logic. Functions take `*, session`; they flush, the caller commits."""

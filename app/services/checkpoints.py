@@ -1,0 +1,118 @@
+"""Model series and their checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.models.checkpoint import Checkpoint, ModelSeries, TokenizerVocab
+from app.services import checkpoint_files
+from app.services.errors import Conflict, Forbidden, NotFound
+
+
+def ensure_series(*, session: Session, name: str, description: str = "") -> ModelSeries:
+    series = session.scalar(select(ModelSeries).where(ModelSeries.name == name))
+    if series is None:
+        series = ModelSeries(name=name, description=description)
+        session.add(series)
+        session.flush()
+    return series
+
+
+def check_under_roots(path: Path, roots: list[Path]) -> None:
+    """Refuse API registrations outside the configured model roots (symlinks resolved first)."""
+    resolved = path.expanduser().resolve()
+    if not any(resolved.is_relative_to(root.expanduser().resolve()) for root in roots):
+        allowed = ", ".join(str(r) for r in roots)
+        raise Forbidden(f"{path}: outside the server's model roots ({allowed}); set FOCALSCOPE_MODEL_ROOTS")
+
+
+def register_checkpoint(
+    *, session: Session, path: Path, series: str | None = None, step: int = 0,
+    tokens_seen: int | None = None, meta: dict | None = None,
+) -> tuple[Checkpoint, bool]:
+    """Register a checkpoint; returns (checkpoint, created). Registering the same weights at the same
+    series and step again returns the existing row; different weights at a taken step conflict."""
+    files = checkpoint_files.inspect(path)
+    series_row = ensure_series(session=session, name=series or files.path.stem)
+    existing = session.scalar(
+        select(Checkpoint).where(Checkpoint.series_id == series_row.id, Checkpoint.step == step)
+    )
+    if existing is not None:
+        if existing.weights_sha256 == files.weights_sha256:
+            return existing, False
+        raise Conflict(f"series {series_row.name!r} already has a different checkpoint at step {step}")
+    checkpoint = Checkpoint(
+        series_id=series_row.id, step=step, tokens_seen=tokens_seen, format=files.format,
+        path=str(files.path), weights_sha256=files.weights_sha256,
+        tokenizer_fingerprint=files.tokenizer_fingerprint, architecture=files.architecture, meta=meta or {},
+    )
+    session.add(checkpoint)
+    session.flush()
+    return checkpoint, True
+
+
+def get_checkpoint(*, session: Session, checkpoint_id: int) -> Checkpoint:
+    checkpoint = session.get(Checkpoint, checkpoint_id)
+    if checkpoint is None:
+        raise NotFound(f"checkpoint {checkpoint_id} not found")
+    return checkpoint
+
+
+def find_checkpoint(*, session: Session, ref: str) -> Checkpoint:
+    """By id, by series name (its latest step) or by `series@step` (the CLI accepts all three)."""
+    if ref.isdigit():
+        return get_checkpoint(session=session, checkpoint_id=int(ref))
+    name, _, step = ref.rpartition("@") if "@" in ref else (ref, "", "")
+    query = select(Checkpoint).join(ModelSeries).where(ModelSeries.name == name)
+    if step:
+        if not step.isdigit():
+            raise NotFound(f"bad checkpoint reference {ref!r}: expected SERIES@STEP")
+        query = query.where(Checkpoint.step == int(step))
+    checkpoint = session.scalar(query.order_by(Checkpoint.step.desc()).limit(1))
+    if checkpoint is None:
+        raise NotFound(f"no checkpoint {ref!r}")
+    return checkpoint
+
+
+def list_checkpoints(
+    *, session: Session, offset: int, limit: int, series_id: int | None = None
+) -> tuple[list[Checkpoint], int]:
+    query = select(Checkpoint)
+    count = select(func.count(Checkpoint.id))
+    if series_id is not None:
+        query, count = query.where(Checkpoint.series_id == series_id), count.where(Checkpoint.series_id == series_id)
+    items = session.scalars(query.order_by(Checkpoint.series_id, Checkpoint.step).offset(offset).limit(limit)).all()
+    return list(items), session.scalar(count) or 0
+
+
+def list_series(*, session: Session, offset: int, limit: int) -> tuple[list[tuple[ModelSeries, int]], int]:
+    counts = (
+        select(ModelSeries, func.count(Checkpoint.id))
+        .outerjoin(Checkpoint)
+        .group_by(ModelSeries.id)
+        .order_by(ModelSeries.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    rows = [(series, n) for series, n in session.execute(counts).all()]
+    return rows, session.scalar(select(func.count(ModelSeries.id))) or 0
+
+
+def store_vocabulary(*, session: Session, fingerprint: str, tokens: list[str]) -> None:
+    """Store a tokenizer's display texts once; two workers racing to do it is fine."""
+    if session.get(TokenizerVocab, fingerprint) is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(TokenizerVocab(fingerprint=fingerprint, size=len(tokens), tokens=tokens))
+    except IntegrityError:
+        pass
+
+
+def load_vocabulary(*, session: Session, fingerprint: str) -> list[str] | None:
+    row = session.get(TokenizerVocab, fingerprint)
+    return None if row is None else list(row.tokens)

@@ -1,0 +1,125 @@
+"""Corpora: parse uploaded .txt / .jsonl files into documents, store and list them."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.models.corpus import Corpus, Document
+from app.services.errors import Conflict, InvalidInput, NotFound
+
+SUPPORTED_SUFFIXES = (".txt", ".jsonl")
+
+
+@dataclass
+class DocumentIn:
+    text: str
+    source: str
+    title: str = ""
+    meta: dict = field(default_factory=dict)
+
+
+def parse_file(filename: str, data: bytes) -> list[DocumentIn]:
+    """A .txt file is one document; a .jsonl file is one document per non-blank line, each an object
+    with a string "text" (and optional "title" and "meta")."""
+    name = PurePath(filename or "").name or "upload"
+    suffix = PurePath(name).suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise InvalidInput(f"{name}: unsupported file type {suffix or '(none)'}; upload .txt or .jsonl files")
+    if not data.strip():
+        raise InvalidInput(f"{name}: the file is empty")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidInput(f"{name}: not valid UTF-8 text (bad byte at offset {exc.start}); re-encode it as UTF-8") from None
+    text = text.removeprefix("\ufeff")
+    if suffix == ".txt":
+        return [DocumentIn(text=text, source=name, title=PurePath(name).stem)]
+    return _parse_jsonl(name, text)
+
+
+def _parse_jsonl(name: str, text: str) -> list[DocumentIn]:
+    documents = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise InvalidInput(f"{name}, line {number}: not valid JSON ({exc.msg})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+            raise InvalidInput(f'{name}, line {number}: expected an object with a string "text" field')
+        meta = record.get("meta", {})
+        if not isinstance(meta, dict):
+            raise InvalidInput(f'{name}, line {number}: "meta" must be an object')
+        title = record.get("title")
+        documents.append(DocumentIn(
+            text=record["text"], source=f"{name}:{number}",
+            title=str(title) if title is not None else f"{PurePath(name).stem} #{number}", meta=meta,
+        ))
+    if not documents:
+        raise InvalidInput(f"{name}: no JSON lines found")
+    return documents
+
+
+def create_corpus(*, session: Session, name: str, documents: list[DocumentIn], description: str = "") -> Corpus:
+    name = name.strip()
+    if not name:
+        raise InvalidInput("a corpus needs a name")
+    if not documents:
+        raise InvalidInput("a corpus needs at least one document")
+    if session.scalar(select(Corpus.id).where(Corpus.name == name)) is not None:
+        raise Conflict(f"a corpus named {name!r} exists already")
+    corpus = Corpus(name=name, description=description, n_documents=len(documents),
+                    n_chars=sum(len(d.text) for d in documents))
+    session.add(corpus)
+    session.flush()
+    session.add_all(
+        Document(corpus_id=corpus.id, position=i, source=d.source[:500], title=d.title[:500], text=d.text,
+                 n_chars=len(d.text), meta=d.meta)
+        for i, d in enumerate(documents)
+    )
+    session.flush()
+    return corpus
+
+
+def get_corpus(*, session: Session, corpus_id: int) -> Corpus:
+    corpus = session.get(Corpus, corpus_id)
+    if corpus is None:
+        raise NotFound(f"corpus {corpus_id} not found")
+    return corpus
+
+
+def find_corpus(*, session: Session, ref: str) -> Corpus:
+    """A corpus by id or by name (the CLI accepts either)."""
+    corpus = session.get(Corpus, int(ref)) if ref.isdigit() else None
+    corpus = corpus or session.scalar(select(Corpus).where(Corpus.name == ref))
+    if corpus is None:
+        raise NotFound(f"no corpus {ref!r}")
+    return corpus
+
+
+def list_corpora(*, session: Session, offset: int, limit: int) -> tuple[list[Corpus], int]:
+    total = session.scalar(select(func.count(Corpus.id))) or 0
+    items = session.scalars(select(Corpus).order_by(Corpus.id.desc()).offset(offset).limit(limit)).all()
+    return list(items), total
+
+
+def list_documents(*, session: Session, corpus_id: int, offset: int, limit: int) -> tuple[list[Document], int]:
+    get_corpus(session=session, corpus_id=corpus_id)
+    total = session.scalar(select(func.count(Document.id)).where(Document.corpus_id == corpus_id)) or 0
+    items = session.scalars(
+        select(Document).where(Document.corpus_id == corpus_id).order_by(Document.position).offset(offset).limit(limit)
+    ).all()
+    return list(items), total
+
+
+def get_document(*, session: Session, document_id: int) -> Document:
+    document = session.get(Document, document_id)
+    if document is None:
+        raise NotFound(f"document {document_id} not found")
+    return document

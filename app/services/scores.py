@@ -1,0 +1,106 @@
+"""Per-token scores: write a shard's documents, read one document's tokens with derived fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session, undefer
+
+from app.analytics import focal
+from app.db.packed import FLOAT32, INT32, pack
+from app.models.corpus import Document
+from app.models.run import TOKEN_FIELDS, Run, TokenScores
+from app.services.checkpoints import load_vocabulary
+from app.services.errors import InvalidInput, NotFound
+
+FIELD_DTYPES = {
+    "token_id": INT32, "char_start": INT32, "char_end": INT32, "logprob": FLOAT32, "entropy": FLOAT32,
+    "rank": INT32, "top_ids": INT32, "top_logprobs": FLOAT32, "sum_p2": FLOAT32, "context_len": INT32,
+}
+TOP_K_FIELDS = ("top_ids", "top_logprobs")
+
+
+@dataclass
+class DocumentScores:
+    """What the scorer produces for one document: each field an array of n_tokens values (top-k
+    fields n_tokens × top_k)."""
+
+    document_id: int
+    top_k: int
+    arrays: dict[str, np.ndarray]
+
+    @property
+    def n_tokens(self) -> int:
+        return int(self.arrays["logprob"].shape[0])
+
+
+def score_rows(run_id: int, documents: list[DocumentScores]) -> list[dict]:
+    """Insert-ready rows (packed bytes), validated: every field present with the right length."""
+    rows = []
+    for doc in documents:
+        n = doc.n_tokens
+        row = {"run_id": run_id, "document_id": doc.document_id, "n_tokens": n, "top_k": doc.top_k}
+        for name in TOKEN_FIELDS:
+            values = np.asarray(doc.arrays[name])
+            expected = (n, doc.top_k) if name in TOP_K_FIELDS else (n,)
+            if values.shape != expected:
+                raise ValueError(f"document {doc.document_id}: {name} has shape {values.shape}, expected {expected}")
+            row[name] = pack(values.reshape(-1), FIELD_DTYPES[name])
+        logprob = doc.arrays["logprob"]
+        row["sum_logprob"] = float(np.sum(logprob, dtype=np.float64))
+        row["max_loss"] = float(-logprob.min()) if n else 0.0
+        rows.append(row)
+    return rows
+
+
+def store_scores(*, session: Session, run_id: int, documents: list[DocumentScores]) -> int:
+    """Insert documents' scores in one executemany; returns the number of tokens written."""
+    rows = score_rows(run_id, documents)
+    if rows:
+        session.execute(insert(TokenScores), rows)
+    return sum(r["n_tokens"] for r in rows)
+
+
+def document_tokens(*, session: Session, run: Run, document_id: int, gamma: float) -> dict:
+    if gamma < 0:
+        raise InvalidInput("gamma must be ≥ 0")
+    document = session.get(Document, document_id)
+    if document is None or document.corpus_id != run.corpus_id:
+        raise NotFound(f"document {document_id} is not in run {run.id}'s corpus")
+    scores = session.scalar(
+        select(TokenScores)
+        .where(TokenScores.run_id == run.id, TokenScores.document_id == document_id)
+        .options(undefer("*"))
+    )
+    if scores is None:
+        raise NotFound(f"document {document_id} has not been scored by run {run.id} yet")
+    n, k = scores.n_tokens, scores.top_k
+    logprob = scores.logprob.astype(np.float64)
+    starts, ends = scores.char_start, scores.char_end
+    text = document.text
+    top_ids = scores.top_ids.reshape(n, k)
+    vocabulary = load_vocabulary(session=session, fingerprint=run.checkpoint.tokenizer_fingerprint)
+    if vocabulary is None:
+        top_text = [[""] * k for _ in range(n)]
+    else:
+        top_text = [[vocabulary[i] if 0 <= i < len(vocabulary) else "" for i in row] for row in top_ids.tolist()]
+    return {
+        "run_id": run.id, "document_id": document_id, "n_tokens": n, "top_k": k, "gamma": gamma,
+        "text": [text[s:e] for s, e in zip(starts.tolist(), ends.tolist())],
+        "token_id": scores.token_id.tolist(),
+        "char_start": starts.tolist(), "char_end": ends.tolist(),
+        "logprob": scores.logprob.tolist(),
+        "loss": (-logprob).tolist(),
+        "p": focal.prob(logprob).tolist(),
+        "focal_weight": focal.focal_weight(logprob, gamma).tolist(),
+        "focal_loss": focal.focal_loss(logprob, gamma).tolist(),
+        "entropy": scores.entropy.tolist(),
+        "rank": scores.rank.tolist(),
+        "context_len": scores.context_len.tolist(),
+        "sum_p2": scores.sum_p2.tolist(),
+        "top_ids": top_ids.tolist(),
+        "top_logprobs": scores.top_logprobs.reshape(n, k).tolist(),
+        "top_text": top_text,
+    }

@@ -1,0 +1,163 @@
+"""The worker process: reap expired leases, claim a job, run its handler with a heartbeat, repeat.
+
+One worker process per device. Any number of workers, on any number of hosts, can share one
+PostgreSQL database; on the embedded SQLite database, a few workers on the same machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from typing import Callable
+
+from app.core.config import Settings
+from app.db.engine import make_engine, make_sessionmaker
+from app.services import queue
+from app.vocab import JOB_KINDS, KIND_SCORE, KIND_SUMMARIZE, KIND_TRAIN
+from workers.context import JobContext, JobInterrupted, PermanentError
+
+log = logging.getLogger("focalscope.worker")
+
+# How often an idle worker looks for work: short enough that the demo feels live, long enough
+# that idle workers cost the database nothing noticeable.
+IDLE_POLL_SECONDS = 1.0
+
+Handler = Callable[[JobContext], None]
+
+
+def _handlers() -> dict[str, Handler]:
+    # Imported on first use: `summarize` needs no torch, and a worker started for summaries only
+    # should not pay for importing it.
+    def score(ctx: JobContext) -> None:
+        from workers.score_job import run_score_shard
+
+        run_score_shard(ctx)
+
+    def summarize(ctx: JobContext) -> None:
+        from workers.summarize_job import run_summarize
+
+        run_summarize(ctx)
+
+    def train(ctx: JobContext) -> None:
+        from workers.training.job import run_train
+
+        run_train(ctx)
+
+    return {KIND_SCORE: score, KIND_SUMMARIZE: summarize, KIND_TRAIN: train}
+
+
+class Worker:
+    def __init__(
+        self, settings: Settings, *, device: str = "cpu", kinds: tuple[str, ...] = JOB_KINDS,
+        name: str | None = None, handlers: dict[str, Handler] | None = None,
+    ):
+        self.settings = settings
+        self.device = device
+        self.kinds = kinds
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}:{device}"
+        self.engine = make_engine(settings.db_url)
+        self.sessions = make_sessionmaker(self.engine)
+        self.handlers = handlers or _handlers()
+        self.stopping = threading.Event()
+        self._last_reap = 0.0
+        # Shared across jobs of this process, e.g. the last loaded model (workers.models).
+        self.cache: dict = {}
+
+    def stop(self) -> None:
+        self.stopping.set()
+
+    def run_forever(self, *, exit_when_idle: bool = False) -> int:
+        """Work until stopped (or, with exit_when_idle, until the queue has nothing for us).
+        Returns the number of jobs handled."""
+        handled = 0
+        log.info("worker %s started (kinds: %s)", self.name, ", ".join(self.kinds))
+        while not self.stopping.is_set():
+            if self.run_one():
+                handled += 1
+            elif exit_when_idle:
+                break
+            else:
+                self.stopping.wait(IDLE_POLL_SECONDS)
+        self.engine.dispose()
+        return handled
+
+    def run_one(self) -> bool:
+        """Claim and run one job; False when there was nothing to claim."""
+        self._reap_if_due()
+        with self.sessions() as session:
+            claim = queue.claim_next(
+                session=session, worker=self.name, kinds=self.kinds, lease_seconds=self.settings.lease_seconds
+            )
+            session.commit()
+        if claim is None:
+            return False
+        self._run(claim)
+        return True
+
+    def _reap_if_due(self) -> None:
+        now = time.monotonic()
+        if now - self._last_reap < self.settings.lease_seconds / 4:
+            return
+        self._last_reap = now
+        with self.sessions() as session:
+            requeued, failed = queue.reap_expired(session=session)
+            session.commit()
+        if requeued or failed:
+            log.warning("reaped expired leases: %d requeued, %d failed", requeued, failed)
+
+    def _run(self, claim: queue.Claim) -> None:
+        ctx = JobContext(
+            claim=claim, settings=self.settings, sessions=self.sessions, device=self.device,
+            stopping=self.stopping, cache=self.cache,
+        )
+        log.info("job %d (%s, attempt %d) claimed", claim.job_id, claim.kind, claim.attempts)
+        beat_stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(ctx, beat_stop), daemon=True)
+        beat.start()
+        try:
+            self.handlers[claim.kind](ctx)
+            log.info("job %d done", claim.job_id)
+        except JobInterrupted as exc:
+            if not ctx.lost.is_set():
+                with self.sessions() as session:
+                    queue.release(session=session, claim=claim)
+                    session.commit()
+            log.warning("job %d interrupted: %s", claim.job_id, exc.reason)
+        except queue.LeaseLost as exc:
+            log.warning("%s", exc)
+        except Exception as exc:  # any handler failure is recorded on the job, never lost
+            retry = not isinstance(exc, PermanentError)
+            with self.sessions() as session:
+                status = queue.fail(session=session, claim=claim, error=_describe(exc), retry=retry)
+                session.commit()
+            log.error("job %d failed (%s): %s", claim.job_id, status, exc)
+        finally:
+            beat_stop.set()
+            beat.join()
+
+    def _heartbeat(self, ctx: JobContext, stop: threading.Event) -> None:
+        while not stop.wait(self.settings.heartbeat_seconds):
+            progress = ctx.snapshot()
+            try:
+                with self.sessions() as session:
+                    ours = queue.heartbeat(
+                        session=session, claim=ctx.claim, lease_seconds=self.settings.lease_seconds,
+                        progress_done=progress.done, tokens_done=progress.tokens,
+                        tokens_per_s=progress.rate(), detail=progress.detail or None,
+                    )
+                    session.commit()
+            except Exception:  # a database hiccup: try again at the next beat, the lease has slack
+                log.exception("heartbeat failed for job %d", ctx.claim.job_id)
+                continue
+            if not ours:
+                ctx.lost.set()
+                return
+
+
+def _describe(exc: BaseException) -> str:
+    """The error text stored on the job: the message first (what the UI shows), then the traceback."""
+    return f"{type(exc).__name__}: {exc}\n\n{''.join(traceback.format_exception(exc))}"
