@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     # transaction: small enough that results appear while a CPU run is going, large enough that
     # a GPU batch is full.
     shard_chars: int = Field(24_000, gt=0)
+    # Worker: padded tokens per forward pass. Bounds activation memory; larger is faster on a GPU.
+    max_batch_tokens: int = Field(4096, ge=16)
     lease_seconds: float = Field(120.0, gt=1)
     heartbeat_seconds: float = Field(10.0, gt=0)
     auto_migrate: bool = Field(True, description="Upgrade the schema to head when serving.")

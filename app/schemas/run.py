@@ -35,8 +35,10 @@ class RunOptions(BaseModel):
         if self.window == WINDOW_STRIDED:
             if self.stride is None:
                 self.stride = max(1, self.max_length // 2)
-            if self.stride > self.max_length:
-                raise ValueError("stride must not exceed max_length")
+            if self.stride >= self.max_length:
+                # A window's first token predicts nothing inside it: with stride == max_length that
+                # token would never be scored.
+                raise ValueError("stride must be smaller than max_length")
         elif self.stride is not None:
             raise ValueError("stride applies to the strided window policy only")
         return self

@@ -122,7 +122,9 @@ def heartbeat(
     return result.rowcount == 1
 
 
-def complete(*, session: Session, claim: Claim, tokens_done: int | None = None) -> None:
+def complete(
+    *, session: Session, claim: Claim, tokens_done: int | None = None, tokens_per_s: float | None = None
+) -> None:
     """Mark the job done in the caller's transaction, which also holds the job's results: both
     commit together or not at all. Raises LeaseLost (roll back) when the job is no longer ours."""
     values: dict = {
@@ -131,6 +133,8 @@ def complete(*, session: Session, claim: Claim, tokens_done: int | None = None) 
     }
     if tokens_done is not None:
         values["tokens_done"] = tokens_done
+    if tokens_per_s is not None:
+        values["tokens_per_s"] = tokens_per_s
     result = session.execute(
         update(Job).where(*_owned(claim)).values(**values).execution_options(synchronize_session=False)
     )

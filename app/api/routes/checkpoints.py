@@ -1,0 +1,58 @@
+"""Model series and checkpoints, registered from server-side paths under the model roots."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, Response, status
+
+from app.api.deps import PagingDep, SessionDep, SettingsDep
+from app.models.checkpoint import Checkpoint
+from app.schemas.checkpoint import CheckpointCreate, CheckpointOut, SeriesOut
+from app.schemas.common import Page
+from app.services import checkpoints
+
+router = APIRouter(tags=["models"])
+
+
+def checkpoint_out(checkpoint: Checkpoint) -> CheckpointOut:
+    return CheckpointOut.model_validate({**_columns(checkpoint), "series_name": checkpoint.series.name})
+
+
+def _columns(row) -> dict:
+    return {c.key: getattr(row, c.key) for c in row.__table__.columns}
+
+
+@router.post("/checkpoints", response_model=CheckpointOut, status_code=status.HTTP_201_CREATED)
+def register_checkpoint(body: CheckpointCreate, session: SessionDep, settings: SettingsDep, response: Response):
+    """Register a safetensors directory or GGUF file. The same weights at the same series and step
+    return the existing checkpoint (200)."""
+    path = Path(body.path)
+    checkpoints.check_under_roots(path, settings.model_roots)
+    checkpoint, created = checkpoints.register_checkpoint(
+        session=session, path=path, series=body.series, step=body.step, tokens_seen=body.tokens_seen
+    )
+    session.commit()
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return checkpoint_out(checkpoint)
+
+
+@router.get("/checkpoints", response_model=Page[CheckpointOut])
+def list_checkpoints(session: SessionDep, paging: PagingDep, series_id: int | None = None):
+    items, total = checkpoints.list_checkpoints(
+        session=session, offset=paging.offset, limit=paging.limit, series_id=series_id
+    )
+    return Page(items=[checkpoint_out(c) for c in items], total=total, offset=paging.offset, limit=paging.limit)
+
+
+@router.get("/checkpoints/{checkpoint_id}", response_model=CheckpointOut)
+def get_checkpoint(checkpoint_id: int, session: SessionDep):
+    return checkpoint_out(checkpoints.get_checkpoint(session=session, checkpoint_id=checkpoint_id))
+
+
+@router.get("/series", response_model=Page[SeriesOut])
+def list_series(session: SessionDep, paging: PagingDep):
+    rows, total = checkpoints.list_series(session=session, offset=paging.offset, limit=paging.limit)
+    items = [SeriesOut.model_validate({**_columns(series), "n_checkpoints": n}) for series, n in rows]
+    return Page(items=items, total=total, offset=paging.offset, limit=paging.limit)

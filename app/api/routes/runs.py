@@ -1,0 +1,98 @@
+"""Scoring runs: create, follow, read per-document and per-token results."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+from sqlalchemy.orm import Session
+
+from app.api.deps import PagingDep, RunDep, SessionDep, SettingsDep
+from app.api.routes.checkpoints import checkpoint_out
+from app.models.run import Run
+from app.schemas.common import Page
+from app.schemas.corpus import CorpusOut
+from app.schemas.run import DocumentTokens, RunCreate, RunDocument, RunOptions, RunOut, RunSummaryOut
+from app.services import queue, runs, scores
+from app.services.errors import NotFound
+
+router = APIRouter(tags=["runs"])
+
+
+def runs_out(session: Session, items: list[Run], *, with_summary: bool = False) -> list[RunOut]:
+    progress = runs.run_progress(session=session, run_ids=[r.id for r in items])
+    result = []
+    for run in items:
+        summary = runs.get_summary(session=session, run_id=run.id) if with_summary else None
+        result.append(RunOut(
+            id=run.id, created_at=run.created_at, options=RunOptions.model_validate(run.options),
+            checkpoint=checkpoint_out(run.checkpoint), corpus=CorpusOut.model_validate(run.corpus),
+            progress=progress[run.id],
+            summary=RunSummaryOut.model_validate(summary, from_attributes=True) if summary else None,
+        ))
+    return result
+
+
+@router.post("/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED)
+def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep, response: Response):
+    """Score a checkpoint on a corpus. The same checkpoint, corpus and options return the existing
+    run (200), with its failed shards queued again."""
+    run, created = runs.create_run(
+        session=session, checkpoint_id=body.checkpoint_id, corpus_id=body.corpus_id, options=body.options,
+        shard_chars=settings.shard_chars,
+    )
+    session.commit()
+    if not created:
+        response.status_code = status.HTTP_200_OK
+    return runs_out(session, [run])[0]
+
+
+@router.get("/runs", response_model=Page[RunOut])
+def list_runs(session: SessionDep, paging: PagingDep, corpus_id: int | None = None, checkpoint_id: int | None = None):
+    items, total = runs.list_runs(
+        session=session, offset=paging.offset, limit=paging.limit, corpus_id=corpus_id, checkpoint_id=checkpoint_id
+    )
+    return Page(items=runs_out(session, items), total=total, offset=paging.offset, limit=paging.limit)
+
+
+@router.get("/runs/{run_id}", response_model=RunOut)
+def get_run(run: RunDep, session: SessionDep):
+    return runs_out(session, [run], with_summary=True)[0]
+
+
+@router.get("/runs/{run_id}/summary", response_model=RunSummaryOut)
+def get_summary(run: RunDep, session: SessionDep):
+    summary = runs.get_summary(session=session, run_id=run.id)
+    if summary is None:
+        raise NotFound(f"run {run.id} has no summary yet (it is computed when every shard is done)")
+    return RunSummaryOut.model_validate(summary, from_attributes=True)
+
+
+@router.get("/runs/{run_id}/documents", response_model=Page[RunDocument])
+def list_run_documents(run: RunDep, session: SessionDep, paging: PagingDep):
+    items, total = runs.run_documents(session=session, run=run, offset=paging.offset, limit=paging.limit)
+    return Page(items=items, total=total, offset=paging.offset, limit=paging.limit)
+
+
+@router.get("/runs/{run_id}/documents/{document_id}/tokens", response_model=DocumentTokens)
+def document_tokens(
+    run: RunDep, document_id: int, session: SessionDep,
+    gamma: Annotated[float, Query(ge=0, le=20, description="Focal γ for focal_weight and focal_loss.")] = 2.0,
+):
+    """Every token of one document with its stored and derived fields, as parallel arrays."""
+    return scores.document_tokens(session=session, run=run, document_id=document_id, gamma=gamma)
+
+
+@router.post("/runs/{run_id}/cancel", response_model=RunOut)
+def cancel_run(run: RunDep, session: SessionDep):
+    queue.cancel(session=session, run_id=run.id)
+    session.commit()
+    return runs_out(session, [run])[0]
+
+
+@router.post("/runs/{run_id}/retry", response_model=RunOut)
+def retry_run(run: RunDep, session: SessionDep):
+    """Queue failed or cancelled shards of the run again, with fresh attempts."""
+    queue.retry_failed(session=session, run_id=run.id)
+    session.commit()
+    return runs_out(session, [run])[0]

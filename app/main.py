@@ -1,0 +1,68 @@
+"""The FastAPI application factory: `create_app(settings)` builds the API (prefix /api/v1) and, with
+`serve_ui`, the static dashboard in frontend/. Nothing happens at import time."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from app.api.errors import install_error_handlers
+from app.api.routes import checkpoints, corpora, jobs, runs, system
+from app.core.config import Settings
+from app.db.engine import make_engine, make_sessionmaker
+
+API_PREFIX = "/api/v1"
+
+
+def plotly_js_path() -> Path:
+    """plotly.min.js as installed with the `plotly` Python package: no CDN, no npm."""
+    import plotly
+
+    return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def create_app(settings: Settings | None = None, *, serve_ui: bool = True) -> FastAPI:
+    settings = settings or Settings()
+    engine = make_engine(settings.db_url)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI):
+        yield
+        engine.dispose()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        title="focalscope",
+        version="0.1.0",
+        description="Token-difficulty analytics: per-token loss, probability and focal weights of causal LMs.",
+        docs_url="/docs",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessions = make_sessionmaker(engine)
+    install_error_handlers(app)
+    for module in (corpora, checkpoints, runs, jobs, system):
+        app.include_router(module.router, prefix=API_PREFIX)
+
+    if serve_ui:
+        _mount_frontend(app, settings.frontend_dir)
+    return app
+
+
+def _mount_frontend(app: FastAPI, frontend_dir: Path) -> None:
+    plotly_js = plotly_js_path()
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    def _plotly() -> FileResponse:
+        return FileResponse(plotly_js, media_type="text/javascript", headers={"Cache-Control": "max-age=86400"})
+
+    @app.get("/", include_in_schema=False)
+    def _index() -> FileResponse:
+        return FileResponse(frontend_dir / "index.html", headers={"Cache-Control": "no-cache"})
+
+    app.mount("/static", StaticFiles(directory=frontend_dir), name="static")

@@ -1,0 +1,321 @@
+"""What a training job is asked to do — loss specs, model presets, the request — checked without torch.
+
+The API validates a request (and shows the presets) without importing torch, and the worker parses
+the same payload with the same code, so a spec the API accepted is a spec the trainer understands.
+Everything here raises ValueError with a message written for the person who typed the spec.
+
+Loss specs (softmax over the vocabulary unless stated; p = probability of the true token):
+
+    ce                        −log p
+    focal:γ                   −(1−p)^γ log p                                       (Lin et al. 2017)
+    poly1:ε                   −log p + ε(1−p)                                      (Leng et al. 2022)
+    polyfocal:ε:γ             (1−p)^γ(−log p) + ε(1−p)^(γ+1)
+    focal-schedule:γ0->γ1     focal with γ moved linearly from γ0 (first step) to γ1 (last step)
+    flsd53                    focal with γ=5 where p<0.2, else γ=3                 (Mukhoti et al. 2020)
+    sigmoid-polyfocal:ε:γ:α   one-vs-all sigmoid over every vocabulary logit, α-balanced focal term
+                              + ε(1−p_t)^(γ+1), summed over the vocabulary (the detection-style
+                              snippet often pasted into LM code; here so that its effect can be seen)
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field, fields, replace
+
+# ---------------------------------------------------------------------------------------------
+# Loss specs
+
+CE, FOCAL, POLY1, POLYFOCAL = "ce", "focal", "poly1", "polyfocal"
+FOCAL_SCHEDULE, FLSD53, SIGMOID_POLYFOCAL = "focal-schedule", "flsd53", "sigmoid-polyfocal"
+
+# name -> (parameter names in spec order, usage shown in error messages)
+LOSS_FORMS: dict[str, tuple[tuple[str, ...], str]] = {
+    CE: ((), "ce"),
+    FOCAL: (("gamma",), "focal:γ (e.g. focal:2)"),
+    POLY1: (("epsilon",), "poly1:ε (e.g. poly1:1)"),
+    POLYFOCAL: (("epsilon", "gamma"), "polyfocal:ε:γ (e.g. polyfocal:1:2)"),
+    FOCAL_SCHEDULE: (("gamma", "gamma_end"), "focal-schedule:γ0->γ1 (e.g. focal-schedule:0->2)"),
+    FLSD53: ((), "flsd53"),
+    SIGMOID_POLYFOCAL: (("epsilon", "gamma", "alpha"), "sigmoid-polyfocal:ε:γ:α (e.g. sigmoid-polyfocal:1:2:0.25)"),
+}
+LOSS_KINDS = tuple(LOSS_FORMS)
+
+# γ far above 10 makes (1−p)^γ underflow for almost every token: nothing left to learn from.
+MAX_GAMMA = 20.0
+# ε < −1 makes Poly-1 decrease as p grows for some p (the loss would reward wrong answers).
+MIN_EPSILON = -1.0
+MAX_EPSILON = 100.0
+# FLSD-53 (Mukhoti et al. 2020): γ=5 for tokens with p < 0.2, γ=3 otherwise.
+FLSD53_THRESHOLD, FLSD53_GAMMA_LOW_P, FLSD53_GAMMA_HIGH_P = 0.2, 5.0, 3.0
+_PARAM_NAMES = {"gamma": "γ (gamma)", "gamma_end": "γ1 (final gamma)", "epsilon": "ε (epsilon)", "alpha": "α (alpha)"}
+
+
+@dataclass(frozen=True)
+class LossSpec:
+    """A parsed loss spec. `text` is the canonical spelling (e.g. "focal:2", "focal-schedule:0->2")."""
+
+    kind: str
+    gamma: float = 0.0
+    gamma_end: float | None = None
+    epsilon: float = 0.0
+    alpha: float | None = None
+
+    @property
+    def text(self) -> str:
+        n = _number_text
+        return {
+            CE: "ce", FLSD53: "flsd53",
+            FOCAL: f"focal:{n(self.gamma)}",
+            POLY1: f"poly1:{n(self.epsilon)}",
+            POLYFOCAL: f"polyfocal:{n(self.epsilon)}:{n(self.gamma)}",
+            FOCAL_SCHEDULE: f"focal-schedule:{n(self.gamma)}->{n(self.gamma_end or 0.0)}",
+            SIGMOID_POLYFOCAL: f"sigmoid-polyfocal:{n(self.epsilon)}:{n(self.gamma)}:{n(self.alpha or 0.0)}",
+        }[self.kind]
+
+    @property
+    def slug(self) -> str:
+        """The spec as a file- and URL-safe name part: "focal-schedule:0->2" -> "focal-schedule-0-to-2"."""
+        return re.sub(r"[^A-Za-z0-9.\-]+", "_", self.text.replace("->", "-to-").replace(":", "-"))
+
+    def gamma_at(self, step: int, total_steps: int) -> float:
+        """γ of the update with 0-based index `step` out of `total_steps` (focal-schedule: γ0 at the
+        first update, γ1 at the last, linear in between)."""
+        if self.kind != FOCAL_SCHEDULE or self.gamma_end is None:
+            return self.gamma
+        if total_steps <= 1:
+            return self.gamma
+        t = min(max(step, 0), total_steps - 1) / (total_steps - 1)
+        return self.gamma + (self.gamma_end - self.gamma) * t
+
+    def as_meta(self) -> dict:
+        return {"loss": self.text, "loss_kind": self.kind, **{k: v for k, v in asdict(self).items() if k != "kind"}}
+
+
+def parse_loss_spec(text: str) -> LossSpec:
+    """Parse "focal:2", "polyfocal:1:2", "focal-schedule:0->2", ... Raises ValueError saying what is wrong."""
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"empty loss spec; expected one of: {_usage_list()}")
+    spec = text.strip().lower()
+    name, _, rest = spec.partition(":")
+    if name not in LOSS_FORMS:
+        raise ValueError(f"unknown loss {text.strip()!r}; expected one of: {_usage_list()}")
+    names, usage = LOSS_FORMS[name]
+    if name == FOCAL_SCHEDULE:
+        parts = rest.split("->") if rest else []
+    else:
+        parts = rest.split(":") if rest else []
+    if len(parts) != len(names):
+        if not names:
+            raise ValueError(f"loss {text.strip()!r}: {name} takes no parameters; write just {usage}")
+        raise ValueError(
+            f"loss {text.strip()!r}: {name} needs {len(names)} parameter{'s' if len(names) > 1 else ''} "
+            f"({', '.join(_PARAM_NAMES[n] for n in names)}), got {len(parts)}; write {usage}"
+        )
+    values = {n: _number(text.strip(), n, part) for n, part in zip(names, parts)}
+    for key in ("gamma", "gamma_end"):
+        if key in values and not 0.0 <= values[key] <= MAX_GAMMA:
+            raise ValueError(
+                f"loss {text.strip()!r}: {_PARAM_NAMES[key]} must be ≥ 0 and ≤ {MAX_GAMMA:g}, got {values[key]:g}"
+            )
+    if "epsilon" in values and not MIN_EPSILON <= values["epsilon"] <= MAX_EPSILON:
+        raise ValueError(
+            f"loss {text.strip()!r}: ε (epsilon) must be between {MIN_EPSILON:g} and {MAX_EPSILON:g}, got "
+            f"{values['epsilon']:g} (below −1 the loss would reward confident wrong answers)"
+        )
+    if "alpha" in values and not 0.0 <= values["alpha"] <= 1.0:
+        raise ValueError(f"loss {text.strip()!r}: α (alpha) must be between 0 and 1, got {values['alpha']:g}")
+    return LossSpec(kind=name, **values)
+
+
+def _number(spec: str, name: str, part: str) -> float:
+    try:
+        value = float(part.strip())
+    except ValueError:
+        raise ValueError(f"loss {spec!r}: {_PARAM_NAMES[name]} {part.strip()!r} is not a number") from None
+    if not math.isfinite(value):
+        raise ValueError(f"loss {spec!r}: {_PARAM_NAMES[name]} must be a finite number, got {part.strip()!r}")
+    return value
+
+
+def _number_text(value: float) -> str:
+    return f"{value:g}"
+
+
+def _usage_list() -> str:
+    return ", ".join(usage.split(" (")[0] for _, usage in LOSS_FORMS.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# Model presets (torch-free numbers; workers.training.presets turns them into transformers configs)
+
+ARCH_GPT2, ARCH_LLAMA = "gpt2", "llama"
+TOKENIZER_BPE, TOKENIZER_SMOLLM2 = "bpe", "smollm2"
+TOKENIZERS = (TOKENIZER_BPE, TOKENIZER_SMOLLM2)
+SMOLLM2_VOCAB_SIZE = 49152
+MIN_VOCAB_SIZE, MAX_VOCAB_SIZE = 512, 131_072  # below 512 a byte-level BPE has hardly any merges
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    arch: str
+    n_layer: int
+    d_model: int
+    n_head: int
+    context: int  # positions the model has; the default seq_len and the scoring max_length
+    vocab_size: int  # BPE vocabulary trained when none is given
+    batch_size: int
+    lr: float
+    # Llama only: key/value heads (grouped-query attention) and the MLP width.
+    n_kv_head: int | None = None
+    d_ff: int | None = None
+    note: str = ""
+    # Measured with the default BPE vocabulary / with SmolLM2's 49152 tokens (tied embeddings).
+    params: dict = field(default_factory=dict)
+
+
+# Sizes follow nanoGPT's habit: small models take a larger learning rate. Dropout is 0 everywhere
+# (pretraining on more tokens than parameters does not overfit; and runs stay bit-reproducible).
+PRESETS: dict[str, Preset] = {p.name: p for p in (
+    Preset("tiny", ARCH_GPT2, n_layer=4, d_model=128, n_head=4, context=256, vocab_size=2048, batch_size=16,
+           lr=3e-3, note="GPT-2, a few hundred steps in a couple of minutes on 2 CPU cores",
+           params={"bpe": 1_090_304, "smollm2": 7_114_240}),
+    Preset("small", ARCH_GPT2, n_layer=6, d_model=384, n_head=6, context=512, vocab_size=8192, batch_size=16,
+           lr=1e-3, note="GPT-2, ~14M parameters; CPU-feasible for short runs, comfortable on a GPU",
+           params={"bpe": 14_005_632, "smollm2": 29_735_040}),
+    Preset("base", ARCH_GPT2, n_layer=12, d_model=768, n_head=12, context=1024, vocab_size=32768, batch_size=32,
+           lr=6e-4, note="GPT-2 small shape (~110–124M); GPU",
+           params={"bpe": 110_209_536, "smollm2": 123_796_224}),
+    Preset("tiny-llama", ARCH_LLAMA, n_layer=4, d_model=128, n_head=4, n_kv_head=2, d_ff=352, context=256,
+           vocab_size=2048, batch_size=16, lr=3e-3, note="Llama (RoPE, RMSNorm, SwiGLU, GQA), tiny",
+           params={"bpe": 1_006_720, "smollm2": 7_030_656}),
+    Preset("small-llama", ARCH_LLAMA, n_layer=8, d_model=384, n_head=6, n_kv_head=2, d_ff=1024, context=512,
+           vocab_size=8192, batch_size=16, lr=1e-3, note="Llama, ~15M parameters",
+           params={"bpe": 15_354_240, "smollm2": 31_083_648}),
+    Preset("base-llama", ARCH_LLAMA, n_layer=30, d_model=576, n_head=9, n_kv_head=3, d_ff=1536, context=2048,
+           vocab_size=49152, batch_size=16, lr=3e-3, note="SmolLM2-135M's shape; GPU",
+           params={"bpe": 134_515_008, "smollm2": 134_515_008}),
+)}
+
+
+def get_preset(name: str) -> Preset:
+    if name not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; choose one of: {', '.join(PRESETS)}")
+    return PRESETS[name]
+
+
+# ---------------------------------------------------------------------------------------------
+# The training request (= the payload of a `train` job)
+
+MAX_STEPS = 1_000_000
+# Each checkpoint is saved and scored: thousands of them would flood the queue and the disk.
+MAX_CHECKPOINTS = 1000
+MAX_BATCH_SIZE = 4096
+MIN_SEQ_LEN = 8
+SERIES_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,149}$")
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    """One model trained on one corpus with one loss. None means "the preset's default"."""
+
+    corpus_id: int
+    series: str
+    preset: str = "tiny"
+    loss: str = "ce"
+    steps: int = 300
+    save_every: int = 50
+    seed: int = 0
+    eval_corpus_id: int | None = None
+    tokenizer: str = TOKENIZER_BPE
+    vocab_size: int | None = None
+    lr: float | None = None
+    batch_size: int | None = None
+    seq_len: int | None = None
+    experiment_id: int | None = None
+
+    @classmethod
+    def from_payload(cls, payload: dict) -> "TrainingRequest":
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(payload) - known)
+        if unknown:
+            raise ValueError(f"unknown training option{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
+        missing = [name for name in ("corpus_id", "series") if payload.get(name) is None]
+        if missing:
+            raise ValueError(f"missing training option{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
+        return cls(**payload)
+
+    def to_payload(self) -> dict:
+        return asdict(self)
+
+    def validated(self) -> "TrainingRequest":
+        """Check everything, then fill in the preset's defaults and the canonical loss spelling.
+        Raises ValueError listing every problem at once."""
+        problems: list[str] = []
+        loss = self.loss
+        try:
+            loss = parse_loss_spec(self.loss).text
+        except ValueError as exc:
+            problems.append(str(exc))
+        preset = PRESETS.get(self.preset) if isinstance(self.preset, str) else None
+        if preset is None:
+            problems.append(f"unknown preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
+        _check_int(problems, "corpus_id", self.corpus_id, 1)
+        _check_int(problems, "eval_corpus_id", self.eval_corpus_id, 1, optional=True)
+        _check_int(problems, "experiment_id", self.experiment_id, 1, optional=True)
+        if not isinstance(self.series, str) or not SERIES_NAME.match(self.series) or ".." in self.series:
+            problems.append(
+                f"series name {self.series!r}: use 1–150 letters, digits, '.', '_' or '-', starting with a letter or digit"
+            )
+        steps_ok = _check_int(problems, "steps", self.steps, 1, MAX_STEPS)
+        if _check_int(problems, "save_every", self.save_every, 1) and steps_ok:
+            if self.save_every > self.steps:
+                problems.append(f"save_every ({self.save_every}) must not exceed steps ({self.steps})")
+            elif self.steps // self.save_every + 2 > MAX_CHECKPOINTS:
+                problems.append(
+                    f"steps / save_every = {self.steps // self.save_every} checkpoints; at most {MAX_CHECKPOINTS - 2} "
+                    "(each is saved and scored): raise save_every"
+                )
+        _check_int(problems, "seed", self.seed, 0, 2**63 - 1)
+        if self.tokenizer not in TOKENIZERS:
+            problems.append(f"unknown tokenizer {self.tokenizer!r}; choose one of: {', '.join(TOKENIZERS)}")
+        elif self.tokenizer == TOKENIZER_SMOLLM2 and self.vocab_size is not None and self.vocab_size != SMOLLM2_VOCAB_SIZE:
+            problems.append(f"vocab_size applies to the bpe tokenizer only (smollm2 has {SMOLLM2_VOCAB_SIZE} tokens)")
+        _check_int(problems, "vocab_size", self.vocab_size, MIN_VOCAB_SIZE, MAX_VOCAB_SIZE, optional=True)
+        if self.lr is not None and (
+            isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr <= 1
+            or not math.isfinite(self.lr)
+        ):
+            problems.append(f"lr must be a number in (0, 1], got {self.lr!r}")
+        _check_int(problems, "batch_size", self.batch_size, 1, MAX_BATCH_SIZE, optional=True)
+        if preset is not None and _check_int(problems, "seq_len", self.seq_len, MIN_SEQ_LEN, optional=True):
+            if self.seq_len is not None and self.seq_len > preset.context:
+                problems.append(f"seq_len {self.seq_len} exceeds the {preset.name} preset's context of {preset.context} tokens")
+        if problems:
+            raise ValueError("; ".join(problems))
+        assert preset is not None
+        vocab = SMOLLM2_VOCAB_SIZE if self.tokenizer == TOKENIZER_SMOLLM2 else (self.vocab_size or preset.vocab_size)
+        return replace(
+            self, loss=loss, vocab_size=vocab, lr=float(self.lr or preset.lr),
+            batch_size=self.batch_size or preset.batch_size, seq_len=self.seq_len or preset.context,
+        )
+
+    def save_steps(self) -> list[int]:
+        """Steps with a checkpoint: 0 (the untrained model), every save_every, and the last."""
+        return sorted({0, *range(self.save_every, self.steps + 1, self.save_every), self.steps})
+
+
+def _check_int(problems: list[str], name: str, value, low: int, high: int | None = None, *, optional: bool = False) -> bool:
+    if value is None and optional:
+        return True
+    if isinstance(value, bool) or not isinstance(value, int):
+        problems.append(f"{name} must be a whole number, got {value!r}")
+        return False
+    if value < low:
+        problems.append(f"{name} must be at least {low}, got {value}")
+        return False
+    if high is not None and value > high:
+        problems.append(f"{name} must be at most {high}, got {value}")
+        return False
+    return True

@@ -1,0 +1,135 @@
+"""Load a registered checkpoint safely: safetensors or GGUF only, local files only, no remote code.
+
+GGUF files are dequantized once (≈ 10–30 s on a CPU) and cached as a safetensors directory keyed by
+the file's sha256, so later loads — in any worker on this host — take a second.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+# Belt and braces: nothing in a worker may reach a model hub.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase  # noqa: E402
+
+from app.vocab import FORMAT_GGUF, FORMAT_SAFETENSORS  # noqa: E402
+from workers.context import PermanentError  # noqa: E402
+
+log = logging.getLogger("focalscope.worker")
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+SAFE_LOAD = {"local_files_only": True, "trust_remote_code": False}
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module
+    tokenizer: PreTrainedTokenizerBase
+    # Token put before every document so that its first token is predicted too (lm-eval's choice:
+    # BOS if the tokenizer has one, else EOS).
+    prefix_token_id: int
+    max_positions: int | None
+    device: torch.device
+    dtype: torch.dtype
+
+    def display_vocabulary(self) -> list[str]:
+        """How each token id reads as text (for top-k alternatives in the UI)."""
+        size = max(len(self.tokenizer), self.model.get_output_embeddings().weight.shape[0])
+        return [self.tokenizer.decode([i]) if i < len(self.tokenizer) else "" for i in range(size)]
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise PermanentError(f"device {device!r} requested but CUDA is not available on this worker")
+    return resolved
+
+
+def load_checkpoint(*, path: str, format: str, weights_sha256: str, cache_dir: Path, device: str, dtype: str) -> LoadedModel:
+    if format == FORMAT_GGUF:
+        directory = gguf_as_safetensors(Path(path), weights_sha256, cache_dir)
+    elif format == FORMAT_SAFETENSORS:
+        directory = Path(path)
+    else:
+        raise PermanentError(f"unsupported checkpoint format {format!r}")
+    return load_safetensors_dir(directory, device=resolve_device(device), dtype=DTYPES[dtype])
+
+
+def load_safetensors_dir(directory: Path, *, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    if not directory.is_dir():
+        raise PermanentError(f"checkpoint directory {directory} is gone")
+    config = _config(directory)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory, **SAFE_LOAD)
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, use_safetensors=True, **SAFE_LOAD)
+    except (OSError, ValueError) as exc:
+        raise PermanentError(f"cannot load checkpoint {directory}: {exc}") from exc
+    if not tokenizer.is_fast:
+        raise PermanentError(f"{directory}: a fast tokenizer (tokenizer.json) is needed for character offsets")
+    prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+    if prefix is None:
+        raise PermanentError(f"{directory}: the tokenizer has neither a BOS nor an EOS token to start documents with")
+    model.to(device).eval()
+    return LoadedModel(
+        model=model, tokenizer=tokenizer, prefix_token_id=int(prefix),
+        max_positions=getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None),
+        device=device, dtype=dtype,
+    )
+
+
+def _config(directory: Path):
+    raw = json.loads((directory / "config.json").read_text(encoding="utf-8"))
+    if "auto_map" in raw:
+        # Custom architectures ship Python code with the weights; we never run it.
+        raise PermanentError(f"{directory}: the model needs custom code (auto_map in config.json); refusing to run it")
+    try:
+        return AutoConfig.from_pretrained(directory, **SAFE_LOAD)
+    except (OSError, ValueError) as exc:
+        raise PermanentError(f"{directory}: unsupported model config: {exc}") from exc
+
+
+def gguf_as_safetensors(gguf_path: Path, sha256: str, cache_dir: Path) -> Path:
+    """Dequantize a GGUF file into a float32 safetensors directory, once per file content."""
+    target = cache_dir / "gguf" / sha256
+    if (target / "config.json").is_file():
+        return target
+    if not gguf_path.is_file():
+        raise PermanentError(f"GGUF file {gguf_path} is gone")
+    log.info("converting %s to safetensors (once; cached in %s)", gguf_path.name, target)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, **SAFE_LOAD)
+        quantized = AutoModelForCausalLM.from_pretrained(
+            gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32, **SAFE_LOAD
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        raise PermanentError(f"cannot read GGUF file {gguf_path.name}: {exc}") from exc
+    # save_pretrained refuses a model still flagged as GGUF-quantized: copy the dequantized weights
+    # into a freshly built model of the same config and save that.
+    config = quantized.config
+    for attribute in ("quantization_config", "_pre_quantization_dtype"):
+        if hasattr(config, attribute):
+            delattr(config, attribute)
+    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    fresh.load_state_dict(quantized.state_dict())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=target.parent))
+    try:
+        fresh.save_pretrained(staging, safe_serialization=True)
+        tokenizer.save_pretrained(staging)
+        # Another worker may have finished the same conversion meanwhile; either copy is good.
+        os.replace(staging, target) if not target.exists() else shutil.rmtree(staging)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging, ignore_errors=True)
+    return target
