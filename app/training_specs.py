@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 
 # ---------------------------------------------------------------------------------------------
 # Loss specs
@@ -180,19 +181,19 @@ class Preset:
 PRESETS: dict[str, Preset] = {p.name: p for p in (
     Preset("tiny", ARCH_GPT2, n_layer=4, d_model=128, n_head=4, context=256, vocab_size=2048, batch_size=16,
            lr=3e-3, note="GPT-2, a few hundred steps in a couple of minutes on 2 CPU cores",
-           params={"bpe": 1_090_304, "smollm2": 7_114_240}),
-    Preset("small", ARCH_GPT2, n_layer=6, d_model=384, n_head=6, context=512, vocab_size=8192, batch_size=16,
-           lr=1e-3, note="GPT-2, ~14M parameters; CPU-feasible for short runs, comfortable on a GPU",
-           params={"bpe": 14_005_632, "smollm2": 29_735_040}),
+           params={"bpe": 1_088_256, "smollm2": 7_117_568}),
+    Preset("small", ARCH_GPT2, n_layer=10, d_model=384, n_head=6, context=512, vocab_size=8192, batch_size=16,
+           lr=1e-3, note="GPT-2, ~21M parameters; CPU-feasible for short runs, comfortable on a GPU",
+           params={"bpe": 21_087_744, "smollm2": 36_816_384}),
     Preset("base", ARCH_GPT2, n_layer=12, d_model=768, n_head=12, context=1024, vocab_size=32768, batch_size=32,
            lr=6e-4, note="GPT-2 small shape (~110–124M); GPU",
-           params={"bpe": 110_209_536, "smollm2": 123_796_224}),
+           params={"bpe": 111_008_256, "smollm2": 123_591_168}),
     Preset("tiny-llama", ARCH_LLAMA, n_layer=4, d_model=128, n_head=4, n_kv_head=2, d_ff=352, context=256,
            vocab_size=2048, batch_size=16, lr=3e-3, note="Llama (RoPE, RMSNorm, SwiGLU, GQA), tiny",
-           params={"bpe": 1_006_720, "smollm2": 7_030_656}),
-    Preset("small-llama", ARCH_LLAMA, n_layer=8, d_model=384, n_head=6, n_kv_head=2, d_ff=1024, context=512,
-           vocab_size=8192, batch_size=16, lr=1e-3, note="Llama, ~15M parameters",
-           params={"bpe": 15_354_240, "smollm2": 31_083_648}),
+           params={"bpe": 1_000_576, "smollm2": 7_029_888}),
+    Preset("small-llama", ARCH_LLAMA, n_layer=10, d_model=384, n_head=6, n_kv_head=2, d_ff=1024, context=512,
+           vocab_size=8192, batch_size=16, lr=1e-3, note="Llama, ~19M parameters",
+           params={"bpe": 18_882_432, "smollm2": 34_611_072}),
     Preset("base-llama", ARCH_LLAMA, n_layer=30, d_model=576, n_head=9, n_kv_head=3, d_ff=1536, context=2048,
            vocab_size=49152, batch_size=16, lr=3e-3, note="SmolLM2-135M's shape; GPU",
            params={"bpe": 134_515_008, "smollm2": 134_515_008}),
@@ -304,6 +305,12 @@ class TrainingRequest:
     def save_steps(self) -> list[int]:
         """Steps with a checkpoint: 0 (the untrained model), every save_every, and the last."""
         return sorted({0, *range(self.save_every, self.steps + 1, self.save_every), self.steps})
+
+
+def train_directory(data_dir: Path, series: str) -> Path:
+    """Where a training series' checkpoints are written (under the default model root, so the API may
+    register and serve them)."""
+    return data_dir / "models" / "train" / series
 
 
 def _check_int(problems: list[str], name: str, value, low: int, high: int | None = None, *, optional: bool = False) -> bool:

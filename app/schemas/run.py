@@ -106,7 +106,7 @@ class DocumentTokens(BaseModel):
     n_tokens: int
     top_k: int
     gamma: float
-    text: list[str] = Field(description="The exact character span of each token in the document.")
+    text: list[str] = Field(description="Display text of each token: its character span, minus characters an earlier token already shows (pieces of one multi-byte character show it once).")
     token_id: list[int]
     char_start: list[int]
     char_end: list[int]

@@ -63,6 +63,22 @@ def store_scores(*, session: Session, run_id: int, documents: list[DocumentScore
     return sum(r["n_tokens"] for r in rows)
 
 
+def token_texts(text: str, starts: np.ndarray, ends: np.ndarray) -> list[str]:
+    """Each token's display text: its character span, minus what earlier tokens already showed.
+
+    Byte-level BPE splits a multi-byte character (é, 😀) into several tokens that all report the
+    whole character as their span; the first shows it, the rest show "" — so the texts concatenate
+    to exactly the document (minus any characters no token covers).
+    """
+    shown_until = 0
+    texts = []
+    for start, end in zip(starts.tolist(), ends.tolist()):
+        start = max(start, shown_until)
+        texts.append(text[start:end] if end > start else "")
+        shown_until = max(shown_until, end)
+    return texts
+
+
 def document_tokens(*, session: Session, run: Run, document_id: int, gamma: float) -> dict:
     if gamma < 0:
         raise InvalidInput("gamma must be ≥ 0")
@@ -88,7 +104,7 @@ def document_tokens(*, session: Session, run: Run, document_id: int, gamma: floa
         top_text = [[vocabulary[i] if 0 <= i < len(vocabulary) else "" for i in row] for row in top_ids.tolist()]
     return {
         "run_id": run.id, "document_id": document_id, "n_tokens": n, "top_k": k, "gamma": gamma,
-        "text": [text[s:e] for s, e in zip(starts.tolist(), ends.tolist())],
+        "text": token_texts(text, starts, ends),
         "token_id": scores.token_id.tolist(),
         "char_start": starts.tolist(), "char_end": ends.tolist(),
         "logprob": scores.logprob.tolist(),

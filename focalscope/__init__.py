@@ -1,0 +1,1 @@
+"""The `focalscope` command line."""

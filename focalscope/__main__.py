@@ -1,0 +1,3 @@
+from focalscope.cli import main
+
+raise SystemExit(main())

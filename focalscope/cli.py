@@ -1,0 +1,133 @@
+"""focalscope — which tokens are hard, how that changes during training, what focal loss would do.
+
+Every command reads its settings from the environment and .env (FOCALSCOPE_DATA_DIR,
+DATABASE_URL, ...); options given here win.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from pydantic import ValidationError
+from sqlalchemy.exc import OperationalError
+
+from app.core.config import Settings
+from app.services.errors import DomainError
+from focalscope import commands
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="focalscope", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, help="data directory (default: ./data)")
+    parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite under the data directory)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="serve the dashboard and API, with worker processes")
+    _serve_options(serve)
+    serve.set_defaults(handler=commands.serve)
+
+    demo = sub.add_parser("demo", help="prepare the offline demo (SmolLM2 on Macbeth) and serve it")
+    _serve_options(demo)
+    demo.add_argument("--no-serve", action="store_true", help="prepare the data, enqueue the run, and exit")
+    demo.set_defaults(handler=commands.demo)
+
+    from workers.cli import add_arguments as worker_arguments
+
+    worker = sub.add_parser("worker", help="run a worker that claims jobs from the database")
+    worker_arguments(worker)
+    worker.set_defaults(handler=commands.worker)
+
+    corpus = sub.add_parser("corpus", help="manage corpora").add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = corpus.add_parser("add", help="create a corpus from .txt / .jsonl files or directories of them")
+    add.add_argument("paths", nargs="+", type=Path, metavar="PATH")
+    add.add_argument("--name", help="corpus name (default: the first path's name)")
+    add.add_argument("--description", default="")
+    add.add_argument("--split", choices=("file", "scenes"), default="file",
+                     help="file: one document per .txt file / .jsonl line; scenes: one per play scene")
+    add.set_defaults(handler=commands.corpus_add)
+    corpus.add_parser("list", help="list corpora").set_defaults(handler=commands.corpus_list)
+
+    model = sub.add_parser("model", help="manage checkpoints").add_subparsers(dest="action", required=True, metavar="ACTION")
+    model_add = model.add_parser("add", help="register a safetensors directory or a GGUF file")
+    model_add.add_argument("path", type=Path)
+    model_add.add_argument("--series", help="series name (default: the file or directory name)")
+    model_add.add_argument("--step", type=int, default=0, help="training step of this checkpoint (default 0)")
+    model_add.add_argument("--tokens-seen", type=int, help="training tokens seen at this checkpoint")
+    model_add.set_defaults(handler=commands.model_add)
+    model.add_parser("list", help="list checkpoints").set_defaults(handler=commands.model_list)
+
+    score = sub.add_parser("score", help="score a checkpoint on a corpus (enqueue a run)")
+    score.add_argument("--model", required=True, help="checkpoint id, series name (latest step) or SERIES@STEP")
+    score.add_argument("--corpus", required=True, help="corpus id or name")
+    score.add_argument("--window", choices=("rolling", "strided"), default="rolling")
+    score.add_argument("--max-length", type=int, default=2048, help="tokens per window (default 2048)")
+    score.add_argument("--stride", type=int, help="strided: new tokens per window (default max-length/2)")
+    score.add_argument("--top-k", type=int, default=5, help="alternatives stored per token (default 5)")
+    score.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    score.add_argument("--wait", action="store_true", help="show progress until the run ends (a worker must be running)")
+    score.add_argument("--here", action="store_true", help="score in this process instead of waiting for a worker")
+    score.add_argument("--device", default="auto", help="with --here: cpu, cuda, cuda:N or auto")
+    score.set_defaults(handler=commands.score)
+
+    runs = sub.add_parser("runs", help="list runs with their status")
+    runs.set_defaults(handler=commands.runs_list)
+
+    jobs = sub.add_parser("jobs", help="list jobs with progress")
+    jobs.add_argument("--status", help="only jobs with this status (queued, running, done, failed, cancelled)")
+    jobs.add_argument("--limit", type=int, default=30)
+    jobs.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
+    jobs.set_defaults(handler=commands.jobs)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True, metavar="ACTION")
+    db.add_parser("upgrade", help="migrate to the latest schema").set_defaults(handler=commands.db_upgrade)
+    db.add_parser("current", help="show the schema revision").set_defaults(handler=commands.db_current)
+    return parser
+
+
+def _serve_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--host", help="bind address (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default 8000)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes to start (default 1; 0 for none)")
+    parser.add_argument("--device", default="auto", help="workers' device: cpu, cuda, cuda:N or auto")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides = {}
+    if args.data_dir:
+        overrides["data_dir"] = args.data_dir
+    if args.database_url:
+        overrides["database_url"] = args.database_url
+    for name in ("host", "port"):
+        if getattr(args, name, None) is not None:
+            overrides[name] = getattr(args, name)
+    return Settings(**overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
+    )
+    # Alembic announces its migration context on every command; only real upgrades are news.
+    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    try:
+        settings = settings_from(args)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
+        print(f"error: invalid settings: {problems}", file=sys.stderr)
+        return 2
+    try:
+        return args.handler(args, settings) or 0
+    except DomainError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 2
+    except OperationalError as exc:
+        print(f"error: cannot use the database: {exc.orig}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130

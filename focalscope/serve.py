@@ -1,0 +1,101 @@
+"""`focalscope serve`: the API and dashboard in this process, workers as child processes.
+
+Workers are separate processes (not threads) so that a model's memory and a crash stay out of the
+API, and so that Ctrl-C reaches them too: each releases its job and exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+
+from app.core.config import Settings
+
+log = logging.getLogger("focalscope.serve")
+# A worker asked to stop finishes its current batch first; on a CPU that can take a few seconds.
+WORKER_STOP_TIMEOUT_S = 20
+WORKER_WATCH_INTERVAL_S = 5
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def worker_command(device: str, index: int) -> list[str]:
+    return [sys.executable, "-m", "workers", "--device", device, "--name", f"{socket.gethostname()}:serve-{index}:{device}"]
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["FOCALSCOPE_DATA_DIR"] = str(settings.data_dir)
+    env["FOCALSCOPE_DATABASE_URL"] = settings.db_url
+    env["FOCALSCOPE_MAX_BATCH_TOKENS"] = str(settings.max_batch_tokens)
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+class WorkerPool:
+    """Child worker processes, restarted if one dies while the server runs."""
+
+    def __init__(self, settings: Settings, count: int, device: str):
+        self.settings, self.count, self.device = settings, count, device
+        self.processes: list[subprocess.Popen] = []
+        self.stopping = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, daemon=True)
+
+    def start(self) -> None:
+        self.processes = [self._spawn(i) for i in range(self.count)]
+        self._watcher.start()
+
+    def _spawn(self, index: int) -> subprocess.Popen:
+        return subprocess.Popen(worker_command(self.device, index), env=worker_env(self.settings))
+
+    def _watch(self) -> None:
+        while not self.stopping.wait(WORKER_WATCH_INTERVAL_S):
+            for index, process in enumerate(self.processes):
+                if process.poll() is not None and not self.stopping.is_set():
+                    log.warning("worker %d exited with status %s; restarting it", index, process.returncode)
+                    self.processes[index] = self._spawn(index)
+
+    def stop(self) -> None:
+        self.stopping.set()
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=WORKER_STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def serve(settings: Settings, *, workers: int, device: str) -> int:
+    import uvicorn
+
+    from app.db import migrate
+    from app.main import create_app
+
+    if not port_free(settings.host, settings.port):
+        print(f"error: {settings.host}:{settings.port} is already in use; choose another with --port", file=sys.stderr)
+        return 1
+    if settings.auto_migrate:
+        migrate.upgrade(settings.db_url)
+    pool = WorkerPool(settings, workers, device)
+    pool.start()
+    print(f"\n  focalscope is serving http://{settings.host}:{settings.port}   (Ctrl-C stops it)\n", flush=True)
+    try:
+        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        pool.stop()
+    return 0

@@ -1,0 +1,214 @@
+"""REST API: every route's success and error paths, on SQLite and PostgreSQL. Errors are JSON
+{"error": {"code", "message", "detail"}} with a 4xx status — never a 500, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from tests.tiny_models import tiny_llama_dir  # noqa: F401
+from workers.loop import Worker
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def model_root(tmp_path, tiny_llama_dir):
+    root = tmp_path / "models"
+    shutil.copytree(tiny_llama_dir, root / "tiny")
+    return root
+
+
+@pytest.fixture
+def client(settings, engine, model_root):
+    settings.model_roots = [model_root]
+    with TestClient(create_app(settings, serve_ui=False)) as client:
+        yield client
+
+
+def error_of(response, status: int, code: str) -> str:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"]["code"] == code
+    assert "Traceback" not in response.text
+    return body["error"]["message"]
+
+
+def upload(client, name="scenes", files=None):
+    files = files or [
+        ("files", ("witches.txt", "When shall we three meet again?\nIn thunder, lightning, or in rain?".encode(), "text/plain")),
+        ("files", ("more.jsonl", b'{"text": "Fair is foul, and foul is fair.", "title": "I.1"}\n\n{"text": "<b>bold</b> \xc3\xa9"}\n', "application/jsonl")),
+    ]
+    return client.post(f"{API}/corpora", data={"name": name}, files=files)
+
+
+def test_corpus_upload_list_and_read(client):
+    response = upload(client)
+    assert response.status_code == 201
+    corpus = response.json()
+    assert corpus["n_documents"] == 3 and corpus["name"] == "scenes"
+    listed = client.get(f"{API}/corpora").json()
+    assert listed["total"] == 1 and listed["items"][0]["id"] == corpus["id"]
+    assert client.get(f"{API}/corpora/{corpus['id']}").json()["n_chars"] == corpus["n_chars"]
+    documents = client.get(f"{API}/corpora/{corpus['id']}/documents", params={"limit": 2}).json()
+    assert documents["total"] == 3 and len(documents["items"]) == 2
+    assert [d["title"] for d in documents["items"]] == ["witches", "I.1"]
+    third = client.get(f"{API}/corpora/{corpus['id']}/documents", params={"offset": 2}).json()["items"][0]
+    document = client.get(f"{API}/documents/{third['id']}").json()
+    assert document["text"] == "<b>bold</b> é" and document["source"] == "more.jsonl:3"
+
+
+@pytest.mark.parametrize("filename,content,fragment", [
+    ("empty.txt", b"", "empty"),
+    ("blank.txt", b"   \n\n", "empty"),
+    ("latin1.txt", "café".encode("latin-1"), "not valid UTF-8"),
+    ("notes.pdf", b"%PDF-1.4", "unsupported file type"),
+    ("bad.jsonl", b'{"text": "ok"}\n{not json}\n', "line 2: not valid JSON"),
+    ("wrong.jsonl", b'{"body": "no text field"}\n', 'string "text" field'),
+    ("blank.jsonl", b"\n\n  \n", "empty"),
+])
+def test_bad_corpus_files_are_422(client, filename, content, fragment):
+    response = upload(client, files=[("files", (filename, content, "application/octet-stream"))])
+    assert fragment in error_of(response, 422, "invalid_input")
+    assert client.get(f"{API}/corpora").json()["total"] == 0
+
+
+def test_corpus_request_errors(client, settings):
+    assert "name" in error_of(client.post(f"{API}/corpora", files=[("files", ("a.txt", b"x", "text/plain"))]), 422, "invalid_input")
+    assert "files" in error_of(client.post(f"{API}/corpora", data={"name": "x"}), 422, "invalid_input")
+    assert upload(client).status_code == 201
+    assert "exists already" in error_of(upload(client), 409, "conflict")
+    settings.max_upload_mb = 0.001
+    big = [("files", ("big.txt", b"a" * 5000, "text/plain"))]
+    assert "limit" in error_of(upload(client, name="big", files=big), 413, "too_large")
+    assert "not found" in error_of(client.get(f"{API}/corpora/999"), 404, "not_found")
+    error_of(client.get(f"{API}/corpora/999/documents"), 404, "not_found")
+    error_of(client.get(f"{API}/documents/999"), 404, "not_found")
+    error_of(client.get(f"{API}/corpora", params={"limit": 100000}), 422, "invalid_input")
+
+
+def test_checkpoint_registration(client, model_root, tmp_path):
+    body = {"path": str(model_root / "tiny"), "series": "tiny", "step": 10}
+    first = client.post(f"{API}/checkpoints", json=body)
+    assert first.status_code == 201
+    checkpoint = first.json()
+    assert (checkpoint["format"], checkpoint["architecture"], checkpoint["series_name"]) == ("safetensors", "llama", "tiny")
+    assert len(checkpoint["weights_sha256"]) == 64
+    again = client.post(f"{API}/checkpoints", json=body)
+    assert again.status_code == 200 and again.json()["id"] == checkpoint["id"]
+    assert client.get(f"{API}/checkpoints/{checkpoint['id']}").json()["step"] == 10
+    assert client.get(f"{API}/checkpoints").json()["total"] == 1
+    series = client.get(f"{API}/series").json()["items"]
+    assert series[0]["name"] == "tiny" and series[0]["n_checkpoints"] == 1
+
+    # Different weights at a step that is taken.
+    other = shutil.copytree(model_root / "tiny", model_root / "other")
+    (other / "model.safetensors").write_bytes((other / "model.safetensors").read_bytes()[:-4] + b"\0\0\0\0")
+    assert "different checkpoint" in error_of(client.post(f"{API}/checkpoints", json={**body, "path": str(other)}), 409, "conflict")
+
+
+def test_checkpoint_errors(client, model_root, tmp_path):
+    outside = shutil.copytree(model_root / "tiny", tmp_path / "elsewhere")
+    assert "outside the server's model roots" in error_of(client.post(f"{API}/checkpoints", json={"path": str(outside)}), 403, "forbidden")
+    assert "no such file" in error_of(client.post(f"{API}/checkpoints", json={"path": str(model_root / "nope")}), 422, "invalid_input")
+    pickled = model_root / "pickled"
+    pickled.mkdir()
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04not really")
+    (pickled / "config.json").write_text("{}")
+    assert "pickle" in error_of(client.post(f"{API}/checkpoints", json={"path": str(pickled)}), 422, "invalid_input")
+    fake = model_root / "fake.gguf"
+    fake.write_bytes(b"NOPE" + b"\0" * 64)
+    assert "not a GGUF file" in error_of(client.post(f"{API}/checkpoints", json={"path": str(fake)}), 422, "invalid_input")
+    truncated = model_root / "truncated.gguf"
+    truncated.write_bytes(b"GGUF\x03\x00")
+    assert "unreadable GGUF" in error_of(client.post(f"{API}/checkpoints", json={"path": str(truncated)}), 422, "invalid_input")
+    no_tokenizer = shutil.copytree(model_root / "tiny", model_root / "no-tokenizer")
+    (no_tokenizer / "tokenizer.json").unlink()
+    assert "no tokenizer" in error_of(client.post(f"{API}/checkpoints", json={"path": str(no_tokenizer)}), 422, "invalid_input")
+    error_of(client.post(f"{API}/checkpoints", json={"path": str(model_root / "tiny"), "step": -1}), 422, "invalid_input")
+    error_of(client.get(f"{API}/checkpoints/999"), 404, "not_found")
+
+
+def test_run_lifecycle_and_tokens(client, settings, model_root):
+    corpus = upload(client).json()
+    checkpoint = client.post(f"{API}/checkpoints", json={"path": str(model_root / "tiny")}).json()
+    body = {"checkpoint_id": checkpoint["id"], "corpus_id": corpus["id"], "options": {"max_length": 32, "top_k": 5}}
+    created = client.post(f"{API}/runs", json=body)
+    assert created.status_code == 201
+    run = created.json()
+    assert run["progress"]["status"] == "queued" and run["progress"]["documents_total"] == 3
+    assert run["options"] == {"window": "rolling", "max_length": 32, "stride": None, "top_k": 5, "dtype": "float32"}
+    again = client.post(f"{API}/runs", json=body)
+    assert again.status_code == 200 and again.json()["id"] == run["id"]
+
+    documents = client.get(f"{API}/runs/{run['id']}/documents").json()["items"]
+    assert [d["scored"] for d in documents] == [False] * 3
+    first = documents[0]["document_id"]
+    assert "not been scored" in error_of(client.get(f"{API}/runs/{run['id']}/documents/{first}/tokens"), 404, "not_found")
+    assert "no summary yet" in error_of(client.get(f"{API}/runs/{run['id']}/summary"), 404, "not_found")
+
+    Worker(settings, device="cpu").run_forever(exit_when_idle=True)
+
+    done = client.get(f"{API}/runs/{run['id']}").json()
+    assert done["progress"]["status"] == "done" and done["summary"]["n_tokens"] == done["progress"]["tokens_done"]
+    assert client.get(f"{API}/runs/{run['id']}/summary").json()["mean_loss"] == done["summary"]["mean_loss"]
+    listed = client.get(f"{API}/runs", params={"corpus_id": corpus["id"]}).json()
+    assert listed["total"] == 1 and listed["items"][0]["progress"]["status"] == "done"
+    assert client.get(f"{API}/runs", params={"corpus_id": 999}).json()["total"] == 0
+
+    tokens = client.get(f"{API}/runs/{run['id']}/documents/{first}/tokens", params={"gamma": 2}).json()
+    n = tokens["n_tokens"]
+    assert n > 5 and all(len(tokens[f]) == n for f in ("text", "logprob", "loss", "p", "focal_weight", "rank", "top_ids"))
+    assert "".join(tokens["text"]) == "When shall we three meet again?\nIn thunder, lightning, or in rain?"
+    logprob = np.array(tokens["logprob"])
+    np.testing.assert_allclose(tokens["loss"], -logprob, rtol=1e-6)
+    np.testing.assert_allclose(tokens["focal_weight"], (-np.expm1(logprob)) ** 2, rtol=1e-6)
+    np.testing.assert_allclose(tokens["focal_loss"], (-np.expm1(logprob)) ** 2 * -logprob, rtol=1e-6)
+    assert all(len(row) == 5 for row in tokens["top_ids"]) and all(len(row) == 5 for row in tokens["top_text"])
+    assert any(text for row in tokens["top_text"] for text in row)
+    gamma0 = client.get(f"{API}/runs/{run['id']}/documents/{first}/tokens", params={"gamma": 0}).json()
+    assert gamma0["focal_weight"] == [1.0] * n
+    error_of(client.get(f"{API}/runs/{run['id']}/documents/{first}/tokens", params={"gamma": -1}), 422, "invalid_input")
+    error_of(client.get(f"{API}/runs/{run['id']}/documents/999999/tokens"), 404, "not_found")
+
+    jobs = client.get(f"{API}/jobs", params={"run_id": run["id"]}).json()
+    assert {j["kind"] for j in jobs["items"]} == {"score", "summarize"} and all(j["status"] == "done" for j in jobs["items"])
+    assert client.get(f"{API}/jobs/{jobs['items'][0]['id']}").json()["status"] == "done"
+    assert client.get(f"{API}/jobs", params={"status": "failed"}).json()["total"] == 0
+    error_of(client.get(f"{API}/jobs/999"), 404, "not_found")
+
+
+def test_run_errors_cancel_and_retry(client, model_root):
+    corpus = upload(client).json()
+    checkpoint = client.post(f"{API}/checkpoints", json={"path": str(model_root / "tiny")}).json()
+    ids = {"checkpoint_id": checkpoint["id"], "corpus_id": corpus["id"]}
+    error_of(client.post(f"{API}/runs", json={**ids, "checkpoint_id": 999}), 404, "not_found")
+    error_of(client.post(f"{API}/runs", json={**ids, "corpus_id": 999}), 404, "not_found")
+    for options in ({"window": "sliding"}, {"stride": 4}, {"window": "strided", "max_length": 8, "stride": 8},
+                    {"top_k": 0}, {"max_length": 1}, {"dtype": "int8"}, {"unknown": 1}):
+        error_of(client.post(f"{API}/runs", json={**ids, "options": options}), 422, "invalid_input")
+    run = client.post(f"{API}/runs", json=ids).json()
+    cancelled = client.post(f"{API}/runs/{run['id']}/cancel").json()
+    assert cancelled["progress"]["status"] == "cancelled"
+    retried = client.post(f"{API}/runs/{run['id']}/retry").json()
+    assert retried["progress"]["status"] == "queued"
+    error_of(client.get(f"{API}/runs/999"), 404, "not_found")
+    error_of(client.post(f"{API}/runs/999/cancel"), 404, "not_found")
+    error_of(client.get(f"{API}/runs/0"), 422, "invalid_input")
+    error_of(client.post(f"{API}/runs", content=b"{not json", headers={"content-type": "application/json"}), 422, "invalid_input")
+
+
+def test_health_unknown_routes_and_openapi(client):
+    health = client.get(f"{API}/health").json()
+    assert health["status"] == "ok" and health["queued_jobs"] == 0 and health["queue_stalled"] is False
+    error_of(client.get(f"{API}/nope"), 404, "not_found")
+    error_of(client.delete(f"{API}/corpora"), 405, "method_not_allowed")
+    spec = client.get(f"{API}/openapi.json").json()
+    assert "/api/v1/runs/{run_id}/documents/{document_id}/tokens" in spec["paths"]
+    assert client.get("/docs").status_code == 200
+    json.dumps(spec)

@@ -1,0 +1,93 @@
+"""The `focalscope` command line: each command's success path and its clear failures (a message on
+stderr and a non-zero exit, never a traceback)."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.tiny_models import tiny_llama_dir  # noqa: F401
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch):
+    for variable in ("DATABASE_URL", "FOCALSCOPE_DATABASE_URL", "FOCALSCOPE_DATA_DIR"):
+        monkeypatch.delenv(variable, raising=False)
+
+    def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
+        result = subprocess.run(
+            [sys.executable, "-m", "focalscope", "--data-dir", str(tmp_path / "data"), *args],
+            capture_output=True, text=True, timeout=300, cwd=REPO,
+        )
+        assert result.returncode == expect, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
+        assert "Traceback" not in result.stderr
+        return result
+
+    return run
+
+
+def test_score_a_corpus_end_to_end(cli, tmp_path, tiny_llama_dir):
+    texts = tmp_path / "texts"
+    texts.mkdir()
+    (texts / "a.txt").write_text("When shall we three meet again?\nIn thunder, lightning, or in rain?")
+    (texts / "b.jsonl").write_text('{"text": "Fair is foul."}\n{"text": "And foul is fair."}\n')
+    added = cli("corpus", "add", str(texts), "--name", "witches")
+    assert "corpus 1 'witches': 3 documents" in added.stdout
+    assert "registered checkpoint 1: tiny@0 (safetensors, llama)" in cli("model", "add", str(tiny_llama_dir), "--series", "tiny").stdout
+    assert "already registered" in cli("model", "add", str(tiny_llama_dir), "--series", "tiny").stdout
+    scored = cli("score", "--model", "tiny", "--corpus", "witches", "--max-length", "16", "--here", "--device", "cpu")
+    assert "run 1 enqueued" in scored.stdout and "done" in scored.stderr
+    runs = cli("runs").stdout
+    assert "tiny@0" in runs and "done" in runs and "3/3" in runs
+    jobs = cli("jobs").stdout
+    assert "summarize" in jobs and "score" in jobs and "failed" not in jobs
+    assert "witches" in cli("corpus", "list").stdout
+    assert str(tiny_llama_dir) in cli("model", "list").stdout
+    assert "run 1 exists" in cli("score", "--model", "tiny@0", "--corpus", "1", "--max-length", "16").stdout
+
+
+def test_clear_errors(cli, tmp_path, tiny_llama_dir):
+    assert "no such file" in cli("corpus", "add", str(tmp_path / "missing.txt"), expect=2).stderr
+    (tmp_path / "latin1.txt").write_bytes("café".encode("latin-1"))
+    assert "not valid UTF-8" in cli("corpus", "add", str(tmp_path / "latin1.txt"), expect=2).stderr
+    (tmp_path / "empty.txt").write_text("")
+    assert "empty" in cli("corpus", "add", str(tmp_path / "empty.txt"), expect=2).stderr
+    (tmp_path / "empty-dir").mkdir()
+    assert "no .txt or .jsonl" in cli("corpus", "add", str(tmp_path / "empty-dir"), expect=2).stderr
+    pickled = tmp_path / "pickled"
+    pickled.mkdir()
+    (pickled / "pytorch_model.bin").write_bytes(b"\x80\x04")
+    assert "pickle" in cli("model", "add", str(pickled), expect=2).stderr
+    (tmp_path / "ok.txt").write_text("hello")
+    cli("corpus", "add", str(tmp_path / "ok.txt"))
+    cli("model", "add", str(tiny_llama_dir))
+    assert "no checkpoint 'nope'" in cli("score", "--model", "nope", "--corpus", "ok", expect=2).stderr
+    assert "no corpus 'nope'" in cli("score", "--model", "1", "--corpus", "nope", expect=2).stderr
+    assert "stride" in cli("score", "--model", "1", "--corpus", "ok", "--window", "strided", "--max-length", "8",
+                           "--stride", "8", expect=2).stderr
+    assert "invalid choice" in cli("score", "--model", "1", "--corpus", "ok", "--window", "bogus", expect=2).stderr
+
+
+def test_serve_refuses_a_busy_port(cli):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert "already in use" in cli("serve", "--port", str(port), "--workers", "0", expect=1).stderr
+
+
+@pytest.mark.parametrize("command", [[], ["serve"], ["demo"], ["worker"], ["corpus", "add"], ["model", "add"],
+                                     ["score"], ["runs"], ["jobs"], ["db", "upgrade"]])
+def test_help_everywhere(cli, command):
+    assert "usage: focalscope" in cli(*command, "--help").stdout
+
+
+def test_db_commands(cli):
+    assert "database at revision" in cli("db", "upgrade").stdout
+    assert "current: " in cli("db", "current").stdout
