@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     # to make the server read arbitrary files; the CLI (a local user) is not restricted.
     model_roots: list[Path] = Field(default_factory=list)
     max_upload_mb: float = Field(64.0, gt=0, description="Per request, all files together.")
+    max_checkpoint_upload_mb: float = Field(4096.0, gt=0, description="Per uploaded checkpoint, unpacked.")
     max_documents_per_corpus: int = Field(100_000, gt=0)
     # A shard is a slice of a run's documents that one worker scores and commits in one
     # transaction: small enough that results appear while a CPU run is going, large enough that

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
+import re
+from pathlib import Path, PurePath
+from typing import Annotated
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
 from app.api.deps import PagingDep, SessionDep, SettingsDep
 from app.models.checkpoint import Checkpoint
 from app.schemas.checkpoint import CheckpointCreate, CheckpointOut, SeriesOut
 from app.schemas.common import Page
-from app.services import checkpoints
+from app.services import checkpoints, uploads
 
 router = APIRouter(tags=["models"])
 
@@ -34,6 +36,41 @@ def register_checkpoint(body: CheckpointCreate, session: SessionDep, settings: S
     )
     session.commit()
     if not created:
+        response.status_code = status.HTTP_200_OK
+    return checkpoint_out(checkpoint)
+
+
+@router.post("/checkpoints/upload", response_model=CheckpointOut, status_code=status.HTTP_201_CREATED)
+def upload_checkpoint(
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+    file: Annotated[UploadFile, File(description="a .gguf file, or a .zip / .tar / .tar.gz of a safetensors directory")],
+    series: Annotated[str | None, Form(max_length=200)] = None,
+    step: Annotated[int, Form(ge=0)] = 0,
+):
+    """Upload and register a checkpoint (limit: FOCALSCOPE_MAX_CHECKPOINT_UPLOAD_MB, unpacked)."""
+    filename = re.sub(r"[^A-Za-z0-9._-]", "_", PurePath(file.filename or "checkpoint").name) or "checkpoint"
+    directory = uploads.upload_dir(settings.data_dir)
+    directory.mkdir(parents=True)
+    limit = int(settings.max_checkpoint_upload_mb * 1024 * 1024)
+    try:
+        saved = directory / filename
+        uploads.save_stream(file.file, saved, limit)
+        if filename.lower().endswith(".gguf"):
+            path = saved
+        else:
+            path = uploads.unpack_checkpoint(saved, directory / "checkpoint", limit)
+            saved.unlink()
+        checkpoint, created = checkpoints.register_checkpoint(
+            session=session, path=path, series=series or PurePath(filename).name.split(".")[0], step=step
+        )
+        session.commit()
+    except BaseException:
+        uploads.discard(directory)
+        raise
+    if not created:
+        uploads.discard(directory)
         response.status_code = status.HTTP_200_OK
     return checkpoint_out(checkpoint)
 
