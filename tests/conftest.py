@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 import app.models  # noqa: F401  (registers every table on Base.metadata)
@@ -41,7 +42,7 @@ def pg_admin_url() -> str:
     try:
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-    except Exception as error:  # any failure to connect means the same thing here
+    except OperationalError as error:  # refused, timed out, no such role or database
         reason = f"PostgreSQL at {make_url(url)!r} is unreachable: {error}"
         if os.environ.get("CI") == "true":
             pytest.fail(reason)

@@ -15,15 +15,23 @@ FLOAT32 = np.dtype("<f4")
 
 
 def pack(values, dtype: np.dtype) -> bytes:
-    """Bytes of `values` as `dtype` (little-endian). Refuses values that would not round-trip."""
+    """Bytes of `values` as `dtype` (little-endian). Refuses values that would not round-trip:
+    NaN/inf (or floats beyond float32), fractional or non-numeric values for integer columns, and
+    integers outside the column's range."""
     array = np.asarray(values)
-    if array.dtype.kind == "f" and dtype.kind == "f" and array.size and not np.isfinite(array).all():
-        raise ValueError("refusing to store NaN or infinite values")
-    if array.dtype.kind in "iu" and dtype.kind == "i" and array.size:
+    if array.size and dtype.kind == "i":
+        if array.dtype.kind not in "biu":
+            raise ValueError(f"refusing to store {array.dtype} values in an {dtype} column")
         info = np.iinfo(dtype)
         if array.min() < info.min or array.max() > info.max:
             raise ValueError(f"integer values outside {dtype} range")
-    return np.ascontiguousarray(array, dtype=dtype).tobytes()
+    if array.size and dtype.kind == "f" and array.dtype.kind not in "biuf":
+        raise ValueError(f"refusing to store {array.dtype} values in a {dtype} column")
+    with np.errstate(over="ignore", invalid="ignore"):
+        packed = np.ascontiguousarray(array, dtype=dtype)
+    if dtype.kind == "f" and packed.size and not np.isfinite(packed).all():
+        raise ValueError("refusing to store NaN or infinite values (or values beyond float32 range)")
+    return packed.tobytes()
 
 
 def unpack(blob: bytes | None, dtype: np.dtype) -> np.ndarray:

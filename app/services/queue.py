@@ -16,7 +16,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from sqlalchemy import case, false, null, select, update
+from sqlalchemy import case, false, func, null, select, update
 from sqlalchemy.orm import Session
 
 from app.db.base import utcnow
@@ -30,6 +30,15 @@ MAX_ERROR_CHARS = 8000
 
 class LeaseLost(Exception):
     """The job is no longer ours: the lease expired and another worker took it, or it was cancelled."""
+
+
+def _now(session: Session):
+    """The clock that leases are written and compared with. On PostgreSQL, the database's clock:
+    workers on several hosts must agree on when a lease ends, and their own clocks may drift. On
+    SQLite (one host) the local clock, as naive UTC like every stored timestamp."""
+    if session.get_bind().dialect.name == "postgresql":
+        return func.timezone("UTC", func.statement_timestamp())
+    return utcnow()
 
 
 @dataclass(frozen=True)
@@ -63,7 +72,7 @@ def claim_next(*, session: Session, worker: str, kinds: tuple[str, ...], lease_s
         # On SQLite the claim must be the first statement of its own BEGIN IMMEDIATE transaction.
         raise RuntimeError("claim_next needs a session with no open transaction")
     session.connection(execution_options={SQLITE_IMMEDIATE: True})
-    now = utcnow()
+    now = _now(session)
     candidate = (
         select(Job.id)
         .where(Job.status == QUEUED, Job.kind.in_(kinds))
@@ -92,13 +101,13 @@ def claim_next(*, session: Session, worker: str, kinds: tuple[str, ...], lease_s
     )
 
 
-def _owned(claim: Claim):
+def _owned(session: Session, claim: Claim):
     """The WHERE clause of every write a worker makes: still ours, and the lease not yet over."""
     return (
         Job.id == claim.job_id,
         Job.claim_token == claim.claim_token,
         Job.status == RUNNING,
-        Job.lease_expires_at > utcnow(),
+        Job.lease_expires_at > _now(session),
     )
 
 
@@ -107,7 +116,7 @@ def heartbeat(
     tokens_done: int | None = None, tokens_per_s: float | None = None, detail: dict | None = None,
 ) -> bool:
     """Extend the lease and record progress. False: the job is no longer ours; stop working on it."""
-    values: dict = {"lease_expires_at": utcnow() + timedelta(seconds=lease_seconds)}
+    values: dict = {"lease_expires_at": _now(session) + timedelta(seconds=lease_seconds)}
     if progress_done is not None:
         values["progress_done"] = progress_done
     if tokens_done is not None:
@@ -117,7 +126,7 @@ def heartbeat(
     if detail is not None:
         values["detail"] = detail
     result = session.execute(
-        update(Job).where(*_owned(claim)).values(**values).execution_options(synchronize_session=False)
+        update(Job).where(*_owned(session, claim)).values(**values).execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
 
@@ -128,7 +137,7 @@ def complete(
     """Mark the job done in the caller's transaction, which also holds the job's results: both
     commit together or not at all. Raises LeaseLost (roll back) when the job is no longer ours."""
     values: dict = {
-        "status": DONE, "finished_at": utcnow(), "lease_expires_at": None,
+        "status": DONE, "finished_at": _now(session), "lease_expires_at": None,
         "progress_done": Job.progress_total,
     }
     if tokens_done is not None:
@@ -136,7 +145,7 @@ def complete(
     if tokens_per_s is not None:
         values["tokens_per_s"] = tokens_per_s
     result = session.execute(
-        update(Job).where(*_owned(claim)).values(**values).execution_options(synchronize_session=False)
+        update(Job).where(*_owned(session, claim)).values(**values).execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         raise LeaseLost(f"job {claim.job_id}: lease lost before completion; results discarded")
@@ -151,7 +160,7 @@ def fail(*, session: Session, claim: Claim, error: str, retry: bool = True) -> s
         .where(Job.id == claim.job_id, Job.claim_token == claim.claim_token, Job.status == RUNNING)
         .values(
             status=case((requeue, QUEUED), else_=FAILED),
-            finished_at=case((requeue, null()), else_=utcnow()),
+            finished_at=case((requeue, null()), else_=_now(session)),
             error=error[-MAX_ERROR_CHARS:], claim_token=None, lease_expires_at=None,
         )
         .returning(Job.status)
@@ -163,7 +172,7 @@ def fail(*, session: Session, claim: Claim, error: str, retry: bool = True) -> s
 def reap_expired(*, session: Session) -> tuple[int, int]:
     """Return running jobs whose lease ran out (their worker died or hung) to the queue, or fail them
     when their attempts are spent. Returns (requeued, failed)."""
-    now = utcnow()
+    now = _now(session)
     expired = (Job.status == RUNNING, Job.lease_expires_at < now)
     failed = session.execute(
         update(Job)
@@ -177,7 +186,7 @@ def reap_expired(*, session: Session) -> tuple[int, int]:
     requeued = session.execute(
         update(Job)
         .where(*expired, Job.attempts < Job.max_attempts)
-        .values(status=QUEUED, claim_token=None, lease_expires_at=None)
+        .values(status=QUEUED, claim_token=None, lease_expires_at=None, worker=None)
         .execution_options(synchronize_session=False)
     ).rowcount
     return requeued, failed
@@ -192,7 +201,7 @@ def cancel(*, session: Session, job_ids: list[int] | None = None, run_id: int | 
     if run_id is not None:
         statement = statement.where(Job.run_id == run_id)
     return session.execute(
-        statement.values(status=CANCELLED, finished_at=utcnow(), claim_token=None, lease_expires_at=None)
+        statement.values(status=CANCELLED, finished_at=_now(session), claim_token=None, lease_expires_at=None)
         .execution_options(synchronize_session=False)
     ).rowcount
 

@@ -40,6 +40,9 @@ def score_rows(run_id: int, documents: list[DocumentScores]) -> list[dict]:
     """Insert-ready rows (packed bytes), validated: every field present with the right length."""
     rows = []
     for doc in documents:
+        missing = [name for name in TOKEN_FIELDS if name not in doc.arrays]
+        if missing:
+            raise ValueError(f"document {doc.document_id}: missing fields {missing}")
         n = doc.n_tokens
         row = {"run_id": run_id, "document_id": doc.document_id, "n_tokens": n, "top_k": doc.top_k}
         for name in TOKEN_FIELDS:
