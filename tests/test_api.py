@@ -259,3 +259,15 @@ def test_checkpoint_upload_archives_and_gguf(client, model_root, tmp_path):
 def test_checkpoint_upload_size_limit(client, settings):
     settings.max_checkpoint_upload_mb = 0.001
     assert "limit" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("m.gguf", b"GGUF" + b"\0" * 5000)}), 413, "too_large")
+
+
+def test_run_list_carries_headline_numbers_and_utc_timestamps(client, settings, model_root):
+    corpus = upload(client).json()
+    checkpoint = client.post(f"{API}/checkpoints", json={"path": str(model_root / "tiny")}).json()
+    run = client.post(f"{API}/runs", json={"checkpoint_id": checkpoint["id"], "corpus_id": corpus["id"]}).json()
+    assert run["headline"] is None and run["created_at"].endswith("Z")
+    Worker(settings, device="cpu").run_forever(exit_when_idle=True)
+    listed = client.get(f"{API}/runs").json()["items"][0]
+    full = client.get(f"{API}/runs/{run['id']}").json()
+    assert listed["summary"] is None and listed["headline"]["mean_loss"] == full["summary"]["mean_loss"]
+    assert listed["headline"]["n_tokens"] == full["summary"]["n_tokens"] > 0

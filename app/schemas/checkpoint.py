@@ -1,10 +1,9 @@
 from __future__ import annotations
 
-from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from app.schemas.common import OrmModel
+from app.schemas.common import OrmModel, UtcDateTime
 
 
 class CheckpointCreate(BaseModel):
@@ -26,7 +25,7 @@ class CheckpointOut(OrmModel):
     tokenizer_fingerprint: str
     architecture: str
     meta: dict
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class SeriesOut(OrmModel):
@@ -34,4 +33,4 @@ class SeriesOut(OrmModel):
     name: str
     description: str
     n_checkpoints: int
-    created_at: datetime
+    created_at: UtcDateTime

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
-from typing import Generic, TypeVar
+from datetime import datetime, timezone
+from typing import Annotated, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 T = TypeVar("T")
+
+# Timestamps are stored as naive UTC (SQLite has no time zones); they leave the API marked as UTC
+# so that a browser shows them in its own time zone.
+UtcDateTime = Annotated[datetime, AfterValidator(lambda d: d if d.tzinfo else d.replace(tzinfo=timezone.utc))]
 
 
 class OrmModel(BaseModel):

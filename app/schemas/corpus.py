@@ -1,8 +1,7 @@
 from __future__ import annotations
 
-from datetime import datetime
 
-from app.schemas.common import OrmModel
+from app.schemas.common import OrmModel, UtcDateTime
 
 
 class CorpusOut(OrmModel):
@@ -11,7 +10,7 @@ class CorpusOut(OrmModel):
     description: str
     n_documents: int
     n_chars: int
-    created_at: datetime
+    created_at: UtcDateTime
 
 
 class DocumentOut(OrmModel):

@@ -1,8 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime
-
-from app.schemas.common import OrmModel
+from app.schemas.common import OrmModel, UtcDateTime
 
 
 class JobOut(OrmModel):
@@ -14,13 +12,13 @@ class JobOut(OrmModel):
     attempts: int
     max_attempts: int
     worker: str | None
-    lease_expires_at: datetime | None
+    lease_expires_at: UtcDateTime | None
     progress_done: int
     progress_total: int
     tokens_done: int
     tokens_per_s: float | None
     detail: dict
     error: str | None
-    created_at: datetime
-    started_at: datetime | None
-    finished_at: datetime | None
+    created_at: UtcDateTime
+    started_at: UtcDateTime | None
+    finished_at: UtcDateTime | None

@@ -1,12 +1,12 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.checkpoint import CheckpointOut
+from app.schemas.common import UtcDateTime
 from app.schemas.corpus import CorpusOut
 from app.vocab import WINDOW_ROLLING, WINDOW_STRIDED
 
@@ -76,14 +76,25 @@ class RunSummaryOut(BaseModel):
     stats: dict
 
 
+class RunHeadline(BaseModel):
+    """The few summary numbers a list of runs shows."""
+
+    n_tokens: int
+    mean_loss: float
+    perplexity: float
+    ece: float
+    top1_accuracy: float
+
+
 class RunOut(BaseModel):
     id: int
-    created_at: datetime
+    created_at: UtcDateTime
     options: RunOptions
     checkpoint: CheckpointOut
     corpus: CorpusOut
     progress: RunProgress
-    summary: RunSummaryOut | None = None
+    headline: RunHeadline | None = None
+    summary: RunSummaryOut | None = Field(None, description="Full summary; only on GET /runs/{id}.")
 
 
 class RunDocument(BaseModel):

@@ -5,14 +5,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.api.deps import PagingDep, RunDep, SessionDep, SettingsDep
 from app.api.routes.checkpoints import checkpoint_out
-from app.models.run import Run
+from app.models.run import Run, RunSummary
 from app.schemas.common import Page
 from app.schemas.corpus import CorpusOut
-from app.schemas.run import DocumentTokens, RunCreate, RunDocument, RunOptions, RunOut, RunSummaryOut
+from app.schemas.run import DocumentTokens, RunCreate, RunDocument, RunHeadline, RunOptions, RunOut, RunSummaryOut
 from app.services import queue, runs, scores
 from app.services.errors import NotFound
 
@@ -20,15 +21,18 @@ router = APIRouter(tags=["runs"])
 
 
 def runs_out(session: Session, items: list[Run], *, with_summary: bool = False) -> list[RunOut]:
-    progress = runs.run_progress(session=session, run_ids=[r.id for r in items])
+    ids = [r.id for r in items]
+    progress = runs.run_progress(session=session, run_ids=ids)
+    summaries = {s.run_id: s for s in session.scalars(select(RunSummary).where(RunSummary.run_id.in_(ids)))}
     result = []
     for run in items:
-        summary = runs.get_summary(session=session, run_id=run.id) if with_summary else None
+        summary = summaries.get(run.id)
         result.append(RunOut(
             id=run.id, created_at=run.created_at, options=RunOptions.model_validate(run.options),
             checkpoint=checkpoint_out(run.checkpoint), corpus=CorpusOut.model_validate(run.corpus),
             progress=progress[run.id],
-            summary=RunSummaryOut.model_validate(summary, from_attributes=True) if summary else None,
+            headline=RunHeadline.model_validate(summary, from_attributes=True) if summary else None,
+            summary=RunSummaryOut.model_validate(summary, from_attributes=True) if summary and with_summary else None,
         ))
     return result
 

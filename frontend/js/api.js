@@ -1,0 +1,84 @@
+// The only module that talks to the server. Every call goes through `request`, which turns the API's
+// error body {"error": {"code", "message", "detail"}} into a thrown ApiError carrying the server's
+// own message, so views can show it verbatim instead of a blank screen.
+
+const BASE = "/api/v1";
+
+export class ApiError extends Error {
+  constructor(message, { status = 0, code = "network_error", detail = null } = {}) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+function query(params) {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params || {})) {
+    if (value !== undefined && value !== null && value !== "") search.set(key, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
+async function errorFrom(response) {
+  let body = null;
+  try {
+    body = await response.json();
+  } catch {
+    // Not JSON (a proxy's HTML page, an empty body): fall back to the status line.
+  }
+  const err = body && body.error;
+  if (err && typeof err.message === "string") {
+    return new ApiError(err.message, { status: response.status, code: err.code || "error", detail: err.detail ?? null });
+  }
+  const message = `${response.status} ${response.statusText || "error"} from ${response.url}`;
+  return new ApiError(message, { status: response.status, code: "http_error" });
+}
+
+/** Send a request; resolves to {status, data}. Throws ApiError (also for network failures). */
+export async function request(method, path, { params, json, form, signal } = {}) {
+  const init = { method, signal, headers: { Accept: "application/json" } };
+  if (json !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(json);
+  } else if (form !== undefined) {
+    init.body = form; // FormData: the browser sets the multipart boundary itself
+  }
+  let response;
+  try {
+    response = await fetch(`${BASE}${path}${query(params)}`, init);
+  } catch (cause) {
+    if (cause && cause.name === "AbortError") throw cause;
+    throw new ApiError(`cannot reach the server (${cause && cause.message ? cause.message : "network error"})`);
+  }
+  if (!response.ok) throw await errorFrom(response);
+  const data = response.status === 204 ? null : await response.json();
+  return { status: response.status, data };
+}
+
+export const get = async (path, params, signal) => (await request("GET", path, { params, signal })).data;
+export const post = async (path, json, signal) => (await request("POST", path, { json, signal })).data;
+
+// Endpoints, named after the domain: views never build URLs themselves.
+export const api = {
+  health: (signal) => get("/health", null, signal),
+  runs: (params, signal) => get("/runs", params, signal),
+  run: (id, signal) => get(`/runs/${id}`, null, signal),
+  runSummary: (id, signal) => get(`/runs/${id}/summary`, null, signal),
+  runDocuments: (id, params, signal) => get(`/runs/${id}/documents`, params, signal),
+  documentTokens: (runId, docId, gamma, signal) => get(`/runs/${runId}/documents/${docId}/tokens`, { gamma }, signal),
+  createRun: (body) => request("POST", "/runs", { json: body }),
+  cancelRun: (id) => post(`/runs/${id}/cancel`),
+  retryRun: (id) => post(`/runs/${id}/retry`),
+  corpora: (params, signal) => get("/corpora", params, signal),
+  corpusDocuments: (id, params, signal) => get(`/corpora/${id}/documents`, params, signal),
+  document: (id, signal) => get(`/documents/${id}`, null, signal),
+  uploadCorpus: (formData) => request("POST", "/corpora", { form: formData }),
+  checkpoints: (params, signal) => get("/checkpoints", params, signal),
+  series: (params, signal) => get("/series", params, signal),
+  registerCheckpoint: (body) => request("POST", "/checkpoints", { json: body }),
+  jobs: (params, signal) => get("/jobs", params, signal),
+};

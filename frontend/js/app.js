@@ -1,0 +1,157 @@
+// The dashboard shell: hash routing, navigation, the health banner, and each view's lifecycle.
+//
+// A view module exports `mount(ctx)`; ctx gives it a root element, the route's params and query, an
+// AbortSignal and `every(ms, fn)` for polling. Leaving the page aborts the signal, stops the polls
+// and runs the view's `onDispose` callbacks, so a slow response never paints over the next page.
+
+import { api } from "./api.js";
+import { errorBox, loading } from "./components.js";
+import { h, replace } from "./dom.js";
+import * as corporaView from "./views/corpora.js";
+import * as documentView from "./views/document.js";
+import * as jobsView from "./views/jobs.js";
+import * as modelsView from "./views/models.js";
+import * as runView from "./views/run.js";
+import * as runsView from "./views/runs.js";
+
+const HEALTH_EVERY_MS = 5000;
+
+const ROUTES = [
+  { pattern: /^\/runs\/?$/, view: runsView, nav: "runs", keys: [] },
+  { pattern: /^\/runs\/(\d+)\/?$/, view: runView, nav: "runs", keys: ["runId"] },
+  { pattern: /^\/runs\/(\d+)\/documents\/(\d+)\/?$/, view: documentView, nav: "runs", keys: ["runId", "docId"] },
+  { pattern: /^\/corpora\/?$/, view: corporaView, nav: "corpora", keys: [] },
+  { pattern: /^\/models\/?$/, view: modelsView, nav: "models", keys: [] },
+  { pattern: /^\/jobs\/?$/, view: jobsView, nav: "jobs", keys: [] },
+];
+
+const NAV = [
+  { id: "runs", label: "Runs", href: "#/runs" },
+  { id: "corpora", label: "Corpora", href: "#/corpora" },
+  { id: "models", label: "Models", href: "#/models" },
+  { id: "jobs", label: "Jobs", href: "#/jobs" },
+];
+
+/** "#/runs/3/documents/7?gamma=2" → {path: "/runs/3/documents/7", query: URLSearchParams}. */
+export function parseHash(hash) {
+  const raw = (hash || "").replace(/^#/, "") || "/runs";
+  const [path, search = ""] = raw.split("?");
+  return { path: path.startsWith("/") ? path : `/${path}`, query: new URLSearchParams(search) };
+}
+
+function matchRoute(path) {
+  for (const route of ROUTES) {
+    const m = route.pattern.exec(path);
+    if (m) return { route, params: Object.fromEntries(route.keys.map((k, i) => [k, Number(m[i + 1])])) };
+  }
+  return null;
+}
+
+class Shell {
+  constructor(root) {
+    this.navLinks = new Map();
+    this.healthText = h("span", { class: "health", "data-testid": "health" }, "");
+    this.banner = h("div", { class: "banner-region", "aria-live": "polite" });
+    this.main = h("main", { id: "main", class: "main", tabindex: "-1" });
+    const nav = h("nav", { class: "nav", "aria-label": "Main" },
+      NAV.map((item) => {
+        const link = h("a", { href: item.href, class: "nav-link" }, item.label);
+        this.navLinks.set(item.id, link);
+        return link;
+      }));
+    const header = h("header", { class: "topbar" },
+      h("div", { class: "topbar-inner" },
+        h("a", { href: "#/runs", class: "brand", "aria-label": "focalscope home" },
+          h("span", { class: "brand-mark", "aria-hidden": "true" }), "focalscope"),
+        nav, this.healthText));
+    replace(root, h("a", { href: "#main", class: "skip-link" }, "Skip to content"), header, this.banner, this.main);
+    this.current = null;
+  }
+
+  start() {
+    window.addEventListener("hashchange", () => this.route());
+    this.route();
+    this.checkHealth();
+    setInterval(() => this.checkHealth(), HEALTH_EVERY_MS);
+  }
+
+  async checkHealth() {
+    try {
+      const health = await api.health();
+      const busy = health.busy_workers;
+      this.healthText.textContent = `${health.database} · ${busy} busy worker${busy === 1 ? "" : "s"} · ${health.queued_jobs} queued`;
+      this.healthText.className = "health health-ok";
+      if (health.queue_stalled) {
+        replace(this.banner, h("div", { class: "banner banner-warn", role: "alert", "data-testid": "health-banner" },
+          h("strong", {}, "No worker is running. "),
+          `${health.queued_jobs === 1 ? "A queued job has" : `${health.queued_jobs} queued jobs have`} waited over 30 s and no worker has picked ${health.queued_jobs === 1 ? "it" : "them"} up. Start a worker with `,
+          h("code", {}, "focalscope worker"), " or ", h("code", {}, "focalscope serve --workers 1"), "."));
+      } else {
+        this.banner.replaceChildren();
+      }
+    } catch (error) {
+      this.healthText.textContent = "API unreachable";
+      this.healthText.className = "health health-bad";
+      replace(this.banner, h("div", { class: "banner banner-error", role: "alert", "data-testid": "health-banner" },
+        h("strong", {}, "The API does not answer. "), error.message));
+    }
+  }
+
+  dispose() {
+    const current = this.current;
+    if (!current) return;
+    current.controller.abort();
+    current.timers.forEach((t) => clearInterval(t));
+    for (const fn of current.disposers) {
+      try { fn(); } catch (e) { console.error(e); }
+    }
+    this.current = null;
+  }
+
+  async route() {
+    const { path, query } = parseHash(window.location.hash);
+    if (!window.location.hash || window.location.hash === "#" || window.location.hash === "#/") {
+      window.location.replace("#/runs");
+      return;
+    }
+    this.dispose();
+    const matched = matchRoute(path);
+    for (const [id, link] of this.navLinks) {
+      if (matched && matched.route.nav === id) link.setAttribute("aria-current", "page");
+      else link.removeAttribute("aria-current");
+    }
+    const root = h("div", { class: "view" }, loading());
+    this.main.replaceChildren(root);
+    const state = { controller: new AbortController(), timers: [], disposers: [] };
+    this.current = state;
+    if (!matched) {
+      document.title = "Not found · focalscope";
+      replace(root, h("h1", {}, "Page not found"),
+        errorBox(new Error(`There is no page at #${path}.`), { title: "Unknown address" }),
+        h("p", {}, h("a", { href: "#/runs" }, "Back to the runs")));
+      return;
+    }
+    const ctx = {
+      root, path, query, params: matched.params, signal: state.controller.signal,
+      get alive() { return !state.controller.signal.aborted; },
+      every: (ms, fn) => { state.timers.push(setInterval(fn, ms)); },
+      onDispose: (fn) => state.disposers.push(fn),
+      setTitle: (title) => { document.title = `${title} · focalscope`; },
+      /** Update the hash's query without a new navigation (e.g. a slider's value). */
+      replaceQuery: (params) => {
+        const search = new URLSearchParams(params).toString();
+        history.replaceState(null, "", `#${path}${search ? `?${search}` : ""}`);
+      },
+    };
+    try {
+      await matched.route.view.mount(ctx);
+    } catch (error) {
+      if (!ctx.alive || (error && error.name === "AbortError")) return;
+      console.error(error);
+      replace(root, h("h1", {}, "Cannot show this page"), errorBox(error, { title: "The server said" }),
+        h("p", {}, h("a", { href: "#/runs" }, "Back to the runs")));
+    }
+  }
+}
+
+new Shell(document.getElementById("app")).start();
