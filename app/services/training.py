@@ -168,6 +168,15 @@ def get_experiment(*, session: Session, experiment_id: int) -> Experiment:
     return experiment
 
 
+def find_experiment(*, session: Session, ref: str) -> Experiment:
+    """By id or by name (the CLI accepts either)."""
+    experiment = session.get(Experiment, int(ref)) if ref.isdigit() else None
+    experiment = experiment or session.scalar(select(Experiment).where(Experiment.name == ref))
+    if experiment is None:
+        raise NotFound(f"no experiment {ref!r}")
+    return experiment
+
+
 def list_experiments(*, session: Session, offset: int, limit: int) -> tuple[list[Experiment], int]:
     items = session.scalars(select(Experiment).order_by(Experiment.id.desc()).offset(offset).limit(limit)).all()
     return list(items), session.scalar(select(func.count(Experiment.id))) or 0

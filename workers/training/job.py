@@ -1,0 +1,246 @@
+"""The `train` job: train one model on one corpus with one loss, checkpointing into a series.
+
+`run_train(ctx)` is what workers.loop calls for jobs of kind "train" (payload: an
+app.training_specs.TrainingRequest, as written by app.services.training.enqueue_training).
+
+A job that was killed (its lease ran out and another worker claimed it) resumes from the latest
+complete checkpoint on disk — weights, AdamW moments, RNG state, step — and replays nothing but the
+updates after that checkpoint: their metric rows are deleted and written again. Every database write
+(metrics, checkpoint registration, scoring runs, completion) happens in a transaction that first
+confirms the job is still ours, so a worker that lost its lease cannot register anything late.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+
+from sqlalchemy import delete, select
+
+from app.models.checkpoint import ModelSeries
+from app.models.corpus import Corpus, Document
+from app.models.training import TrainingMetric
+from app.schemas.run import RunOptions
+from app.services import queue
+from app.services.checkpoints import ensure_series, register_checkpoint
+from app.services.runs import create_run
+from app.training_specs import PRESETS, TrainingRequest, parse_loss_spec, train_directory
+from workers.context import JobContext, JobInterrupted, PermanentError
+from workers.models import resolve_device
+from workers.training import checkpointing
+from workers.training.data import BatchSampler, tokenize_corpus
+from workers.training.presets import build_model, context_length, count_parameters, model_config
+from workers.training.tokenizer import build_tokenizer, load_tokenizer
+from workers.training.trainer import RunningLoss, StepResult, Trainer, TrainingDiverged, TrainPlan
+
+log = logging.getLogger("focalscope.worker")
+
+# A loss curve needs a few hundred points, not one per update of a long run.
+METRIC_POINTS = 500
+# Metric rows are buffered and written at most this often (and with every checkpoint).
+METRIC_FLUSH_SECONDS = 2.0
+# Request fields that change what is trained; the fingerprint of a run's checkpoints.
+TRAINING_FIELDS = ("corpus_id", "preset", "loss", "steps", "save_every", "seed", "tokenizer", "vocab_size", "lr",
+                   "batch_size", "seq_len")
+
+
+def training_fingerprint(request: TrainingRequest) -> str:
+    payload = {name: getattr(request, name) for name in TRAINING_FIELDS}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
+
+
+def run_train(ctx: JobContext) -> None:
+    try:
+        request = TrainingRequest.from_payload(dict(ctx.claim.payload)).validated()
+    except (TypeError, ValueError) as exc:
+        raise PermanentError(f"bad training request: {exc}") from None
+    texts = _load_inputs(ctx, request)
+    job = TrainingJob(ctx, request)
+    job.prepare(texts)
+    try:
+        job.trainer.run(job.start_step, job, job.running)
+    except TrainingDiverged as exc:
+        raise PermanentError(str(exc)) from None
+    job.finish()
+
+
+def _load_inputs(ctx: JobContext, request: TrainingRequest) -> list[str]:
+    """The training texts; checks the corpora exist and the series row is there (with its meta)."""
+    with ctx.sessions() as session:
+        corpus = session.get(Corpus, request.corpus_id)
+        if corpus is None:
+            raise PermanentError(f"training corpus {request.corpus_id} not found (deleted?)")
+        if request.eval_corpus_id is not None and session.get(Corpus, request.eval_corpus_id) is None:
+            raise PermanentError(f"evaluation corpus {request.eval_corpus_id} not found (deleted?)")
+        texts = list(session.scalars(
+            select(Document.text).where(Document.corpus_id == corpus.id).order_by(Document.position)
+        ))
+        series = ensure_series(session=session, name=request.series)
+        if not series.meta:
+            series.meta = {"training": request.to_payload(), "job_id": ctx.claim.job_id}
+        session.commit()
+    if not any(t.strip() for t in texts):
+        raise PermanentError(f"training corpus {corpus.name!r} has no text")
+    return texts
+
+
+class TrainingJob:
+    """One attempt at a training job: setup (fresh or resumed), the trainer's hooks, completion."""
+
+    def __init__(self, ctx: JobContext, request: TrainingRequest):
+        self.ctx, self.request = ctx, request
+        self.preset = PRESETS[request.preset]
+        self.spec = parse_loss_spec(request.loss)
+        self.plan = TrainPlan(steps=request.steps, save_every=request.save_every, lr=request.lr, loss=self.spec)
+        self.device = resolve_device(ctx.device)
+        self.series_dir = train_directory(ctx.settings.data_dir, request.series)
+        self.fingerprint = training_fingerprint(request)
+        self.log_every = max(1, request.steps // METRIC_POINTS)
+        self.pending: list[dict] = []
+        self.last_flush = time.monotonic()
+        self.last_log = (time.perf_counter(), 0)
+        self.start_step, self.running = 0, RunningLoss()
+
+    # --- setup -------------------------------------------------------------------------------------
+
+    def prepare(self, texts: list[str]) -> None:
+        request = self.request
+        checkpointing.clean_temporaries(self.series_dir)
+        try:
+            latest = checkpointing.latest_checkpoint(self.series_dir, self.fingerprint)
+        except ValueError as exc:
+            raise PermanentError(str(exc)) from None
+        if latest is not None:
+            self.tokenizer = load_tokenizer(latest.path)
+            model = checkpointing.load_model(latest.path, self.device)
+        else:
+            self.tokenizer = build_tokenizer(
+                request.tokenizer, texts=texts, vocab_size=request.vocab_size, context=self.preset.context,
+                cache=self.ctx.cache,
+            )
+            config = model_config(self.preset, vocab_size=len(self.tokenizer),
+                                  bos_token_id=self.tokenizer.bos_token_id, eos_token_id=self.tokenizer.eos_token_id)
+            model = build_model(config, seed=request.seed).to(self.device)
+        self.context = context_length(model.config)
+        self.n_params = count_parameters(model)
+        try:
+            sampler = BatchSampler(tokenize_corpus(self.tokenizer, texts), batch_size=request.batch_size,
+                                   seq_len=request.seq_len, seed=request.seed)
+        except ValueError as exc:
+            raise PermanentError(str(exc)) from None
+        self.trainer = Trainer(model=model, sampler=sampler, plan=self.plan, device=self.device)
+        self.ctx.check()
+        if latest is None:
+            self.on_save(0, 0, RunningLoss())
+            self.last_log = (time.perf_counter(), 0)
+            return
+        state = checkpointing.restore_trainer_state(latest.path, self.trainer.optimizer)
+        self.start_step = int(state["step"])
+        log.info("training job %d resumes at step %d from %s", self.ctx.claim.job_id, self.start_step, latest.path)
+        with self.ctx.sessions() as session:
+            self._confirm_ours(session, self.start_step)
+            series = ensure_series(session=session, name=request.series)
+            # Updates after the checkpoint are replayed: their rows from the lost attempt go.
+            session.execute(delete(TrainingMetric).where(
+                TrainingMetric.series_id == series.id, TrainingMetric.step > self.start_step))
+            self._register(session, latest)
+            session.commit()
+        self.ctx.report(done=self.start_step, tokens=int(state["tokens_seen"]))
+        self.last_log = (time.perf_counter(), int(state["tokens_seen"]))  # rates count from here
+
+    # --- TrainingHooks -----------------------------------------------------------------------------
+
+    def check(self) -> None:
+        self.ctx.check()
+
+    def on_step(self, result: StepResult, eta_s: float | None) -> None:
+        now = time.perf_counter()
+        then, tokens_then = self.last_log
+        rate = (result.tokens_seen - tokens_then) / (now - then) if now > then else None
+        self.ctx.report(done=result.step, tokens=result.tokens_seen, detail={
+            "loss": result.loss, "ce": result.ce, "lr": result.lr, "eta_s": eta_s, "step": result.step,
+            "steps": self.plan.steps, "tokens_per_s": rate, "gamma": result.gamma,
+        })
+        if result.step % self.log_every and not self.plan.saves_at(result.step):
+            return
+        self.last_log = (now, result.tokens_seen)
+        self.pending.append({
+            "step": result.step, "tokens_seen": result.tokens_seen, "loss": result.loss, "ce_loss": result.ce,
+            "lr": result.lr, "tokens_per_s": rate,
+            "extra": {"grad_norm": result.grad_norm, "gamma": result.gamma, "step_seconds": result.seconds},
+        })
+        if time.monotonic() - self.last_flush >= METRIC_FLUSH_SECONDS:
+            with self.ctx.sessions() as session:
+                self._confirm_ours(session, result.step)
+                self._flush_metrics(session)
+                session.commit()
+
+    def on_save(self, step: int, tokens_seen: int, running: RunningLoss) -> None:
+        train_loss, train_ce = running.means()
+        meta = {
+            **self.spec.as_meta(), "gamma_at_step": self.spec.gamma_at(max(step - 1, 0), self.plan.steps),
+            "step": step, "steps": self.plan.steps, "save_every": self.plan.save_every, "tokens_seen": tokens_seen,
+            "lr": self.plan.lr_at(max(step - 1, 0)) if step else 0.0, "peak_lr": self.plan.lr,
+            "warmup_steps": self.plan.warmup_steps, "seed": self.request.seed, "train_loss": train_loss,
+            "train_ce": train_ce, "preset": self.preset.name, "arch": self.preset.arch,
+            "tokenizer": self.request.tokenizer, "vocab_size": len(self.tokenizer),
+            "batch_size": self.request.batch_size, "seq_len": self.request.seq_len, "context": self.context,
+            "n_params": self.n_params, "corpus_id": self.request.corpus_id,
+            "eval_corpus_id": self.request.eval_corpus_id, "series": self.request.series,
+            "job_id": self.ctx.claim.job_id, "fingerprint": self.fingerprint,
+            "precision": self.trainer.precision, "device": self.device.type,
+        }
+        state = {"step": step, "tokens_seen": tokens_seen, "fingerprint": self.fingerprint}
+        saved = checkpointing.save_checkpoint(
+            series_dir=self.series_dir, step=step, model=self.trainer.model, tokenizer=self.tokenizer,
+            optimizer=self.trainer.optimizer, meta=meta, state=state,
+        )
+        with self.ctx.sessions() as session:
+            self._confirm_ours(session, step)
+            self._flush_metrics(session)
+            self._register(session, saved)
+            session.commit()
+
+    # --- completion --------------------------------------------------------------------------------
+
+    def finish(self) -> None:
+        tokens = self.plan.steps * self.trainer.sampler.tokens_per_step
+        with self.ctx.sessions() as session:
+            self._flush_metrics(session)
+            queue.complete(session=session, claim=self.ctx.claim, tokens_done=tokens)
+            session.commit()
+        log.info("training job %d: %d steps done, series %r", self.ctx.claim.job_id, self.plan.steps,
+                 self.request.series)
+
+    # --- database ----------------------------------------------------------------------------------
+
+    def _confirm_ours(self, session, step: int) -> None:
+        """Extend the lease in this transaction; refuse to write anything if the job is no longer ours."""
+        if not queue.heartbeat(session=session, claim=self.ctx.claim, lease_seconds=self.ctx.settings.lease_seconds,
+                               progress_done=step):
+            session.rollback()
+            self.ctx.lost.set()
+            raise JobInterrupted("the job is no longer ours (lease lost or cancelled)")
+
+    def _flush_metrics(self, session) -> None:
+        if self.pending:
+            series_id = session.scalar(select(ModelSeries.id).where(ModelSeries.name == self.request.series))
+            session.add_all(TrainingMetric(series_id=series_id, **row) for row in self.pending)
+            session.flush()
+            self.pending = []
+        self.last_flush = time.monotonic()
+
+    def _register(self, session, saved: checkpointing.SavedCheckpoint) -> None:
+        checkpoint, _ = register_checkpoint(
+            session=session, path=saved.path, series=self.request.series, step=saved.step,
+            tokens_seen=saved.meta.get("tokens_seen"), meta=saved.meta,
+        )
+        if self.request.eval_corpus_id is not None:
+            # Scored with the context the model was trained with: positions beyond seq_len (when it is
+            # shorter than the preset's context) were never trained and would only add noise.
+            create_run(
+                session=session, checkpoint_id=checkpoint.id, corpus_id=self.request.eval_corpus_id,
+                options=RunOptions(max_length=self.request.seq_len), shard_chars=self.ctx.settings.shard_chars,
+            )

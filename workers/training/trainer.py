@@ -1,0 +1,183 @@
+"""The training loop: AdamW, linear warmup + cosine decay, gradient clipping, bf16 autocast on CUDA.
+
+It knows nothing about jobs or databases: progress, saving and cancellation are `TrainingHooks`
+calls (the transformers TrainerCallback habit). Update number i (0-based) trains on batch i of the
+sampler with learning rate lr_at(i) and loss γ(i); after it the model is "at step i + 1". Those three
+depend on i alone, so resuming at step s from a checkpoint replays exactly what an uninterrupted run
+would have done.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import torch
+
+from app.training_specs import CE, FLSD53, POLY1, LossSpec
+from workers.training.data import BatchSampler
+from workers.training.losses import loss_and_ce
+
+# nanoGPT / GPT-3 choices for small LMs.
+BETAS = (0.9, 0.95)
+WEIGHT_DECAY = 0.1
+GRAD_CLIP = 1.0
+# Warmup over the first 5% of updates (at least one); cosine decay to 10% of the peak lr.
+WARMUP_FRACTION = 0.05
+MIN_LR_FRACTION = 0.1
+# Smoothing of the step time behind the ETA.
+ETA_SMOOTHING = 0.9
+
+
+class TrainingDiverged(ArithmeticError):
+    """The loss became NaN or infinite: rerunning the same updates would diverge again."""
+
+
+@dataclass(frozen=True)
+class TrainPlan:
+    steps: int
+    save_every: int
+    lr: float
+    loss: LossSpec
+
+    @property
+    def warmup_steps(self) -> int:
+        return max(1, round(self.steps * WARMUP_FRACTION))
+
+    def lr_at(self, index: int) -> float:
+        """Learning rate of update `index` (0-based)."""
+        warmup = self.warmup_steps
+        if index < warmup:
+            return self.lr * (index + 1) / warmup
+        progress = min(1.0, (index - warmup) / max(1, self.steps - 1 - warmup))
+        floor = self.lr * MIN_LR_FRACTION
+        return floor + 0.5 * (self.lr - floor) * (1.0 + math.cos(math.pi * progress))
+
+    def saves_at(self, step: int) -> bool:
+        """Whether the model at `step` (updates done) is checkpointed: every save_every, and the last."""
+        return step == self.steps or step % self.save_every == 0
+
+
+@dataclass
+class StepResult:
+    step: int  # updates done, after this one
+    loss: float  # the loss being optimised, on this update's batch
+    ce: float  # plain cross-entropy on the same batch
+    lr: float
+    gamma: float | None
+    grad_norm: float
+    tokens_seen: int
+    seconds: float  # wall time of this update
+
+
+@dataclass
+class RunningLoss:
+    """Mean training loss since the last checkpoint (written to training.json)."""
+
+    loss_sum: float = 0.0
+    ce_sum: float = 0.0
+    count: int = 0
+
+    def add(self, result: StepResult) -> None:
+        self.loss_sum += result.loss
+        self.ce_sum += result.ce
+        self.count += 1
+
+    def means(self) -> tuple[float | None, float | None]:
+        if not self.count:
+            return None, None
+        return self.loss_sum / self.count, self.ce_sum / self.count
+
+
+class TrainingHooks(Protocol):
+    def check(self) -> None:
+        """Raise to stop (the job is no longer ours, or the worker is shutting down)."""
+
+    def on_step(self, result: StepResult, eta_s: float | None) -> None: ...
+
+    def on_save(self, step: int, tokens_seen: int, running: RunningLoss) -> None:
+        """Checkpoint the model at `step`; `running` covers the updates since the last save."""
+
+
+@dataclass
+class Trainer:
+    model: torch.nn.Module
+    sampler: BatchSampler
+    plan: TrainPlan
+    device: torch.device
+    optimizer: torch.optim.Optimizer = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.optimizer = make_optimizer(self.model, self.plan.lr)
+        # bf16 keeps fp32's range (no loss scaling needed); older GPUs and CPUs train in fp32.
+        use_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
+        self.precision = "bf16-autocast" if use_bf16 else "fp32"
+        self._autocast = (
+            (lambda: torch.autocast(device_type="cuda", dtype=torch.bfloat16)) if use_bf16 else contextlib.nullcontext
+        )
+        self._params = [p for p in self.model.parameters() if p.requires_grad]
+
+    def train_step(self, index: int) -> StepResult:
+        started = time.perf_counter()
+        self.model.train()
+        inputs, targets = (t.to(self.device, non_blocking=True) for t in self.sampler.batch(index))
+        lr = self.plan.lr_at(index)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with self._autocast():
+            logits = self.model(input_ids=inputs).logits
+        loss, ce = loss_and_ce(
+            self.plan.loss, logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
+            step=index, total_steps=self.plan.steps,
+        )
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(f"the {self.plan.loss.text} loss became {float(loss)} at update {index + 1}; lower lr")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(self._params, GRAD_CLIP)
+        self.optimizer.step()
+        loss_value, ce_value = float(loss.detach()), float(ce)
+        return StepResult(
+            step=index + 1, loss=loss_value, ce=ce_value, lr=lr, gamma=self._gamma(index),
+            grad_norm=float(grad_norm), tokens_seen=(index + 1) * self.sampler.tokens_per_step,
+            seconds=time.perf_counter() - started,
+        )
+
+    def _gamma(self, index: int) -> float | None:
+        spec = self.plan.loss
+        if spec.kind in (CE, POLY1, FLSD53):  # no γ, or one per token
+            return None
+        return spec.gamma_at(index, self.plan.steps)
+
+    def run(self, start_step: int, hooks: TrainingHooks, running: RunningLoss | None = None) -> None:
+        """Run updates start_step … steps − 1, checkpointing through hooks.on_save."""
+        running = running or RunningLoss()
+        step_time: float | None = None
+        for index in range(start_step, self.plan.steps):
+            hooks.check()
+            result = self.train_step(index)
+            running.add(result)
+            step_time = result.seconds if step_time is None else (
+                ETA_SMOOTHING * step_time + (1 - ETA_SMOOTHING) * result.seconds)
+            hooks.on_step(result, step_time * (self.plan.steps - result.step))
+            if self.plan.saves_at(result.step):
+                hooks.on_save(result.step, result.tokens_seen, running)
+                running = RunningLoss()
+
+
+def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.AdamW:
+    """AdamW with weight decay on matrices and embeddings only (not on biases and norm gains).
+    Parameter order is the model's, so a restored optimizer state lines up with a reloaded model."""
+    decay, no_decay, seen = [], [], set()
+    for _, param in model.named_parameters():
+        if not param.requires_grad or id(param) in seen:
+            continue
+        seen.add(id(param))
+        (decay if param.dim() >= 2 else no_decay).append(param)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=lr, betas=BETAS, eps=1e-8,
+    )
