@@ -143,6 +143,24 @@ def _score_here(sessions, settings: Settings, run_id: int, device: str) -> int:
     return console.EXIT_CODES.get(status, 1)
 
 
+def train(args: argparse.Namespace, settings: Settings) -> int:
+    from focalscope import training_commands
+
+    return training_commands.train(args, settings, _sessions(settings))
+
+
+def experiment(args: argparse.Namespace, settings: Settings) -> int:
+    from focalscope import training_commands
+
+    return training_commands.experiment(args, settings, _sessions(settings))
+
+
+def experiments(args: argparse.Namespace, settings: Settings) -> int:
+    from focalscope import training_commands
+
+    return training_commands.experiments(args, settings, _sessions(settings))
+
+
 def runs_list(args: argparse.Namespace, settings: Settings) -> int:
     with _sessions(settings)() as session:
         items, _ = runs.list_runs(session=session, offset=0, limit=200)

@@ -46,6 +46,11 @@ TRAINING_FIELDS = ("corpus_id", "preset", "loss", "steps", "save_every", "seed",
                    "batch_size", "seq_len")
 
 
+# Checkpoint scoring jumps ahead of queued training jobs, so an experiment's curves fill in while
+# its other series are still training (a scoring run of a tiny model takes seconds).
+CHECKPOINT_SCORING_PRIORITY = 5
+
+
 def training_fingerprint(request: TrainingRequest) -> str:
     payload = {name: getattr(request, name) for name in TRAINING_FIELDS}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
@@ -243,4 +248,5 @@ class TrainingJob:
             create_run(
                 session=session, checkpoint_id=checkpoint.id, corpus_id=self.request.eval_corpus_id,
                 options=RunOptions(max_length=self.request.seq_len), shard_chars=self.ctx.settings.shard_chars,
+                priority=CHECKPOINT_SCORING_PRIORITY,
             )

@@ -1,0 +1,69 @@
+"""Training jobs, experiments (one series per loss) and their comparison."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, status
+
+from app.api.deps import PagingDep, SessionDep, SettingsDep
+from app.schemas.common import Page
+from app.schemas.job import JobOut
+from app.schemas.training import ExperimentCreate, ExperimentOut, TrainingJobCreate
+from app.services import training
+from app.training_specs import LOSS_FORMS, TrainingRequest
+
+router = APIRouter(tags=["training"])
+MaxPoints = Annotated[int, Query(ge=1, le=training.MAX_CURVE_POINTS, description="Curve points to return at most.")]
+
+
+@router.get("/training/presets")
+def list_presets():
+    """Model presets with their measured parameter counts."""
+    return training.list_presets()
+
+
+@router.get("/training/losses")
+def list_losses():
+    """Loss spec forms accepted by training jobs and experiments."""
+    return [{"name": name, "usage": usage} for name, (_, usage) in LOSS_FORMS.items()]
+
+
+@router.post("/training/jobs", response_model=JobOut, status_code=status.HTTP_201_CREATED)
+def create_training_job(body: TrainingJobCreate, session: SessionDep, settings: SettingsDep):
+    """Train one model with one loss; checkpoints become a series and are scored on the eval corpus."""
+    job = training.enqueue_training(session=session, request=TrainingRequest(**body.model_dump()), settings=settings)
+    session.commit()
+    return job
+
+
+@router.post("/experiments", response_model=ExperimentOut, status_code=status.HTTP_201_CREATED)
+def create_experiment(body: ExperimentCreate, session: SessionDep, settings: SettingsDep):
+    """Train one series per loss, same seed and settings, each scored on the eval corpus."""
+    experiment = training.create_experiment(session=session, settings=settings, **body.model_dump())
+    session.commit()
+    return experiment
+
+
+@router.get("/experiments", response_model=Page[ExperimentOut])
+def list_experiments(session: SessionDep, paging: PagingDep):
+    items, total = training.list_experiments(session=session, offset=paging.offset, limit=paging.limit)
+    return Page(items=items, total=total, offset=paging.offset, limit=paging.limit)
+
+
+@router.get("/experiments/{experiment_id}", response_model=ExperimentOut)
+def get_experiment(experiment_id: int, session: SessionDep):
+    return training.get_experiment(session=session, experiment_id=experiment_id)
+
+
+@router.get("/experiments/{experiment_id}/comparison")
+def experiment_comparison(experiment_id: int, session: SessionDep, max_points: MaxPoints = training.DEFAULT_CURVE_POINTS):
+    """Per loss and checkpoint: held-out loss, perplexity, ECE, Brier, top-1 accuracy, rare vs frequent
+    token loss, easy-token share; plus training curves and each series' job progress."""
+    return training.experiment_comparison(session=session, experiment_id=experiment_id, max_points=max_points)
+
+
+@router.get("/series/{series_id}/curve")
+def training_curve(series_id: int, session: SessionDep, max_points: MaxPoints = training.DEFAULT_CURVE_POINTS):
+    """A series' training loss curve (loss optimised and plain CE), at most max_points points."""
+    return training.training_curve(session=session, series_id=series_id, max_points=max_points)
