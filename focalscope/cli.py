@@ -32,7 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="prepare the offline demo (SmolLM2 on Macbeth) and serve it")
     _serve_options(demo)
-    demo.add_argument("--no-serve", action="store_true", help="prepare the data, enqueue the run, and exit")
+    demo.add_argument("--no-serve", action="store_true", help="prepare the data, enqueue the work, and exit")
+    demo.add_argument("--no-train", action="store_true", help="skip the CE-vs-focal training experiment")
     demo.set_defaults(handler=commands.demo)
 
     from workers.cli import add_arguments as worker_arguments

@@ -39,7 +39,7 @@ def worker(args: argparse.Namespace, settings: Settings) -> int:
 def demo(args: argparse.Namespace, settings: Settings) -> int:
     from focalscope.demo import prepare_demo
 
-    prepare_demo(_sessions(settings), settings)
+    prepare_demo(_sessions(settings), settings, train=not args.no_train)
     if args.no_serve:
         return 0
     return serve_forever(settings, workers=args.workers, device=args.device)

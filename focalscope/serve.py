@@ -6,8 +6,10 @@ API, and so that Ctrl-C reaches them too: each releases its job and exits.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -80,6 +82,24 @@ class WorkerPool:
                 process.wait()
 
 
+def _quiet_server(config):
+    """A uvicorn server that ends on Ctrl-C like any other shutdown. (uvicorn re-raises the signal
+    after its graceful shutdown, which turns a clean stop into a KeyboardInterrupt traceback.)"""
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return QuietServer(config)
+
+
 def serve(settings: Settings, *, workers: int, device: str) -> int:
     import uvicorn
 
@@ -95,7 +115,9 @@ def serve(settings: Settings, *, workers: int, device: str) -> int:
     pool.start()
     print(f"\n  focalscope is serving http://{settings.host}:{settings.port}   (Ctrl-C stops it)\n", flush=True)
     try:
-        uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+        config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+        _quiet_server(config).run()
     finally:
+        print("stopping workers...", file=sys.stderr, flush=True)
         pool.stop()
     return 0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import threading
 
 from app.core.config import Settings
 from app.vocab import JOB_KINDS
@@ -33,7 +34,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     def _stop(signum, _frame):
         logging.getLogger("focalscope.worker").info("signal %d: stopping after the current batch", signum)
-        worker.stop()
+        # Not worker.stop() here: a signal handler runs on the main thread, possibly while that thread
+        # holds the stop Event's internal lock (inside Event.wait), and Event.set() would deadlock.
+        threading.Thread(target=worker.stop, daemon=True).start()
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)

@@ -77,6 +77,8 @@ def load_safetensors_dir(directory: Path, *, device: torch.device, dtype: torch.
         raise PermanentError(f"cannot load checkpoint {directory}: {exc}") from exc
     if not tokenizer.is_fast:
         raise PermanentError(f"{directory}: a fast tokenizer (tokenizer.json) is needed for character offsets")
+    # Documents are cut into windows by the scorer; the tokenizer's length warning would be noise.
+    tokenizer.model_max_length = int(1e30)
     prefix = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
     if prefix is None:
         raise PermanentError(f"{directory}: the tokenizer has neither a BOS nor an EOS token to start documents with")
