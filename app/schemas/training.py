@@ -36,6 +36,15 @@ class ExperimentCreate(TrainingOptions):
     losses: list[str] = Field(min_length=1, description="One series per loss spec, e.g. [\"ce\", \"focal:2\"].")
 
 
+class ExperimentStatus(BaseModel):
+    jobs: dict[str, int] = Field(description="Train jobs by status.")
+    steps_done: int
+    steps_total: int
+    checkpoints: int = Field(description="Checkpoints saved so far.")
+    scored: int = Field(description="Checkpoints whose scoring run on the eval corpus is done.")
+    scoring_failed: int
+
+
 class ExperimentOut(OrmModel):
     id: int
     name: str
@@ -43,3 +52,4 @@ class ExperimentOut(OrmModel):
     eval_corpus_id: int | None
     config: dict
     created_at: UtcDateTime
+    status: ExperimentStatus | None = None

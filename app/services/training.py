@@ -17,11 +17,11 @@ from app.models.corpus import Corpus, Document
 from app.models.job import Job
 from app.models.run import Run, RunSummary
 from app.models.training import Experiment, TrainingMetric
-from app.services import queue
+from app.services import queue, runs
 from app.services.corpora import get_corpus
 from app.services.errors import Conflict, InvalidInput, NotFound
 from app.training_specs import PRESETS, SERIES_NAME, TrainingRequest, parse_loss_spec, train_directory
-from app.vocab import KIND_TRAIN, LIVE_STATUSES
+from app.vocab import CANCELLED, DONE, FAILED, KIND_TRAIN, LIVE_STATUSES
 
 # An experiment trains one model per loss; more than this is a sweep, better split up.
 MAX_EXPERIMENT_LOSSES = 16
@@ -182,6 +182,42 @@ def list_experiments(*, session: Session, offset: int, limit: int) -> tuple[list
     return list(items), session.scalar(select(func.count(Experiment.id))) or 0
 
 
+def experiment_status(*, session: Session, experiment_ids: list[int]) -> dict[int, dict]:
+    """Per experiment, what its list row shows: train jobs by status, steps done of total, and
+    checkpoints saved / scored / whose scoring failed — in a fixed number of queries."""
+    status: dict[int, dict] = {
+        i: {"jobs": {}, "steps_done": 0, "steps_total": 0, "checkpoints": 0, "scored": 0, "scoring_failed": 0}
+        for i in experiment_ids
+    }
+    series_of = dict(session.execute(
+        select(ModelSeries.id, ModelSeries.experiment_id).where(ModelSeries.experiment_id.in_(experiment_ids))
+    ).all())
+    experiments = {e.id: e for e in session.scalars(select(Experiment).where(Experiment.id.in_(experiment_ids)))}
+    experiment_of_job = {job_id: e.id for e in experiments.values() for job_id in e.config.get("job_ids", [])}
+    for job in session.scalars(select(Job).where(Job.id.in_(list(experiment_of_job)))):
+        entry = status[experiment_of_job[job.id]]
+        entry["jobs"][job.status] = entry["jobs"].get(job.status, 0) + 1
+        entry["steps_done"] += job.progress_total if job.status == "done" else job.progress_done
+        entry["steps_total"] += job.progress_total
+    checkpoint_rows = session.execute(
+        select(Checkpoint.id, Checkpoint.series_id).where(Checkpoint.series_id.in_(list(series_of)))
+    ).all()
+    experiment_of_checkpoint = {cid: series_of[sid] for cid, sid in checkpoint_rows}
+    for checkpoint_id, experiment_id in experiment_of_checkpoint.items():
+        status[experiment_id]["checkpoints"] += 1
+    eval_runs = session.execute(
+        select(Run.id, Run.checkpoint_id, Run.corpus_id).where(Run.checkpoint_id.in_(list(experiment_of_checkpoint)))
+    ).all()
+    run_ids = [r.id for r in eval_runs if r.corpus_id == experiments[experiment_of_checkpoint[r.checkpoint_id]].eval_corpus_id]
+    states = runs.run_progress(session=session, run_ids=run_ids)
+    for run in eval_runs:
+        if run.id in states:
+            entry = status[experiment_of_checkpoint[run.checkpoint_id]]
+            entry["scored"] += states[run.id].status == DONE
+            entry["scoring_failed"] += states[run.id].status in (FAILED, CANCELLED)
+    return status
+
+
 def training_curve(*, session: Session, series_id: int, max_points: int = DEFAULT_CURVE_POINTS) -> dict:
     """A series' training loss curve, at most `max_points` points (evenly strided, the last one kept)."""
     if not 1 <= max_points <= MAX_CURVE_POINTS:
@@ -218,7 +254,7 @@ def experiment_comparison(*, session: Session, experiment_id: int, max_points: i
         "experiment": {
             "id": experiment.id, "name": experiment.name, "train_corpus_id": experiment.train_corpus_id,
             "eval_corpus_id": experiment.eval_corpus_id, "config": experiment.config,
-            "created_at": experiment.created_at.isoformat() if experiment.created_at else None,
+            "created_at": experiment.created_at.isoformat() + "Z" if experiment.created_at else None,
         },
         "series": [],
     }
@@ -228,6 +264,9 @@ def experiment_comparison(*, session: Session, experiment_id: int, max_points: i
         summaries = _eval_summaries(session=session, checkpoint_ids=[c.id for c in checkpoints],
                                     corpus_id=experiment.eval_corpus_id)
         points = [_checkpoint_point(c, *summaries.get(c.id, (None, None))) for c in checkpoints]
+        run_states = runs.run_progress(session=session, run_ids=[p["run_id"] for p in points if p["run_id"]])
+        for point in points:
+            point["run_status"] = run_states[point["run_id"]].status if point["run_id"] else None
         scored = [p for p in points if p["mean_loss"] is not None]
         job = _series_job(session=session, series=series)
         training = (series.meta or {}).get("training", {})

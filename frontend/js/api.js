@@ -81,4 +81,13 @@ export const api = {
   series: (params, signal) => get("/series", params, signal),
   registerCheckpoint: (body) => request("POST", "/checkpoints", { json: body }),
   jobs: (params, signal) => get("/jobs", params, signal),
+  trainingPresets: (signal) => get("/training/presets", null, signal),
+  trainingLosses: (signal) => get("/training/losses", null, signal),
+  createTrainingJob: (body) => request("POST", "/training/jobs", { json: body }),
+  experiments: (params, signal) => get("/experiments", params, signal),
+  experiment: (id, signal) => get(`/experiments/${id}`, null, signal),
+  createExperiment: (body) => request("POST", "/experiments", { json: body }),
+  experimentComparison: (id, params, signal) => get(`/experiments/${id}/comparison`, params, signal),
+  seriesCurve: (seriesId, params, signal) => get(`/series/${seriesId}/curve`, params, signal),
+  corpus: (id, signal) => get(`/corpora/${id}`, null, signal),
 };

@@ -9,6 +9,8 @@ import { errorBox, loading } from "./components.js";
 import { h, replace } from "./dom.js";
 import * as corporaView from "./views/corpora.js";
 import * as documentView from "./views/document.js";
+import * as experimentView from "./views/experiment.js";
+import * as experimentsView from "./views/experiments.js";
 import * as jobsView from "./views/jobs.js";
 import * as modelsView from "./views/models.js";
 import * as runView from "./views/run.js";
@@ -20,6 +22,8 @@ const ROUTES = [
   { pattern: /^\/runs\/?$/, view: runsView, nav: "runs", keys: [] },
   { pattern: /^\/runs\/(\d+)\/?$/, view: runView, nav: "runs", keys: ["runId"] },
   { pattern: /^\/runs\/(\d+)\/documents\/(\d+)\/?$/, view: documentView, nav: "runs", keys: ["runId", "docId"] },
+  { pattern: /^\/experiments\/?$/, view: experimentsView, nav: "experiments", keys: [] },
+  { pattern: /^\/experiments\/(\d+)\/?$/, view: experimentView, nav: "experiments", keys: ["experimentId"] },
   { pattern: /^\/corpora\/?$/, view: corporaView, nav: "corpora", keys: [] },
   { pattern: /^\/models\/?$/, view: modelsView, nav: "models", keys: [] },
   { pattern: /^\/jobs\/?$/, view: jobsView, nav: "jobs", keys: [] },
@@ -27,6 +31,7 @@ const ROUTES = [
 
 const NAV = [
   { id: "runs", label: "Runs", href: "#/runs" },
+  { id: "experiments", label: "Experiments", href: "#/experiments" },
   { id: "corpora", label: "Corpora", href: "#/corpora" },
   { id: "models", label: "Models", href: "#/models" },
   { id: "jobs", label: "Jobs", href: "#/jobs" },

@@ -165,3 +165,77 @@ export async function positionLoss(el, values, { title = "loss", onPick, color =
   }], baseLayout({ height: 150, margin: { l: 48, r: 12, t: 8, b: 36 }, xaxis: { title: { text: "token index" } }, yaxis: { title: { text: title } } }));
   if (onPick && el.on) el.on("plotly_click", (event) => { if (event.points && event.points.length) onPick(event.points[0].x); });
 }
+
+// ---- experiments: metrics against the training step, one colour per loss --------------------------
+
+// Categorical colours for the losses of an experiment (at most 16), in the order of its config, so a
+// loss keeps its colour in every chart, table and legend. Ordered for contrast between neighbours.
+const SERIES_COLORS = [
+  "#4f46e5", "#ea580c", "#0d9488", "#db2777", "#ca8a04", "#0284c7", "#7c3aed", "#65a30d",
+  "#dc2626", "#475569", "#c026d3", "#0f766e", "#b45309", "#1d4ed8", "#be123c", "#4d7c0f",
+];
+export const seriesColor = (i) => SERIES_COLORS[((i % SERIES_COLORS.length) + SERIES_COLORS.length) % SERIES_COLORS.length];
+
+/**
+ * Text safe to hand to Plotly, which parses a subset of HTML in names and hover templates: only
+ * letters, digits and a little punctuation survive ("<", "&", quotes become "·"). Loss specs are
+ * canonical on the server ("focal-schedule:0->2"); the arrow is drawn as "→".
+ */
+export function plotlyText(text) {
+  return String(text ?? "").replace(/->/g, "→").replace(/[^\p{L}\p{N} .,:;_+=()%→γεα≥≤−×-]/gu, "·");
+}
+
+const drawn = new WeakMap(); // chart element → the JSON of what it shows (skip identical redraws)
+const pickers = new WeakMap(); // chart element → the current click handler
+
+/**
+ * A metric against the training step, one line per trace, drawn with Plotly.react so that a poll
+ * updates the chart in place (zoom kept through `uirevision`). traces: [{label, color, x, y, dash,
+ * width, markers, customdata}]; `pick(customdatum)` is called when a point is clicked.
+ */
+export async function stepChart(el, traces, {
+  yTitle, yFormat = ".3f", tickformat, yType = "linear", zeroBased = false, height = 260, empty = "No data yet.", pick,
+} = {}) {
+  const data = traces.map((t) => ({
+    type: "scatter", mode: t.markers ? "lines+markers" : "lines", name: plotlyText(t.label),
+    x: t.x, y: t.y, customdata: t.customdata,
+    line: { color: t.color, width: t.width || 2, dash: t.dash || "solid" },
+    marker: { color: t.color, size: 7 },
+    hovertemplate: `${plotlyText(t.label)}: %{y:${yFormat}}<extra></extra>`,
+  }));
+  const hasData = traces.some((t) => t.y.some((v) => v !== null && v !== undefined));
+  const layout = baseLayout({
+    height, uirevision: "keep", hovermode: "x unified",
+    margin: { l: 56, r: 16, t: 12, b: 44 },
+    xaxis: { title: { text: "step" }, rangemode: "tozero" },
+    yaxis: { title: { text: plotlyText(yTitle) }, type: yType, tickformat: tickformat || undefined },
+    annotations: hasData ? [] : [{ xref: "paper", yref: "paper", x: 0.5, y: 0.5, text: plotlyText(empty), showarrow: false, font: { size: 13, color: "#6b7280" } }],
+  });
+  if (zeroBased) {
+    // A non-negative quantity from 0; all zeros would otherwise autorange to [−1, 1].
+    const top = Math.max(0, ...traces.flatMap((t) => t.y.filter(Number.isFinite)));
+    if (top > 0) layout.yaxis.rangemode = "tozero";
+    else layout.yaxis.range = [0, 0.1];
+  }
+  if (!hasData) {
+    layout.xaxis.showticklabels = false;
+    layout.yaxis.showticklabels = false;
+  }
+  if (pick) pickers.set(el, pick);
+  const key = JSON.stringify([data, layout]);
+  if (drawn.get(el) === key) return;
+  if (!window.Plotly) {
+    el.replaceChildren(h("p", { class: "notice notice-error" }, "Charts are unavailable: /vendor/plotly.min.js did not load."));
+    return;
+  }
+  const first = !drawn.has(el);
+  drawn.set(el, key);
+  await window.Plotly.react(el, data, layout, CONFIG);
+  if (first && el.on) {
+    el.on("plotly_click", (event) => {
+      const handler = pickers.get(el);
+      const point = event && event.points && event.points[0];
+      if (handler && point && point.customdata !== undefined && point.customdata !== null) handler(point.customdata);
+    });
+  }
+}

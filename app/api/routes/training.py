@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, status
 from app.api.deps import PagingDep, SessionDep, SettingsDep
 from app.schemas.common import Page
 from app.schemas.job import JobOut
-from app.schemas.training import ExperimentCreate, ExperimentOut, TrainingJobCreate
+from app.schemas.training import ExperimentCreate, ExperimentOut, ExperimentStatus, TrainingJobCreate
 from app.services import training
 from app.training_specs import LOSS_FORMS, TrainingRequest
 
@@ -42,18 +42,24 @@ def create_experiment(body: ExperimentCreate, session: SessionDep, settings: Set
     """Train one series per loss, same seed and settings, each scored on the eval corpus."""
     experiment = training.create_experiment(session=session, settings=settings, **body.model_dump())
     session.commit()
-    return experiment
+    return experiments_out(session, [experiment])[0]
+
+
+def experiments_out(session, items) -> list[ExperimentOut]:
+    status = training.experiment_status(session=session, experiment_ids=[e.id for e in items])
+    return [ExperimentOut.model_validate(e).model_copy(update={"status": ExperimentStatus(**status[e.id])}) for e in items]
 
 
 @router.get("/experiments", response_model=Page[ExperimentOut])
 def list_experiments(session: SessionDep, paging: PagingDep):
+    """Experiments with a status summary each (train jobs, steps, checkpoints saved and scored)."""
     items, total = training.list_experiments(session=session, offset=paging.offset, limit=paging.limit)
-    return Page(items=items, total=total, offset=paging.offset, limit=paging.limit)
+    return Page(items=experiments_out(session, items), total=total, offset=paging.offset, limit=paging.limit)
 
 
 @router.get("/experiments/{experiment_id}", response_model=ExperimentOut)
 def get_experiment(experiment_id: int, session: SessionDep):
-    return training.get_experiment(session=session, experiment_id=experiment_id)
+    return experiments_out(session, [training.get_experiment(session=session, experiment_id=experiment_id)])[0]
 
 
 @router.get("/experiments/{experiment_id}/comparison")

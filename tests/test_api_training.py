@@ -1,0 +1,81 @@
+"""Training over the REST API: presets, losses, jobs, experiments, their status and comparison."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+from tests.test_api import API, error_of, upload
+from workers.loop import Worker
+
+pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+
+TEXT = ("When shall we three meet again? In thunder, lightning, or in rain? " * 30).encode()
+
+
+@pytest.fixture
+def client(settings, engine):
+    with TestClient(create_app(settings, serve_ui=False)) as client:
+        yield client
+
+
+def corpus(client, name: str) -> int:
+    response = upload(client, name=name, files=[("files", (f"{name}.txt", TEXT, "text/plain"))])
+    assert response.status_code == 201
+    return response.json()["id"]
+
+
+def test_presets_and_losses(client):
+    presets = {p["name"]: p for p in client.get(f"{API}/training/presets").json()}
+    assert presets["tiny"]["params"]["bpe"] == 1_088_256 and presets["base"]["arch"] == "gpt2"
+    losses = {l["name"] for l in client.get(f"{API}/training/losses").json()}
+    assert losses == {"ce", "focal", "poly1", "polyfocal", "focal-schedule", "flsd53", "sigmoid-polyfocal"}
+
+
+@pytest.mark.parametrize("changes,fragment", [
+    ({"loss": "focal:-1"}, "must be ≥ 0"),
+    ({"loss": "polyfocal:x"}, "needs 2 parameters"),
+    ({"loss": "polyfocal:x:2"}, "not a number"),
+    ({"preset": "huge"}, "unknown preset"),
+    ({"steps": 0}, "steps must be at least 1"),
+    ({"steps": 10, "save_every": 20}, "must not exceed steps"),
+    ({"series": "../escape"}, "series name"),
+])
+def test_bad_training_requests_are_422(client, changes, fragment):
+    body = {"corpus_id": corpus(client, "train"), "series": "s1", "loss": "ce", "steps": 10, "save_every": 5} | changes
+    assert fragment in error_of(client.post(f"{API}/training/jobs", json=body), 422, "invalid_input")
+
+
+def test_experiment_trains_scores_and_compares(client, settings):
+    train_id, eval_id = corpus(client, "train"), corpus(client, "heldout")
+    body = {"name": "tiny-exp", "corpus_id": train_id, "eval_corpus_id": eval_id, "losses": ["ce", "focal:2"],
+            "steps": 4, "save_every": 2, "batch_size": 4, "seq_len": 32, "vocab_size": 512}
+    created = client.post(f"{API}/experiments", json=body)
+    assert created.status_code == 201, created.text
+    experiment = created.json()
+    assert experiment["status"]["jobs"] == {"queued": 2} and experiment["status"]["steps_total"] == 8
+    assert "exists already" in error_of(client.post(f"{API}/experiments", json=body), 409, "conflict")
+    assert "corpus 999 not found" in error_of(client.post(f"{API}/experiments", json={**body, "name": "x", "corpus_id": 999}), 404, "not_found")
+
+    Worker(settings, device="cpu").run_forever(exit_when_idle=True)
+
+    status = client.get(f"{API}/experiments/{experiment['id']}").json()["status"]
+    assert status == {"jobs": {"done": 2}, "steps_done": 8, "steps_total": 8, "checkpoints": 6, "scored": 6,
+                      "scoring_failed": 0}
+    assert client.get(f"{API}/experiments").json()["items"][0]["status"] == status
+    comparison = client.get(f"{API}/experiments/{experiment['id']}/comparison").json()
+    assert comparison["experiment"]["created_at"].endswith("Z")
+    assert [s["loss"] for s in comparison["series"]] == ["ce", "focal:2"]
+    for series in comparison["series"]:
+        assert [c["step"] for c in series["checkpoints"]] == [0, 2, 4]
+        assert all(c["scored"] and c["run_status"] == "done" and c["mean_loss"] > 0 for c in series["checkpoints"])
+        assert series["final"]["step"] == 4 and series["job"]["status"] == "done"
+        curve = client.get(f"{API}/series/{series['series_id']}/curve", params={"max_points": 2}).json()
+        assert curve["total_points"] == 4 and curve["step"] == [1, 4]
+    # Both series start from the same untrained model (same seed): same step-0 held-out loss.
+    step0 = [s["checkpoints"][0]["mean_loss"] for s in comparison["series"]]
+    assert step0[0] == pytest.approx(step0[1], rel=1e-6)
+    error_of(client.get(f"{API}/experiments/999"), 404, "not_found")
+    error_of(client.get(f"{API}/experiments/{experiment['id']}/comparison", params={"max_points": 0}), 422, "invalid_input")
+    error_of(client.get(f"{API}/series/999/curve"), 404, "not_found")

@@ -1,0 +1,203 @@
+"""The experiments pages in a real browser against a real server: `focalscope serve` on a free port,
+two corpora from The Tempest uploaded over the REST API, an experiment (ce vs focal:2, preset tiny,
+6 steps, a checkpoint every 3) started through the form — after the server refused a bad loss with its
+own message — then trained and scored by the server's worker while the page polls, and compared.
+
+    .venv/bin/python -m pytest tests/test_browser_training.py -q
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from playwright.sync_api import Page, expect, sync_playwright
+
+from tests.browser_support import Server, launch_chromium, seed_training_corpora, wait_experiment_scored, wait_group_gone
+
+pytestmark = pytest.mark.slow
+
+UI_TIMEOUT_MS = 15_000
+LOSSES = ["ce", "focal:2"]
+STEPS, SAVE_EVERY = 6, 3
+CHECKPOINT_STEPS = [0, 3, 6]
+BATCH_SIZE, SEQ_LEN = 8, 64
+CHARTS = ["train-loss", "heldout-loss", "perplexity", "ece", "rare-frequent", "easy-share"]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("browser-training")
+    data_dir = root / "data"
+    srv = Server(data_dir=data_dir, model_roots=[data_dir / "models"]).start()
+    pid = srv.process.pid
+    try:
+        yield srv
+    finally:
+        srv.stop()
+        left = wait_group_gone(pid)
+        assert not left, f"processes {left} of the server's group outlived it"
+
+
+@pytest.fixture(scope="module")
+def corpora(server):
+    try:
+        return seed_training_corpora(server.url)
+    except Exception as error:
+        raise AssertionError(f"{error}\n--- server log ---\n{server.log()}") from error
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        chromium = launch_chromium(playwright)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh page; fails the test on any uncaught script error or dialog."""
+    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+    yield page
+    context.close()
+    assert problems == [], problems
+
+
+def fixed(page: Page, value: float, digits: int) -> str:
+    """`value.toFixed(digits)` as the page computes it (JavaScript rounds ties unlike Python)."""
+    return page.evaluate("([v, d]) => v.toFixed(d)", [value, digits])
+
+
+def trace_colors(page: Page, testid: str) -> list[str]:
+    """The line colour of each trace of a Plotly chart, in trace order."""
+    return page.get_by_test_id(testid).locator("g.trace.scatter path.js-line").evaluate_all(
+        "els => els.map(e => getComputedStyle(e).stroke)")
+
+
+def test_experiment_from_the_form_to_the_comparison(page: Page, server: Server, corpora):
+    train, held_out = corpora
+    page.goto("/#/experiments")
+    expect(page.get_by_role("link", name="Experiments")).to_have_attribute("aria-current", "page")
+    expect(page.get_by_test_id("experiments-table")).to_contain_text("No experiments yet")
+    # With no experiment yet, the form is open.
+    form = page.get_by_role("form", name="Start an experiment")
+    expect(form).to_be_visible()
+    form.get_by_label("Name").fill("tempest-cmp")
+    form.get_by_label("Training corpus").select_option(str(train["id"]))
+    form.get_by_label("Eval corpus").select_option(str(held_out["id"]))
+    form.get_by_label("Preset").select_option("tiny")
+    expect(page.get_by_test_id("preset-info")).to_contain_text("4 layers")
+    form.get_by_label("Tokenizer").select_option("bpe")
+    form.get_by_label("Steps").fill(str(STEPS))
+    form.get_by_label("Save every").fill(str(SAVE_EVERY))
+    form.get_by_label("Seed").fill("0")
+    # Smaller batches than the preset's 16 × 256 tokens: the test waits on this training.
+    form.get_by_text("Advanced: override the preset").click()
+    expect(form.get_by_label("Batch size")).to_have_attribute("placeholder", "16")
+    form.get_by_label("Batch size").fill(str(BATCH_SIZE))
+    form.get_by_label("Sequence length").fill(str(SEQ_LEN))
+    # The loss forms the server accepts are listed as help, from /training/losses.
+    expect(page.get_by_test_id("loss-usage")).to_contain_text("focal:γ (e.g. focal:2)")
+
+    # A bad loss: the server's own message, verbatim, in an alert; nothing is created.
+    form.get_by_label("Losses").fill("ce, focal:-1")
+    form.get_by_role("button", name="Start experiment").click()
+    alert = page.get_by_role("alert").filter(has_text="loss 'focal:-1': γ (gamma) must be ≥ 0 and ≤ 20, got -1")
+    expect(alert).to_be_visible()
+    expect(alert).to_contain_text("HTTP 422")
+    assert re.search(r"#/experiments$", page.url)
+
+    form.get_by_label("Losses").fill(", ".join(LOSSES))
+    # The page's plan agrees with the trainer's checkpoint steps (0, every save_every, the last).
+    expect(page.get_by_test_id("experiment-plan")).to_contain_text(
+        f"2 models × {STEPS} steps; {len(CHECKPOINT_STEPS)} checkpoints each (steps {', '.join(map(str, CHECKPOINT_STEPS))})")
+    form.get_by_role("button", name="Start experiment").click()
+    # Starting one opens its page.
+    expect(page).to_have_url(re.compile(r"#/experiments/\d+$"))
+    experiment_id = int(re.search(r"#/experiments/(\d+)$", page.url).group(1))
+    expect(page.get_by_role("heading", level=1)).to_contain_text("tempest-cmp")
+
+    # One progress row and one legend entry per loss, in the experiment's order.
+    rows = page.get_by_test_id("series-row")
+    expect(rows).to_have_count(2)
+    assert rows.evaluate_all("els => els.map(e => e.dataset.loss)") == LOSSES
+    expect(page.get_by_test_id("legend-item")).to_have_text(LOSSES)
+    for chart in CHARTS:
+        expect(page.get_by_test_id(f"chart-{chart}")).to_have_class(re.compile(r"\bjs-plotly-plot\b"))
+
+    try:
+        comparison = wait_experiment_scored(server.url, experiment_id)
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n--- server log ---\n{server.log()[-6000:]}") from error
+    assert [s["loss"] for s in comparison["series"]] == LOSSES
+    assert comparison["experiment"]["train_corpus_id"] == train["id"]
+    assert comparison["experiment"]["eval_corpus_id"] == held_out["id"]
+    config = comparison["experiment"]["config"]
+    assert (config["preset"], config["tokenizer"], config["steps"], config["save_every"]) == ("tiny", "bpe", STEPS, SAVE_EVERY)
+    assert (config["batch_size"], config["seq_len"], config["lr"]) == (BATCH_SIZE, SEQ_LEN, 3e-3)
+
+    # The page caught up by itself (it polls while anything is live): done, every step trained.
+    expect(page.get_by_test_id("experiment-status")).to_have_text("done", timeout=20_000)
+    for loss, row in zip(LOSSES, rows.all()):
+        expect(row.get_by_test_id("status")).to_have_text("done")
+        expect(row.get_by_role("progressbar")).to_have_attribute("aria-valuenow", str(STEPS))
+        expect(row).to_contain_text(f"{len(CHECKPOINT_STEPS)} / {len(CHECKPOINT_STEPS)} checkpoints scored")
+
+    # The final-checkpoint table: a row per loss with the API's numbers.
+    final_rows = page.get_by_test_id("final-row")
+    expect(final_rows).to_have_count(2)
+    for series in comparison["series"]:
+        final = series["final"]
+        assert final["step"] == STEPS and final["scored"]
+        row = page.locator(f'[data-testid="final-row"][data-loss="{series["loss"]}"]')
+        expect(row.get_by_test_id("final-mean-loss")).to_have_text(fixed(page, final["mean_loss"], 3))
+        expect(row.get_by_test_id("final-step")).to_have_text(str(STEPS))
+        expect(row.get_by_role("link", name=f"run #{final['run_id']}")).to_be_visible()
+        expect(row).to_contain_text(fixed(page, final["ece"], 4))
+
+    # Charts: the held-out metrics have one line per loss with a point per checkpoint; the training
+    # chart adds focal's plain-CE line; rare vs frequent has two lines per loss.
+    expect(page.get_by_test_id("chart-heldout-loss").locator("g.trace.scatter")).to_have_count(2)
+    expect(page.get_by_test_id("chart-heldout-loss").locator("g.trace.scatter").first.locator("g.points path")).to_have_count(3)
+    expect(page.get_by_test_id("chart-train-loss").locator("g.trace.scatter")).to_have_count(3)
+    expect(page.get_by_test_id("chart-rare-frequent").locator("g.trace.scatter")).to_have_count(4)
+    # Each loss keeps its colour: the legend's swatches are the held-out chart's line colours.
+    swatches = page.get_by_test_id("legend-item").locator(".swatch").evaluate_all(
+        "els => els.map(e => getComputedStyle(e).backgroundColor)")
+    assert swatches == trace_colors(page, "chart-heldout-loss") == trace_colors(page, "chart-ece")
+    assert len(set(swatches)) == 2
+    # Hiding the untrained model (step 0) redraws the charts in place without it.
+    page.get_by_label("Hide step 0 (untrained)").check()
+    expect(page.get_by_test_id("chart-heldout-loss").locator("g.trace.scatter").first.locator("g.points path")).to_have_count(2)
+    assert "untrained=hide" in page.url
+
+    # Every checkpoint, each loss's held-out loss linked to its scoring run.
+    checkpoint_rows = page.get_by_test_id("checkpoint-row")
+    expect(checkpoint_rows).to_have_count(len(CHECKPOINT_STEPS))
+    assert checkpoint_rows.evaluate_all("els => els.map(e => Number(e.dataset.step))") == CHECKPOINT_STEPS
+    expect(page.get_by_test_id("checkpoint-run")).to_have_count(2 * len(CHECKPOINT_STEPS))
+    focal = comparison["series"][1]
+    middle = next(c for c in focal["checkpoints"] if c["step"] == SAVE_EVERY)
+    link = page.get_by_role("link", name=f"run #{middle['run_id']}: focal:2 at step {SAVE_EVERY}")
+    expect(link.locator("xpath=..").get_by_test_id("checkpoint-loss")).to_have_text(fixed(page, middle["mean_loss"], 3))
+    link.click()
+    expect(page).to_have_url(re.compile(rf"#/runs/{middle['run_id']}$"))
+    heading = page.get_by_role("heading", level=1)
+    expect(heading).to_contain_text(f"{focal['name']}@{SAVE_EVERY}")
+    expect(heading.get_by_test_id("status")).to_have_text("done")
+    expect(page.get_by_test_id("run-stats")).to_contain_text(fixed(page, middle["mean_loss"], 3))
+
+    # The list shows the experiment with its losses and a summed status.
+    page.goto("/#/experiments")
+    row = page.get_by_test_id("experiment-row").filter(has=page.get_by_role("link", name="tempest-cmp", exact=True))
+    expect(row).to_contain_text("ce")
+    expect(row).to_contain_text("focal:2")
+    expect(row).to_contain_text("tempest-train")
+    expect(row.get_by_test_id("status")).to_have_text("done")
+    expect(row.get_by_role("progressbar")).to_have_attribute("aria-valuenow", str(2 * STEPS))
