@@ -108,10 +108,14 @@ class Trainer:
     sampler: BatchSampler
     plan: TrainPlan
     device: torch.device
+    # torch.compile the forward pass: ≈ a minute of compilation, then faster steps on a GPU.
+    compile: bool = False
     optimizer: torch.optim.Optimizer = field(init=False)
 
     def __post_init__(self) -> None:
-        self.optimizer = make_optimizer(self.model, self.plan.lr)
+        # The fused CUDA AdamW kernel updates every parameter in a few launches instead of many.
+        self.optimizer = make_optimizer(self.model, self.plan.lr, fused=self.device.type == "cuda")
+        self._forward = torch.compile(self.model) if self.compile else self.model
         # bf16 keeps fp32's range (no loss scaling needed); older GPUs and CPUs train in fp32.
         use_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.precision = "bf16-autocast" if use_bf16 else "fp32"
@@ -128,7 +132,7 @@ class Trainer:
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with self._autocast():
-            logits = self.model(input_ids=inputs).logits
+            logits = self._forward(input_ids=inputs).logits
         loss, ce = loss_and_ce(
             self.plan.loss, logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
             step=index, total_steps=self.plan.steps,
@@ -168,7 +172,7 @@ class Trainer:
                 running = RunningLoss()
 
 
-def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.AdamW:
+def make_optimizer(model: torch.nn.Module, lr: float, *, fused: bool = False) -> torch.optim.AdamW:
     """AdamW with weight decay on matrices and embeddings only (not on biases and norm gains).
     Parameter order is the model's, so a restored optimizer state lines up with a reloaded model."""
     decay, no_decay, seen = [], [], set()
@@ -179,5 +183,5 @@ def make_optimizer(model: torch.nn.Module, lr: float) -> torch.optim.AdamW:
         (decay if param.dim() >= 2 else no_decay).append(param)
     return torch.optim.AdamW(
         [{"params": decay, "weight_decay": WEIGHT_DECAY}, {"params": no_decay, "weight_decay": 0.0}],
-        lr=lr, betas=BETAS, eps=1e-8,
+        lr=lr, betas=BETAS, eps=1e-8, fused=fused,
     )
