@@ -1,14 +1,30 @@
-"""Score documents with a causal LM: tokenize with character offsets, cut into windows, run
-length-sorted batches, and gather every per-token field into per-document arrays.
+"""Score documents with a causal LM: every per-token field, in per-document arrays, in the order given.
 
-Batches are padded on the right and run without an attention mask: under a causal mask a real token
-never attends to the padding after it, so its prediction is exactly what it would be alone.
+The device side of scoring (the host side — tokenizing, windows, batch planning — is
+workers.pipeline and workers.batching):
+
+- the decoder runs on a batch (weights in the run's dtype: bf16/fp16 on a GPU, fp32 on a CPU);
+  only the hidden states of scored positions go through the LM head, in float32, a bounded block of
+  rows × vocabulary at a time (workers.metrics);
+- on a GPU, results come back through pinned memory with asynchronous copies while the next batch
+  computes; inputs go up the same way;
+- a batch that runs out of device memory is split in two and retried (and later pools use the
+  smaller size); a single window that still does not fit retries with smaller LM-head blocks;
+- `compile=True` compiles the decoder's layers (regionally) and the statistics kernel with
+  torch.compile, falling back to eager on any compile error (workers.accel.Compiled);
+- on a CPU the model's linears run through oneDNN (workers.accel), the statistics a cache-sized
+  block of rows at a time.
+
+Buckets (default) pad each batch on the right and run without an attention mask: under a causal
+mask a real token never attends to the padding after it, so its prediction is exactly what it
+would be alone. `pack=True` shares rows between windows instead (workers.batching).
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch
@@ -16,143 +32,189 @@ import torch
 from app.schemas.run import RunOptions
 from app.services.scores import DocumentScores
 from app.vocab import WINDOW_ROLLING
-from workers.metrics import TokenStats, stats_from_hidden
+from workers.accel import Compiled, use_onednn_linears
+from workers.batching import Batch, build, plan_batches, split
+from workers.metrics import LOGITS_BUDGET, chunk_partials, stats_from_hidden
 from workers.models import LoadedModel
-from workers.windows import Window, rolling_windows, strided_windows
+from workers.pipeline import Feeder, Pool, ShardInput
+from workers.windows import Span, Window, rolling_spans, strided_spans, windows_of
+
+# A stream pool holds at least this many tokens (and 8 batches): enough documents for length
+# sorting to leave little padding, small enough that results commit every few seconds.
+MIN_POOL_TOKENS = 1 << 15
+# On a GPU the LM head runs on vocabulary chunks of this many ids, ≤ GPU_LOGITS_BUDGET logits at
+# once (2^28 float32 = 1 GiB, plus as much again for the exponentials): 32k–64k vocabularies in one
+# chunk (one matmul, no merging), 128k–256k ones in a few, all within the same bound.
+GPU_VOCAB_CHUNK = 1 << 16
+GPU_LOGITS_BUDGET = 1 << 28
+# Below this many logits per block, an out-of-memory error is not the LM head's fault.
+MIN_LOGITS_BUDGET = 1 << 20
+# CPU: statistics passes go over 2 MiB of logits at a time (an L2 cache's worth).
+CPU_CACHE_ELEMENTS = 1 << 19
 
 
 @dataclass
-class TokenizedDocument:
-    document_id: int
-    token_ids: list[int]
-    char_start: np.ndarray
-    char_end: np.ndarray
+class _InFlight:
+    batch: Batch
+    floats: torch.Tensor
+    ints: torch.Tensor
+    ready: torch.cuda.Event | None
 
 
 @dataclass
-class _DocumentBuffers:
-    n: int
-    top_k: int
-    windows_left: int
+class ScoringCounters:
+    real_tokens: int = 0  # window tokens the decoder read (scored or context)
+    padded_tokens: int = 0  # rows × width it computed
+    oom_splits: int = 0
 
-    def __post_init__(self):
-        n, k = self.n, self.top_k
-        self.logprob = np.zeros(n, np.float32)
-        self.entropy = np.zeros(n, np.float32)
-        self.rank = np.zeros(n, np.int32)
-        self.top_ids = np.zeros((n, k), np.int32)
-        self.top_logprobs = np.zeros((n, k), np.float32)
-        self.sum_p2 = np.zeros(n, np.float32)
-        self.context_len = np.zeros(n, np.int32)
-
-
-def tokenize(tokenizer, document_id: int, text: str) -> TokenizedDocument:
-    encoding = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, return_attention_mask=False)
-    offsets = np.asarray(encoding["offset_mapping"], dtype=np.int32).reshape(-1, 2)
-    return TokenizedDocument(document_id, list(encoding["input_ids"]), offsets[:, 0].copy(), offsets[:, 1].copy())
+    @property
+    def padding_fraction(self) -> float:
+        return 1 - self.real_tokens / self.padded_tokens if self.padded_tokens else 0.0
 
 
 class Scorer:
-    def __init__(self, loaded: LoadedModel, options: RunOptions, *, max_batch_tokens: int):
+    def __init__(self, loaded: LoadedModel, options: RunOptions, *, max_batch_tokens: int, pack: bool = False,
+                 compile: bool = False, pool_tokens: int | None = None):
         self.loaded = loaded
         self.options = options
         self.max_length = min(options.max_length, loaded.max_positions or options.max_length)
         self.max_batch_tokens = max(max_batch_tokens, self.max_length)
+        self.pack = pack
+        self.pool_tokens = pool_tokens or max(MIN_POOL_TOKENS, 8 * self.max_batch_tokens)
+        self.cuda = loaded.device.type == "cuda"
         model = loaded.model
+        if not self.cuda:
+            use_onednn_linears(model, enabled=not compile)
         self.decoder = model.base_model
         self.lm_head = model.get_output_embeddings()
         self.logit_transform = _logit_transform(model)
+        self.logits_budget = GPU_LOGITS_BUDGET if self.cuda else LOGITS_BUDGET
+        self.vocab_chunk = GPU_VOCAB_CHUNK if self.cuda else None
+        self.cache_elements = None if self.cuda else CPU_CACHE_ELEMENTS
+        layers = getattr(self.decoder, "layers", None) or getattr(self.decoder, "h", None)
+        self.decode = Compiled(self._decode, enabled=compile, blocks=list(layers) if layers is not None else None)
+        self.partials = Compiled(chunk_partials, enabled=compile)
+        self.counters = ScoringCounters()
+
+    def spans(self, n_tokens: int) -> list[Span]:
+        if self.options.window == WINDOW_ROLLING:
+            return rolling_spans(n_tokens, self.max_length)
+        return strided_spans(n_tokens, self.max_length, min(self.options.stride, self.max_length - 1))
 
     def windows(self, tokens: list[int]) -> list[Window]:
-        prefix = self.loaded.prefix_token_id
-        if self.options.window == WINDOW_ROLLING:
-            return rolling_windows(tokens, prefix, self.max_length)
-        stride = min(self.options.stride, self.max_length - 1)
-        return strided_windows(tokens, prefix, self.max_length, stride)
+        return windows_of(tokens, self.loaded.prefix_token_id, self.spans(len(tokens)))
 
-    @torch.inference_mode()
     def score(
         self, documents: list[tuple[int, str]], *, on_progress: Callable[[int, int], None] | None = None,
         check: Callable[[], None] | None = None,
     ) -> list[DocumentScores]:
-        """Score (document id, text) pairs; results in the given order. `on_progress(documents_done,
-        tokens_done)` after each batch; `check()` may raise to abort between batches."""
-        tokenized = [tokenize(self.loaded.tokenizer, doc_id, text) for doc_id, text in documents]
-        work: list[tuple[int, Window]] = []
-        buffers = []
-        for index, doc in enumerate(tokenized):
-            windows = self.windows(doc.token_ids)
-            buffers.append(_DocumentBuffers(len(doc.token_ids), self.options.top_k, len(windows)))
-            work.extend((index, w) for w in windows)
-        # Longest first: similar lengths share a batch (little padding), and an out-of-memory
-        # batch shows up at the start rather than after an hour.
-        work.sort(key=lambda item: -len(item[1].input_ids))
-        documents_done = sum(1 for b in buffers if b.windows_left == 0)
-        tokens_done = 0
-        for batch in self._batches(work):
+        """Score (document id, text) pairs as one pool; results in the given order.
+        `on_progress(documents_done, tokens_done)` after each batch; `check()` may raise to abort."""
+        [(_, results)] = self.score_shards([ShardInput(None, documents)], on_progress=on_progress, check=check,
+                                           pool_tokens=1 << 62)
+        return results
+
+    @torch.inference_mode()
+    def score_shards(
+        self, shards: Iterable[ShardInput], *, on_progress: Callable[[int, int], None] | None = None,
+        check: Callable[[], None] | None = None, pool_tokens: int | None = None,
+    ) -> Iterator[tuple[object, list[DocumentScores]]]:
+        """Score a stream of shards, pooled; yields (shard key, its documents' scores) per shard, in
+        order, as soon as its pool is done. Progress is cumulative over the stream."""
+        feeder = Feeder(shards, self._pool, pool_tokens or self.pool_tokens)
+        done = [0, 0]
+        try:
+            for pool in feeder:
+                self._score_pool(pool, check, on_progress, done)
+                done[0] += len(pool.document_ids)
+                yield from pool.results()
+        finally:
+            feeder.close()
+
+    def _pool(self, shards: list[ShardInput]) -> Pool:
+        texts = [text for shard in shards for _, text in shard.documents]
+        ids, offsets = [], []
+        if texts:
+            encoding = self.loaded.tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True,
+                                             return_attention_mask=False)
+            ids, offsets = encoding["input_ids"], encoding["offset_mapping"]
+
+        def plan(lengths: np.ndarray):
+            return plan_batches(lengths, self.max_batch_tokens, pack=self.pack)
+
+        return Pool(shards, (ids, offsets), self.loaded.prefix_token_id, self.spans, self.options.top_k, plan,
+                    pack=self.pack)
+
+    def _score_pool(self, pool: Pool, check, on_progress, done: list[int]) -> None:
+        in_flight: deque[_InFlight] = deque()
+        for batch in pool.batches:
             if check is not None:
                 check()
-            stats = self._score_batch([w for _, w in batch], tokenized, [i for i, _ in batch])
-            # One device-to-host copy per field and batch, then plain numpy slicing.
-            host = {name: getattr(stats, name).cpu().numpy() for name in TokenStats.__dataclass_fields__}
-            offset = 0
-            for index, window in batch:
-                n = window.n_scored
-                _scatter(buffers[index], window, host, offset)
-                offset += n
-                tokens_done += n
-                buffers[index].windows_left -= 1
-                documents_done += buffers[index].windows_left == 0
-            if on_progress is not None:
-                on_progress(documents_done, tokens_done)
-        return [self._result(doc, buf) for doc, buf in zip(tokenized, buffers)]
+            in_flight.extend(self._launch_safely(pool, batch))
+            # On a GPU one batch stays in flight: its results copy back while the next one computes.
+            while len(in_flight) > (1 if self.cuda else 0):
+                self._finish(pool, in_flight.popleft(), on_progress, done)
+        while in_flight:
+            self._finish(pool, in_flight.popleft(), on_progress, done)
 
-    def _batches(self, work: list[tuple[int, Window]]):
-        batch: list[tuple[int, Window]] = []
-        for item in work:
-            longest = len(batch[0][1].input_ids) if batch else len(item[1].input_ids)
-            if batch and longest * (len(batch) + 1) > self.max_batch_tokens:
-                yield batch
-                batch = []
-            batch.append(item)
-        if batch:
-            yield batch
+    def _finish(self, pool: Pool, job: _InFlight, on_progress, done: list[int]) -> None:
+        if job.ready is not None:
+            job.ready.synchronize()
+        pool.scatter(job.batch, job.floats.numpy(), job.ints.numpy())
+        done[1] += len(job.batch.dest)
+        if on_progress is not None:
+            on_progress(done[0] + pool.documents_done(), done[1])
 
-    def _score_batch(self, windows: list[Window], docs: list[TokenizedDocument], doc_index: list[int]) -> TokenStats:
-        device = self.loaded.device
-        width = max(len(w.input_ids) for w in windows)
-        input_ids = torch.zeros((len(windows), width), dtype=torch.long)
-        rows, cols, targets = [], [], []
-        for row, (window, index) in enumerate(zip(windows, doc_index)):
-            length = len(window.input_ids)
-            input_ids[row, :length] = torch.tensor(window.input_ids)
-            positions = range(window.score_from, length)
-            rows.extend([row] * len(positions))
-            cols.extend(positions)
-            tokens = docs[index].token_ids
-            targets.extend(tokens[window.doc_offset : window.doc_offset + window.n_scored])
-        hidden = self.decoder(input_ids=input_ids.to(device), use_cache=False).last_hidden_state
-        selected = hidden[torch.tensor(rows, device=device), torch.tensor(cols, device=device)]
-        return stats_from_hidden(
-            selected, self.lm_head, torch.tensor(targets, device=device), self.options.top_k, self.logit_transform
+    def _launch_safely(self, pool: Pool, batch: Batch) -> list[_InFlight]:
+        try:
+            return [self._launch(batch)]
+        except torch.OutOfMemoryError:
+            if self.cuda:
+                torch.cuda.empty_cache()
+            halves = split(batch.placement)
+            if len(halves) == 1:
+                if self.logits_budget <= MIN_LOGITS_BUDGET:
+                    raise
+                self.logits_budget //= 2
+                return self._launch_safely(pool, batch)
+            self.counters.oom_splits += 1
+            # Later pools are planned at the size that fitted.
+            self.max_batch_tokens = max(self.max_length, batch.padded_tokens // 2)
+            return [job for half in halves for job in self._launch_safely(pool, build(pool.windows, half, pack=pool.pack))]
+
+    def _launch(self, batch: Batch) -> _InFlight:
+        """Queue one batch on the device; on a GPU this returns before the work is done."""
+        position_ids = None if batch.position_ids is None else self._up(batch.position_ids)
+        hidden = self.decode(self._up(batch.input_ids), position_ids)
+        selected = hidden.reshape(-1, hidden.shape[-1]).index_select(0, self._up(batch.flat_index))
+        stats = stats_from_hidden(
+            selected, self.lm_head, self._up(batch.targets), self.options.top_k, self.logit_transform,
+            budget=self.logits_budget, vocab_chunk=self.vocab_chunk, partials=self.partials,
+            cache_elements=self.cache_elements,
         )
+        # Two transfers per batch instead of six: every float field, then every integer field.
+        floats = torch.cat([stats.logprob[:, None], stats.entropy[:, None], stats.sum_p2[:, None], stats.top_logprobs], 1)
+        ints = torch.cat([stats.rank[:, None], stats.top_ids], 1).to(torch.int32)
+        self.counters.real_tokens += batch.real_tokens
+        self.counters.padded_tokens += batch.padded_tokens
+        if not self.cuda:
+            return _InFlight(batch, floats, ints, None)
+        host_floats = torch.empty(floats.shape, dtype=floats.dtype, pin_memory=True)
+        host_ints = torch.empty(ints.shape, dtype=ints.dtype, pin_memory=True)
+        host_floats.copy_(floats, non_blocking=True)
+        host_ints.copy_(ints, non_blocking=True)
+        ready = torch.cuda.Event()
+        ready.record(torch.cuda.current_stream(self.loaded.device))  # the model's GPU, not the current one
+        return _InFlight(batch, host_floats, host_ints, ready)
 
-    def _result(self, doc: TokenizedDocument, buf: _DocumentBuffers) -> DocumentScores:
-        arrays = {
-            "token_id": np.asarray(doc.token_ids, np.int32), "char_start": doc.char_start, "char_end": doc.char_end,
-            "logprob": buf.logprob, "entropy": buf.entropy, "rank": buf.rank, "top_ids": buf.top_ids,
-            "top_logprobs": buf.top_logprobs, "sum_p2": buf.sum_p2, "context_len": buf.context_len,
-        }
-        return DocumentScores(document_id=doc.document_id, top_k=self.options.top_k, arrays=arrays)
+    def _up(self, array: np.ndarray) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        if not self.cuda:
+            return tensor
+        return tensor.pin_memory().to(self.loaded.device, non_blocking=True)
 
-
-def _scatter(buf: _DocumentBuffers, window: Window, host: dict[str, np.ndarray], offset: int) -> None:
-    n = window.n_scored
-    span = slice(window.doc_offset, window.doc_offset + n)
-    rows = slice(offset, offset + n)
-    for name in TokenStats.__dataclass_fields__:
-        getattr(buf, name)[span] = host[name][rows]
-    buf.context_len[span] = np.arange(window.score_from + 1, window.score_from + 1 + n, dtype=np.int32)
+    def _decode(self, input_ids: torch.Tensor, position_ids: torch.Tensor | None) -> torch.Tensor:
+        return self.decoder(input_ids=input_ids, position_ids=position_ids, use_cache=False).last_hidden_state
 
 
 def _logit_transform(model):

@@ -1,0 +1,151 @@
+"""Device-specific speed-ups that change no number beyond float rounding.
+
+- CPU: PyTorch's fp32 `F.linear` goes to MKL, which on AMD processors takes a generic code path;
+  oneDNN (`mkldnn::_linear_pointwise`, the kernel inductor itself uses) picks AVX-512 by CPU feature
+  and runs the same fp32 matmuls about twice as fast on this project's Zen CPUs. `use_onednn_linears`
+  routes a model's `nn.Linear` layers through it after checking that it agrees with `F.linear`.
+- GPU: the LM head runs on bf16/fp16 weights but must give float32 logits: `torch.mm(...,
+  out_dtype=float32)` keeps the fp32 accumulator instead of rounding logits to 8 bits of mantissa.
+- `torch.compile` is optional and must never cost a run: `Compiled` falls back to eager on any
+  compile error and remembers why. A decoder is compiled by region — each repeated layer, whose
+  identical code compiles once — which keeps compile time to about one layer's and leaves the
+  causal-mask decision outside the graph, so eager-mode SDPA still picks its causal flash kernel.
+"""
+
+from __future__ import annotations
+
+import logging
+import types
+
+import torch
+import torch.nn.functional as F
+
+log = logging.getLogger("focalscope.worker")
+
+# Agreement required between oneDNN and F.linear on the probe (fp32 accumulation order differs).
+ONEDNN_PROBE_TOLERANCE = 1e-4
+# Smaller weight matrices stay on F.linear: oneDNN's fixed cost per call (≈ 10 µs) outweighs its
+# faster kernel below about 256 × 256.
+ONEDNN_MIN_WEIGHT = 1 << 16
+# oneDNN builds and keeps a kernel (≈ 1 MB) for every input shape it meets: with a batch's rows
+# taken ROW_TILE at a time, the last tile padded to a multiple of ROW_STEP, a worker meets at most
+# 33 shapes per weight however its batches vary, so memory stays flat over any corpus (unbounded
+# shapes grew a worker by ~1 GB). Costs ≤ 63 padded rows per call.
+ONEDNN_ROW_TILE = 2048
+ONEDNN_ROW_STEP = 64
+
+
+def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    rows = x.reshape(-1, x.shape[-1])
+    parts = [_onednn_rows(rows[start : start + ONEDNN_ROW_TILE], weight, bias)
+             for start in range(0, rows.shape[0], ONEDNN_ROW_TILE)]
+    if not parts:
+        return x.new_empty(*x.shape[:-1], weight.shape[0])
+    return (parts[0] if len(parts) == 1 else torch.cat(parts)).reshape(*x.shape[:-1], weight.shape[0])
+
+
+def _onednn_rows(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    n = rows.shape[0]
+    padded = -(-n // ONEDNN_ROW_STEP) * ONEDNN_ROW_STEP
+    if padded != n:
+        rows = F.pad(rows, (0, 0, 0, padded - n))
+    return torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "none", [], "")[:n]
+
+
+def onednn_usable(dtype: torch.dtype) -> bool:
+    """Whether oneDNN linears run here and agree with F.linear (probed once per dtype)."""
+    if dtype not in _PROBED:
+        _PROBED[dtype] = _probe(dtype)
+    return _PROBED[dtype]
+
+
+_PROBED: dict[torch.dtype, bool] = {}
+
+
+def _probe(dtype: torch.dtype) -> bool:
+    if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
+        return False
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 7, 64, generator=generator).to(dtype)
+    weight = torch.randn(48, 64, generator=generator).to(dtype)
+    bias = torch.randn(48, generator=generator).to(dtype)
+    try:
+        with torch.inference_mode():
+            ours, reference = _onednn_linear(x, weight, bias), F.linear(x, weight, bias)
+    except RuntimeError as exc:
+        log.info("oneDNN linear unavailable: %s", exc)
+        return False
+    tolerance = ONEDNN_PROBE_TOLERANCE if dtype == torch.float32 else 5e-2
+    return ours.shape == reference.shape and bool(torch.allclose(ours.float(), reference.float(), rtol=tolerance, atol=tolerance))
+
+
+def _linear_forward(self, x):
+    return _onednn_linear(x, self.weight, self.bias)
+
+
+def use_onednn_linears(model: torch.nn.Module, enabled: bool = True) -> int:
+    """Route a CPU model's nn.Linear layers through oneDNN (weights untouched, ties kept), or back to
+    F.linear when not `enabled` (inductor lowers plain linears itself and cannot lower this op with
+    dynamic shapes); returns how many are routed (0 where oneDNN is missing or disagrees)."""
+    linears = [
+        m for m in model.modules()
+        if isinstance(m, torch.nn.Linear) and m.weight.device.type == "cpu" and m.weight.numel() >= ONEDNN_MIN_WEIGHT
+    ]
+    if not enabled or not linears or not onednn_usable(linears[0].weight.dtype):
+        for module in linears:
+            module.__dict__.pop("forward", None)
+        return 0
+    for module in linears:
+        module.forward = types.MethodType(_linear_forward, module)
+    return len(linears)
+
+
+def linear_f32(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """x @ weight.T (+ bias) as float32, whatever the input dtype. Inputs are cast to the weights'
+    dtype (a half-precision head takes half-precision inputs, accumulating in fp32)."""
+    x = x.to(weight.dtype)
+    if x.dtype == torch.float32:
+        if x.device.type == "cpu" and weight.numel() >= ONEDNN_MIN_WEIGHT and onednn_usable(torch.float32):
+            return _onednn_linear(x, weight, bias)
+        return F.linear(x, weight, bias)
+    if x.is_cuda and _MM_OUT_DTYPE.get("ok", True):
+        try:
+            logits = torch.mm(x, weight.t(), out_dtype=torch.float32)
+            return logits if bias is None else logits + bias.float()
+        except (RuntimeError, TypeError) as exc:  # an older torch without mm(out_dtype=)
+            _MM_OUT_DTYPE["ok"] = False
+            log.warning("fp32-output matmul unavailable (%s); the LM head rounds logits to %s", exc, x.dtype)
+    return F.linear(x, weight, bias).float()
+
+
+_MM_OUT_DTYPE: dict[str, bool] = {}
+
+
+class Compiled:
+    """`fn` with torch.compile applied — to `fn` itself, or in place to the repeated `blocks` it runs
+    (modules) — that falls back to plain `fn` for good on the first compile error."""
+
+    def __init__(self, fn, *, enabled: bool, blocks: list[torch.nn.Module] | None = None, dynamic: bool = True):
+        self.eager, self.blocks, self.error = fn, blocks or [], None
+        self.fn = fn
+        if enabled and self.blocks:
+            for block in self.blocks:
+                block.compile(dynamic=dynamic)
+        elif enabled:
+            self.fn = torch.compile(fn, dynamic=dynamic)
+        self.active = enabled
+
+    def __call__(self, *args, **kwargs):
+        if not self.active:
+            return self.eager(*args, **kwargs)
+        try:
+            return self.fn(*args, **kwargs)
+        except torch.OutOfMemoryError:
+            raise  # not a compile problem: the caller splits the batch
+        except Exception as exc:  # inductor/dynamo failures come in every exception type
+            self.error = f"{type(exc).__name__}: {exc}"[:500]
+            log.warning("torch.compile failed, running eager from now on: %s", self.error)
+            for block in self.blocks:
+                block._compiled_call_impl = None  # what nn.Module.compile set
+            self.fn, self.active = self.eager, False
+            return self.eager(*args, **kwargs)
