@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.focalscope-installed
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: demo test setup serve bench-cpu clean-data help
+.PHONY: demo test setup serve bench-cpu bench-ingest bench-train bench-gpu clean-data help
 
 help:
 	@echo "make demo   - set up, prepare the offline demo (SmolLM2 on Macbeth) and serve http://127.0.0.1:8000"
@@ -37,6 +37,16 @@ test: $(STAMP)
 
 bench-cpu: $(STAMP)
 	$(PY) -m bench.score_cpu
+
+bench-ingest: $(STAMP)
+	$(PY) -m bench.ingest
+
+bench-train: $(STAMP)
+	$(PY) -m bench.train --device cpu --preset tiny --steps 30
+
+# On a GPU machine with focalscope's dependencies installed (see bench/RESULTS.md).
+bench-gpu:
+	bash bench/gpu_all.sh
 
 clean-data:
 	rm -rf data

@@ -20,7 +20,7 @@ import numpy as np
 from sqlalchemy import text
 
 import app.models  # noqa: F401  (registers every table)
-from app.db.base import Base
+from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.models.checkpoint import Checkpoint, ModelSeries
 from app.models.corpus import Corpus, Document
@@ -56,9 +56,9 @@ def random_documents(n_tokens: int, seed: int = 0) -> list[DocumentScores]:
 
 
 def prepare(url: str, n_documents: int) -> tuple:
-    """Tables, one run and n_documents documents (ids 1..n) to hang scores on."""
+    """Tables (the migrated schema, as deployed), one run and n_documents documents (ids 1..n)."""
+    migrate.upgrade(url)
     engine = make_engine(url)
-    Base.metadata.create_all(engine)
     sessions = make_sessionmaker(engine)
     with sessions() as session:
         series = ModelSeries(name="bench")

@@ -38,8 +38,10 @@ def main(argv: list[str] | None = None) -> None:
     texts = corpus(SMALL_LLAMA["vocab_size"], args.tokens)
     samples: list[tuple[float, int, float, float]] = []
     done: dict[int, int] = {}
+    dtype = "float32" if model.dtype == torch.float32 else "bfloat16"
     with tempfile.TemporaryDirectory() as tmp:
-        database = Database(Path(tmp), texts, RunOptions(), shard_chars=500_000, weights_sha256="scale")
+        # The run's dtype must be the loaded model's: the worker's model cache is keyed on it.
+        database = Database(Path(tmp), texts, RunOptions(dtype=dtype), shard_chars=500_000, weights_sha256="scale")
         started = time.perf_counter()
 
         def on_progress(job_id, progress):
@@ -47,7 +49,6 @@ def main(argv: list[str] | None = None) -> None:
             gpu = torch.cuda.memory_allocated() / 2**20 if device.type == "cuda" else 0.0
             samples.append((time.perf_counter() - started, sum(done.values()), rss_mb(), gpu))
 
-        dtype = "float32" if model.dtype == torch.float32 else "bfloat16"
         tokens, seconds, scorer = database.score(model, device=str(device), dtype=dtype, on_progress=on_progress,
                                                  max_batch_tokens=args.max_batch_tokens)
         database.close()

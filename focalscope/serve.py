@@ -41,7 +41,6 @@ def worker_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["FOCALSCOPE_DATA_DIR"] = str(settings.data_dir)
     env["FOCALSCOPE_DATABASE_URL"] = settings.db_url
-    env["FOCALSCOPE_MAX_BATCH_TOKENS"] = str(settings.max_batch_tokens)
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 

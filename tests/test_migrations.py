@@ -10,7 +10,8 @@ import multiprocessing.synchronize
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+import pytest
+from sqlalchemy import inspect, text
 
 import app.models  # noqa: F401  (registers every table on Base.metadata)
 from app.db.base import Base
@@ -88,7 +89,24 @@ def test_concurrent_upgrades_migrate_once(db_url):
     assert _schema_differences(db_url) == []
 
 
-def test_head_is_the_one_initial_revision():
+def test_revisions_form_one_line():
     revisions = list(ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions())
-    assert [(r.revision, r.down_revision) for r in revisions] == [("0001", None)]
-    assert head_revision() == "0001"
+    assert [(r.revision, r.down_revision) for r in revisions] == [("0002", "0001"), ("0001", None)]
+    assert head_revision() == "0002"
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_token_arrays_are_stored_uncompressed_on_postgresql(db_url):
+    upgrade(db_url)
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            storage = dict(connection.execute(text(
+                "SELECT attname, attstorage FROM pg_attribute WHERE attrelid = 'token_scores'::regclass "
+                "AND attname IN ('logprob', 'top_ids', 'n_tokens')"
+            )).all())
+    finally:
+        engine.dispose()
+    assert storage == {"logprob": "e", "top_ids": "e", "n_tokens": "p"}
+    downgrade(db_url, "0001")
+    assert current_revision(db_url) == "0001"

@@ -184,3 +184,25 @@ def test_cancelled_run_stops_its_worker(settings, sessions):
     with sessions() as session:
         assert session.get(Job, job_id).status == CANCELLED
     assert 0 < len(checks) < 150
+
+
+def test_pooled_worker_claims_shards_of_one_run_and_commits_each(settings, sessions, tiny_llama_dir):
+    first = make_run(sessions, tiny_llama_dir, shard_chars=1)  # five one-document shards
+    with sessions() as session:
+        corpus = corpora.create_corpus(session=session, name="other", documents=[corpora.DocumentIn(text="x y z", source="o")])
+        checkpoint = runs.get_run(session=session, run_id=first).checkpoint
+        second, _ = runs.create_run(session=session, checkpoint_id=checkpoint.id, corpus_id=corpus.id,
+                                    options=RunOptions(max_length=16), shard_chars=1)
+        session.commit()
+        second = second.id
+    settings.claim_shards = 3
+    worker = Worker(settings, device="cpu")
+    assert worker.run_one()  # one pool: three shards of the first run, none of the second
+    with sessions() as session:
+        done = session.execute(select(Job.run_id, func.count()).where(Job.status == DONE).group_by(Job.run_id)).all()
+        assert dict(done) == {first: 3}
+        assert session.scalar(select(func.count(TokenScores.id)).where(TokenScores.run_id == first)) == 3
+    worker.run_forever(exit_when_idle=True)
+    assert status(sessions, first).status == DONE and status(sessions, second).status == DONE
+    with sessions() as session:
+        assert session.scalar(select(func.count(TokenScores.id))) == 6

@@ -10,11 +10,23 @@ import threading
 from app.core.config import Settings
 from app.vocab import JOB_KINDS
 
+# Measured on an H100 (bench/RESULTS.md): 64k tokens per batch and pools of many shards keep the
+# GPU busy; larger batches gained nothing.
+GPU_MAX_BATCH_TOKENS = 65536
+GPU_CLAIM_SHARDS = 64
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default: cuda if available)")
     parser.add_argument("--kinds", default=",".join(JOB_KINDS), help=f"job kinds to take (default: {','.join(JOB_KINDS)})")
-    parser.add_argument("--max-batch-tokens", type=int, help="padded tokens per forward pass (bounds memory)")
+    parser.add_argument("--max-batch-tokens", type=int,
+                        help="padded tokens per forward pass, bounds memory (default: FOCALSCOPE_MAX_BATCH_TOKENS, "
+                             f"else 4096 on a CPU and {GPU_MAX_BATCH_TOKENS} on a GPU)")
+    parser.add_argument("--claim-shards", type=int,
+                        help="shards of one run scored as one pool (default: FOCALSCOPE_CLAIM_SHARDS, else 1 on a CPU "
+                             f"and {GPU_CLAIM_SHARDS} on a GPU)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model (GPU; falls back to eager on errors)")
+    parser.add_argument("--pack", action="store_true", help="pack several documents per row instead of length buckets")
     parser.add_argument("--exit-when-idle", action="store_true", help="stop once the queue has nothing for this worker")
     parser.add_argument("--name", help="worker name shown on its jobs (default: host:pid:device)")
 
@@ -27,9 +39,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     unknown = set(kinds) - set(JOB_KINDS)
     if unknown:
         raise SystemExit(f"error: unknown job kinds {', '.join(sorted(unknown))}; choose from {', '.join(JOB_KINDS)}")
-    if args.max_batch_tokens:
-        settings.max_batch_tokens = args.max_batch_tokens
     device = str(resolve_device(args.device))
+    gpu_defaults = {"max_batch_tokens": GPU_MAX_BATCH_TOKENS, "claim_shards": GPU_CLAIM_SHARDS}
+    for name, gpu_default in gpu_defaults.items():
+        if getattr(args, name):
+            setattr(settings, name, getattr(args, name))
+        elif device.startswith("cuda") and name not in settings.model_fields_set:
+            setattr(settings, name, gpu_default)  # not set anywhere: the GPU's own default
+    settings.compile = args.compile or settings.compile
+    settings.pack = args.pack or settings.pack
     worker = Worker(settings, device=device, kinds=kinds, name=args.name)
 
     def _stop(signum, _frame):

@@ -6,6 +6,7 @@ PostgreSQL database; on the embedded SQLite database, a few workers on the same 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -61,7 +62,9 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{device}"
         self.engine = make_engine(settings.db_url)
         self.sessions = make_sessionmaker(self.engine)
-        self.handlers = handlers or _handlers()
+        self.handlers = {**_handlers(), **(handlers or {})}
+        # Kinds whose handler a caller replaced (tests): those always run one job at a time.
+        self._custom = set(handlers or {})
         self.stopping = threading.Event()
         self._last_reap = 0.0
         # Shared across jobs of this process, e.g. the last loaded model (workers.models).
@@ -110,6 +113,51 @@ class Worker:
             log.warning("reaped expired leases: %d requeued, %d failed", requeued, failed)
 
     def _run(self, claim: queue.Claim) -> None:
+        if claim.kind == KIND_SCORE and self.settings.claim_shards > 1 and KIND_SCORE not in self._custom:
+            self._run_score_pool(claim)
+            return
+        with self._held(claim) as ctx:
+            try:
+                self.handlers[claim.kind](ctx)
+                outcome = None
+            except Exception as exc:  # settled below: recorded on the job, never lost
+                outcome = exc
+            self._settle(ctx, outcome)
+
+    def _run_score_pool(self, first: queue.Claim) -> None:
+        """Score up to `claim_shards` shards of the first shard's run as one pool: the scorer pulls
+        further claims (lazily, from its tokenizer thread) as it needs work; each shard still
+        commits, fails or is released on its own."""
+        from workers.score_job import run_score_shards
+
+        with contextlib.ExitStack() as held:
+            contexts: list[JobContext] = []
+
+            def claims():
+                contexts.append(held.enter_context(self._held(first)))
+                yield contexts[-1]
+                for _ in range(self.settings.claim_shards - 1):
+                    if self.stopping.is_set():
+                        return
+                    with self.sessions() as session:
+                        claim = queue.claim_next(session=session, worker=self.name, kinds=(KIND_SCORE,),
+                                                 lease_seconds=self.settings.lease_seconds, run_id=first.run_id)
+                        session.commit()
+                    if claim is None:
+                        return
+                    contexts.append(held.enter_context(self._held(claim)))
+                    yield contexts[-1]
+
+            try:
+                outcomes = run_score_shards(claims())
+            except Exception as exc:  # before any shard was scored (e.g. the model would not load)
+                outcomes = {ctx.claim.job_id: exc for ctx in contexts}
+            for ctx in contexts:
+                self._settle(ctx, outcomes.get(ctx.claim.job_id, JobInterrupted("not scored in this pool")))
+
+    @contextlib.contextmanager
+    def _held(self, claim: queue.Claim):
+        """A job's context with its heartbeat running for as long as the block lasts."""
         ctx = JobContext(
             claim=claim, settings=self.settings, sessions=self.sessions, device=self.device,
             stopping=self.stopping, cache=self.cache,
@@ -119,25 +167,30 @@ class Worker:
         beat = threading.Thread(target=self._heartbeat, args=(ctx, beat_stop), daemon=True)
         beat.start()
         try:
-            self.handlers[claim.kind](ctx)
+            yield ctx
+        finally:
+            beat_stop.set()
+            beat.join()
+
+    def _settle(self, ctx: JobContext, outcome: BaseException | None) -> None:
+        """Record how a job ended: done (None), handed back (interrupted), lost, or failed."""
+        claim = ctx.claim
+        if outcome is None:
             log.info("job %d done", claim.job_id)
-        except JobInterrupted as exc:
+        elif isinstance(outcome, JobInterrupted):
             if not ctx.lost.is_set():
                 with self.sessions() as session:
                     queue.release(session=session, claim=claim)
                     session.commit()
-            log.warning("job %d interrupted: %s", claim.job_id, exc.reason)
-        except queue.LeaseLost as exc:
-            log.warning("%s", exc)
-        except Exception as exc:  # any handler failure is recorded on the job, never lost
-            retry = not isinstance(exc, PermanentError)
+            log.warning("job %d interrupted: %s", claim.job_id, outcome.reason)
+        elif isinstance(outcome, queue.LeaseLost):
+            log.warning("%s", outcome)
+        else:
+            retry = not isinstance(outcome, PermanentError)
             with self.sessions() as session:
-                status = queue.fail(session=session, claim=claim, error=_describe(exc), retry=retry)
+                status = queue.fail(session=session, claim=claim, error=_describe(outcome), retry=retry)
                 session.commit()
-            log.error("job %d failed (%s): %s", claim.job_id, status, exc)
-        finally:
-            beat_stop.set()
-            beat.join()
+            log.error("job %d failed (%s): %s", claim.job_id, status, outcome)
 
     def _heartbeat(self, ctx: JobContext, stop: threading.Event) -> None:
         while not stop.wait(self.settings.heartbeat_seconds):

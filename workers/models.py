@@ -123,7 +123,15 @@ def gguf_as_safetensors(gguf_path: Path, sha256: str, cache_dir: Path) -> Path:
         if hasattr(config, attribute):
             delattr(config, attribute)
     fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    fresh.load_state_dict(quantized.state_dict())
+    # A tied LM head can come back from the GGUF loader as a meta tensor (its weights are the
+    # embedding's): load everything real, re-tie, and accept nothing else missing.
+    state = {name: tensor for name, tensor in quantized.state_dict().items() if tensor.device.type != "meta"}
+    missing, unexpected = fresh.load_state_dict(state, strict=False)
+    fresh.tie_weights()
+    head, embedding = fresh.get_output_embeddings(), fresh.get_input_embeddings()
+    tied = head is not None and head.weight.data_ptr() == embedding.weight.data_ptr()
+    if unexpected or any(not (tied and name.endswith("lm_head.weight")) for name in missing):
+        raise PermanentError(f"cannot convert {gguf_path.name}: missing {missing}, unexpected {unexpected}")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{sha256[:12]}-", dir=target.parent))
     try:

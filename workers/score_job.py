@@ -143,7 +143,7 @@ def cached_scorer(ctx: JobContext, loaded: LoadedModel, options: RunOptions) -> 
     """One scorer per model and options: a compiled graph is built once per worker process."""
     settings = ctx.settings
     # `compile` and `pack` are worker settings (Settings.compile / Settings.pack where defined).
-    compile, pack = getattr(settings, "compile", False), getattr(settings, "pack", False)
+    compile, pack = settings.compile, settings.pack
     key = (id(loaded), options.key(), settings.max_batch_tokens, compile, pack)
     cached = ctx.cache.get(SCORER_CACHE_KEY)
     if cached is not None and cached[0] == key:

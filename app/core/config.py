@@ -38,8 +38,17 @@ class Settings(BaseSettings):
     # transaction: small enough that results appear while a CPU run is going, large enough that
     # a GPU batch is full.
     shard_chars: int = Field(24_000, gt=0)
-    # Worker: padded tokens per forward pass. Bounds activation memory; larger is faster on a GPU.
+    # Worker: padded tokens per forward pass. Bounds activation memory; larger is faster on a GPU
+    # (a CUDA worker started without --max-batch-tokens uses GPU_MAX_BATCH_TOKENS).
     max_batch_tokens: int = Field(4096, ge=16)
+    # Worker: shards of one run claimed into one scoring pool. A GPU finishes a CPU-sized shard in
+    # milliseconds; pooling keeps it busy while each shard still commits on its own.
+    claim_shards: int = Field(1, ge=1, le=10_000)
+    # Worker: torch.compile the decoder layers and the statistics kernel (falls back to eager on
+    # any compile error); worth it on a GPU for long runs.
+    compile: bool = False
+    # Worker: pack several documents per row (own position ids) instead of length buckets.
+    pack: bool = False
     lease_seconds: float = Field(120.0, gt=1)
     heartbeat_seconds: float = Field(10.0, gt=0)
     auto_migrate: bool = Field(True, description="Upgrade the schema to head when serving.")

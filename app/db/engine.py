@@ -6,6 +6,8 @@ the production database (many workers on many hosts).
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -52,8 +54,8 @@ def _configure_sqlite(engine: Engine) -> None:
         # silently COMMIT before DDL) so that SQLAlchemy's begin below is the only one.
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA journal_mode={SQLITE_JOURNAL_MODE}")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _ensure_journal_mode(cursor)
         cursor.execute(f"PRAGMA synchronous={SQLITE_SYNCHRONOUS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
@@ -62,6 +64,24 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection):
         immediate = connection.get_execution_options().get(SQLITE_IMMEDIATE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _ensure_journal_mode(cursor) -> None:
+    """Switch the file to WAL once (the mode is stored in the file). Switching needs a moment of
+    exclusive access and SQLite does not wait for it (busy_timeout does not apply), so a process
+    starting while others write retries here instead of failing with "database is locked"."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        mode = cursor.execute("PRAGMA journal_mode").fetchone()[0]
+        if mode.lower() == SQLITE_JOURNAL_MODE.lower() or mode.lower() == "memory":
+            return
+        try:
+            cursor.execute(f"PRAGMA journal_mode={SQLITE_JOURNAL_MODE}")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -65,9 +65,12 @@ def enqueue(
     return job
 
 
-def claim_next(*, session: Session, worker: str, kinds: tuple[str, ...], lease_seconds: float) -> Claim | None:
-    """Take the highest-priority queued job of one of `kinds`. Call on a session with no open
-    transaction; the caller commits (the claim is not visible to others, nor final, until then)."""
+def claim_next(
+    *, session: Session, worker: str, kinds: tuple[str, ...], lease_seconds: float, run_id: int | None = None,
+) -> Claim | None:
+    """Take the highest-priority queued job of one of `kinds` (of one run, if `run_id`). Call on a
+    session with no open transaction; the caller commits (the claim is not visible to others, nor
+    final, until then)."""
     if session.in_transaction():
         # On SQLite the claim must be the first statement of its own BEGIN IMMEDIATE transaction.
         raise RuntimeError("claim_next needs a session with no open transaction")
@@ -75,7 +78,7 @@ def claim_next(*, session: Session, worker: str, kinds: tuple[str, ...], lease_s
     now = _now(session)
     candidate = (
         select(Job.id)
-        .where(Job.status == QUEUED, Job.kind.in_(kinds))
+        .where(Job.status == QUEUED, Job.kind.in_(kinds), *([Job.run_id == run_id] if run_id is not None else []))
         .order_by(Job.priority.desc(), Job.id)
         .limit(1)
         .with_for_update(skip_locked=True)
