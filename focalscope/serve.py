@@ -114,8 +114,12 @@ def serve(settings: Settings, *, workers: int, device: str) -> int:
     pool.start()
     print(f"\n  focalscope is serving http://{settings.host}:{settings.port}   (Ctrl-C stops it)\n", flush=True)
     try:
-        config = uvicorn.Config(create_app(settings), host=settings.host, port=settings.port, log_level="warning")
+        app = create_app(settings)
+        # lifespan="off": the app's only shutdown work is disposing its engine (done below), and a
+        # lifespan task cancelled by a second Ctrl-C would print a traceback.
+        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", lifespan="off")
         _quiet_server(config).run()
+        app.state.engine.dispose()
     finally:
         print("stopping workers...", file=sys.stderr, flush=True)
         pool.stop()

@@ -67,4 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return run(args, Settings())
+    try:
+        return run(args, Settings())
+    except KeyboardInterrupt:  # Ctrl-C before the worker's own handler is installed (still importing)
+        return 130
