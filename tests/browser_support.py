@@ -18,10 +18,13 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+from playwright.sync_api import sync_playwright
 
 # A fresh SQLite database is migrated on start; on a loaded 2-core machine that takes seconds.
 SERVER_START_TIMEOUT_S = 45
@@ -272,6 +275,50 @@ def wait_experiment_scored(base_url: str, experiment_id: int, timeout: float = E
 
 def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+
+
+# Generous for a loaded 2-core machine; a passing run waits far less.
+UI_TIMEOUT_MS = 15_000
+
+
+@contextmanager
+def serving(data_dir: Path, model_roots: list[Path]) -> Iterator[Server]:
+    """`focalscope serve` for the block; afterwards no process of its group may be left."""
+    server = Server(data_dir=data_dir, model_roots=model_roots).start()
+    pid = server.process.pid
+    try:
+        yield server
+    finally:
+        server.stop()
+        left = wait_group_gone(pid)
+        assert not left, f"processes {left} of the server's group outlived it"
+
+
+@contextmanager
+def chromium() -> Iterator:
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        yield browser
+        browser.close()
+
+
+@contextmanager
+def watched_page(browser, server: Server) -> Iterator:
+    """A fresh page on the server that fails the test on any uncaught script error or dialog."""
+    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+    context.set_default_timeout(UI_TIMEOUT_MS)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
+    page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
+    yield page
+    context.close()
+    assert problems == [], problems
+
+
+def fixed(page, value: float, digits: int) -> str:
+    """`value.toFixed(digits)` as the page computes it (JavaScript rounds ties unlike Python's format)."""
+    return page.evaluate("([v, d]) => v.toFixed(d)", [value, digits])
 
 
 def _main() -> int:  # pragma: no cover - a developer's tool

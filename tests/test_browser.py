@@ -12,28 +12,20 @@ import re
 
 import httpx
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.browser_support import MARKUP_LINE, MARKUP_TITLE, Seeded, Server, launch_chromium, seed, wait_group_gone
+from tests.browser_support import (
+    MARKUP_LINE, MARKUP_TITLE, Seeded, Server, chromium, fixed, seed, serving, watched_page,
+)
 from tests.tiny_models import tiny_llama_dir  # noqa: F401  (session fixture)
 
 pytestmark = pytest.mark.slow
 
-# Generous for a loaded 2-core machine; a passing run waits far less.
-UI_TIMEOUT_MS = 15_000
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_llama_dir):  # noqa: F811
     root = tmp_path_factory.mktemp("browser")
-    srv = Server(data_dir=root / "data", model_roots=[tiny_llama_dir]).start()
-    pid = srv.process.pid
-    try:
+    with serving(root / "data", [tiny_llama_dir]) as srv:
         yield srv
-    finally:
-        srv.stop()
-        left = wait_group_gone(pid)
-        assert not left, f"processes {left} of the server's group outlived it"
 
 
 @pytest.fixture(scope="module")
@@ -46,35 +38,21 @@ def seeded(server, tiny_llama_dir) -> Seeded:  # noqa: F811
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
+    with chromium() as instance:
+        yield instance
 
 
 @pytest.fixture
 def page(browser, server, seeded):
     """A fresh page on the seeded server; fails the test on any uncaught script error or dialog."""
-    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
-    page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
-    yield page
-    context.close()
-    assert problems == [], problems
+    with watched_page(browser, server) as instance:
+        yield instance
 
 
 def api_get(server: Server, path: str, **params) -> dict:
     response = httpx.get(f"{server.url}/api/v1{path}", params=params, timeout=30)
     assert response.status_code == 200, response.text
     return response.json()
-
-
-def fixed(page: Page, value: float, digits: int) -> str:
-    """`value.toFixed(digits)` as the page computes it (JavaScript rounds ties unlike Python's format)."""
-    return page.evaluate("([v, d]) => v.toFixed(d)", [value, digits])
 
 
 def document_by_title(seeded: Seeded, title: str) -> dict:

@@ -11,13 +11,14 @@ from __future__ import annotations
 import re
 
 import pytest
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
-from tests.browser_support import Server, launch_chromium, seed_training_corpora, wait_experiment_scored, wait_group_gone
+from tests.browser_support import (
+    Server, chromium, fixed, seed_training_corpora, serving, wait_experiment_scored, watched_page,
+)
 
 pytestmark = pytest.mark.slow
 
-UI_TIMEOUT_MS = 15_000
 LOSSES = ["ce", "focal:2"]
 STEPS, SAVE_EVERY = 6, 3
 CHECKPOINT_STEPS = [0, 3, 6]
@@ -27,16 +28,9 @@ CHARTS = ["train-loss", "heldout-loss", "perplexity", "ece", "rare-frequent", "e
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    root = tmp_path_factory.mktemp("browser-training")
-    data_dir = root / "data"
-    srv = Server(data_dir=data_dir, model_roots=[data_dir / "models"]).start()
-    pid = srv.process.pid
-    try:
+    data_dir = tmp_path_factory.mktemp("browser-training") / "data"
+    with serving(data_dir, [data_dir / "models"]) as srv:
         yield srv
-    finally:
-        srv.stop()
-        left = wait_group_gone(pid)
-        assert not left, f"processes {left} of the server's group outlived it"
 
 
 @pytest.fixture(scope="module")
@@ -49,29 +43,15 @@ def corpora(server):
 
 @pytest.fixture(scope="module")
 def browser():
-    with sync_playwright() as playwright:
-        chromium = launch_chromium(playwright)
-        yield chromium
-        chromium.close()
+    with chromium() as instance:
+        yield instance
 
 
 @pytest.fixture
 def page(browser, server):
     """A fresh page; fails the test on any uncaught script error or dialog."""
-    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
-    context.set_default_timeout(UI_TIMEOUT_MS)
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
-    page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
-    yield page
-    context.close()
-    assert problems == [], problems
-
-
-def fixed(page: Page, value: float, digits: int) -> str:
-    """`value.toFixed(digits)` as the page computes it (JavaScript rounds ties unlike Python)."""
-    return page.evaluate("([v, d]) => v.toFixed(d)", [value, digits])
+    with watched_page(browser, server) as instance:
+        yield instance
 
 
 def trace_colors(page: Page, testid: str) -> list[str]:
