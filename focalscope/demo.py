@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
+from app.assets import smollm2_gguf
 from app.core.config import Settings
 from app.models.corpus import Corpus
 from app.models.training import Experiment
@@ -43,7 +44,7 @@ def prepare_demo(sessions, settings: Settings, *, train: bool = True) -> None:
         heldout = _corpus(session, HELDOUT_CORPUS, demo_assets.heldout_documents,
                           "Macbeth, acts I–II, one document per scene (held out from the training corpus).")
         checkpoint, created = checkpoints.register_checkpoint(
-            session=session, path=demo_assets.smollm2_gguf(), series=SMOLLM2_SERIES, step=0
+            session=session, path=smollm2_gguf(), series=SMOLLM2_SERIES, step=0
         )
         if created:
             print(f"model {SMOLLM2_SERIES}: registered {checkpoint.path}")

