@@ -57,6 +57,17 @@ def _expire_lease(sessions: sessionmaker[Session], job_id: int) -> None:
         session.commit()
 
 
+def _taken_over(sessions: sessionmaker[Session], job_id: int):
+    """(stale claim, current claim): the first worker's lease ran out, the reaper requeued the job
+    and a second worker claimed it."""
+    stale = _claim(sessions)
+    _expire_lease(sessions, job_id)
+    with sessions() as session:
+        reap_expired(session=session)
+        session.commit()
+    return stale, _claim(sessions)
+
+
 def _run_id(sessions: sessionmaker[Session], name: str = "r") -> int:
     with sessions() as session:
         corpus = Corpus(name=f"corpus-{name}")
@@ -295,12 +306,7 @@ def test_heartbeat_extends_the_lease_and_records_progress(sessions):
 
 def test_heartbeat_with_a_stale_token_returns_false_and_changes_nothing(sessions):
     (job_id,) = _enqueue(sessions)
-    stale = _claim(sessions)
-    _expire_lease(sessions, job_id)
-    with sessions() as session:
-        reap_expired(session=session)
-        session.commit()
-    current = _claim(sessions)
+    stale, current = _taken_over(sessions, job_id)
     before = _job(sessions, job_id)
 
     with sessions() as session:
@@ -343,12 +349,7 @@ def test_fail_without_retry_fails_at_once_and_keeps_the_error_tail(sessions):
 
 def test_fail_with_a_stale_token_returns_none(sessions):
     (job_id,) = _enqueue(sessions)
-    stale = _claim(sessions)
-    _expire_lease(sessions, job_id)
-    with sessions() as session:
-        reap_expired(session=session)
-        session.commit()
-    current = _claim(sessions)
+    stale, current = _taken_over(sessions, job_id)
     with sessions() as session:
         assert fail(session=session, claim=stale, error="late") is None
         session.commit()
