@@ -26,7 +26,8 @@ from app.core.config import Settings
 from app.schemas.run import RunOptions
 from bench.common import cpu_name, peak_rss_mb, record
 from bench.e2e import Database
-from focalscope.demo_assets import heldout_documents, smollm2_gguf
+from app.assets import smollm2_gguf
+from focalscope.demo_assets import heldout_documents
 from workers.accel import _onednn_linear
 from workers.models import gguf_as_safetensors, load_safetensors_dir
 from workers.scorer import Scorer

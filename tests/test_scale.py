@@ -123,3 +123,26 @@ def test_pooled_shards_commit_each_on_its_own_claim(settings, sessions, tiny_lla
         [alone] = Scorer(scorer.loaded, RunOptions(max_length=16), max_batch_tokens=16).score([(document_id, text)])
         np.testing.assert_allclose(logprob, alone.arrays["logprob"], atol=1e-5)
         np.testing.assert_array_equal(top_ids, alone.arrays["top_ids"].reshape(-1))
+
+
+def test_half_precision_cpu_memory_stays_flat_over_batch_shapes(tiny_llama_dir):
+    """bf16 CPU kernels (oneDNN, brgemm) keep one compiled kernel per input shape unless the scorer
+    bounds the shapes they see; a corpus brings a new [rows, width] every batch."""
+    loaded = load_safetensors_dir(tiny_llama_dir, device=torch.device("cpu"), dtype=torch.bfloat16)
+    scorer = Scorer(loaded, RunOptions(max_length=256, dtype="bfloat16"), max_batch_tokens=1024)
+    generator = np.random.default_rng(0)
+
+    def document(n_words: int) -> list[tuple[int, str]]:
+        return [(n_words, " ".join(generator.choice(WORDS, size=n_words)))]
+
+    for n_words in (5, 50, 120):  # warm-up: first calls allocate thread pools and buffers
+        scorer.score(document(n_words))
+    before = rss_mb()
+    widths = set()
+    for n_words in range(8, 240):  # one batch per document: ~230 distinct window widths
+        [result] = scorer.score(document(n_words))
+        widths.add(result.n_tokens)
+    grown = rss_mb() - before
+    print(f"{len(widths)} widths; RSS grew {grown:.0f} MiB")
+    assert len(widths) > 150
+    assert grown < 100, grown

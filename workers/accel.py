@@ -6,6 +6,12 @@
   routes a model's `nn.Linear` layers through it after checking that it agrees with `F.linear`.
 - GPU: the LM head runs on bf16/fp16 weights but must give float32 logits: `torch.mm(...,
   out_dtype=float32)` keeps the fp32 accumulator instead of rounding logits to 8 bits of mantissa.
+- CPU, half precision: oneDNN and PyTorch's CPU brgemm kernels build and keep a kernel for every
+  input shape they meet in bf16/fp16 (linear, batched matmul, flash attention) and never free it:
+  scoring a corpus, whose batches come in ever new [rows, width] shapes, grew a worker by ~2 KB per
+  token (1.9 GB over 290 window widths). Half-precision CPU models therefore route every linear
+  through the row tiles below and run attention in float32 (`use_f32_attention`), whose kernels
+  keep nothing per shape.
 - `torch.compile` is optional and must never cost a run: `Compiled` falls back to eager on any
   compile error and remembers why. A decoder is compiled by region — each repeated layer, whose
   identical code compiles once — which keeps compile time to about one layer's and leaves the
@@ -86,10 +92,13 @@ def _linear_forward(self, x):
 def use_onednn_linears(model: torch.nn.Module, enabled: bool = True) -> int:
     """Route a CPU model's nn.Linear layers through oneDNN (weights untouched, ties kept), or back to
     F.linear when not `enabled` (inductor lowers plain linears itself and cannot lower this op with
-    dynamic shapes); returns how many are routed (0 where oneDNN is missing or disagrees)."""
+    dynamic shapes); returns how many are routed (0 where oneDNN is missing or disagrees). In half
+    precision every linear is routed, however small: its row tiles bound the shapes F.linear's
+    oneDNN path would otherwise keep a kernel for."""
     linears = [
         m for m in model.modules()
-        if isinstance(m, torch.nn.Linear) and m.weight.device.type == "cpu" and m.weight.numel() >= ONEDNN_MIN_WEIGHT
+        if isinstance(m, torch.nn.Linear) and m.weight.device.type == "cpu"
+        and (m.weight.numel() >= ONEDNN_MIN_WEIGHT or m.weight.dtype != torch.float32)
     ]
     if not enabled or not linears or not onednn_usable(linears[0].weight.dtype):
         for module in linears:
@@ -104,10 +113,13 @@ def linear_f32(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     """x @ weight.T (+ bias) as float32, whatever the input dtype. Inputs are cast to the weights'
     dtype (a half-precision head takes half-precision inputs, accumulating in fp32)."""
     x = x.to(weight.dtype)
+    on_cpu = x.device.type == "cpu"
     if x.dtype == torch.float32:
-        if x.device.type == "cpu" and weight.numel() >= ONEDNN_MIN_WEIGHT and onednn_usable(torch.float32):
+        if on_cpu and weight.numel() >= ONEDNN_MIN_WEIGHT and onednn_usable(torch.float32):
             return _onednn_linear(x, weight, bias)
         return F.linear(x, weight, bias)
+    if on_cpu and onednn_usable(x.dtype):  # row tiles: a bounded set of kernel shapes (see above)
+        return _onednn_linear(x, weight, bias).float()
     if x.is_cuda and _MM_OUT_DTYPE.get("ok", True):
         try:
             logits = torch.mm(x, weight.t(), out_dtype=torch.float32)
@@ -119,6 +131,34 @@ def linear_f32(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
 
 
 _MM_OUT_DTYPE: dict[str, bool] = {}
+
+# The attention implementation `use_f32_attention` registers with transformers.
+F32_ATTENTION = "focalscope_f32_sdpa"
+
+
+def _f32_sdpa(module, query, key, value, attention_mask, **kwargs):
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if attention_mask is not None and attention_mask.is_floating_point():
+        attention_mask = attention_mask.float()
+    output, weights = sdpa_attention_forward(module, query.float(), key.float(), value.float(), attention_mask, **kwargs)
+    return output.to(query.dtype), weights
+
+
+def use_f32_attention(model: torch.nn.Module) -> bool:
+    """Run a half-precision CPU model's attention in float32 (transformers' SDPA path on upcast
+    q, k, v); False where the architecture does not take a pluggable attention implementation."""
+    from transformers import AttentionInterface, AttentionMaskInterface
+    from transformers.masking_utils import sdpa_mask
+
+    AttentionInterface.register(F32_ATTENTION, _f32_sdpa)
+    AttentionMaskInterface.register(F32_ATTENTION, sdpa_mask)
+    try:
+        model.set_attn_implementation(F32_ATTENTION)
+    except (ValueError, AttributeError, NotImplementedError) as exc:
+        log.info("float32 attention unavailable for %s: %s", type(model).__name__, exc)
+        return False
+    return True
 
 
 class Compiled:

@@ -13,7 +13,8 @@ workers.pipeline and workers.batching):
 - `compile=True` compiles the decoder's layers (regionally) and the statistics kernel with
   torch.compile, falling back to eager on any compile error (workers.accel.Compiled);
 - on a CPU the model's linears run through oneDNN (workers.accel), the statistics a cache-sized
-  block of rows at a time.
+  block of rows at a time; a half-precision CPU model attends in float32, so that memory stays
+  flat over a corpus's ever-changing batch shapes.
 
 Buckets (default) pad each batch on the right and run without an attention mask: under a causal
 mask a real token never attends to the padding after it, so its prediction is exactly what it
@@ -32,7 +33,7 @@ import torch
 from app.schemas.run import RunOptions
 from app.services.scores import DocumentScores
 from app.vocab import WINDOW_ROLLING
-from workers.accel import Compiled, use_onednn_linears
+from workers.accel import Compiled, use_f32_attention, use_onednn_linears
 from workers.batching import Batch, build, plan_batches, split
 from workers.metrics import LOGITS_BUDGET, chunk_partials, stats_from_hidden
 from workers.models import LoadedModel
@@ -85,6 +86,8 @@ class Scorer:
         model = loaded.model
         if not self.cuda:
             use_onednn_linears(model, enabled=not compile)
+            if loaded.dtype != torch.float32:  # half-precision CPU kernels keep one kernel per shape
+                use_f32_attention(model)
         self.decoder = model.base_model
         self.lm_head = model.get_output_embeddings()
         self.logit_transform = _logit_transform(model)
