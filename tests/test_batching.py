@@ -91,17 +91,21 @@ def test_packed_rows_equal_one_document_at_a_time(loaded, window):
 def test_out_of_memory_batches_split_and_retry(loaded, monkeypatch):
     options = RunOptions(max_length=24)
     scorer = Scorer(loaded, options, max_batch_tokens=96)
-    launch = scorer._launch
+    decode = scorer.decode
 
-    def small_batches_only(batch):
-        if batch.placement.rows > 1:
+    def small_batches_only(input_ids, position_ids):
+        if input_ids.shape[0] > 1:
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return launch(batch)
+        return decode(input_ids, position_ids)
 
-    monkeypatch.setattr(scorer, "_launch", small_batches_only)
+    monkeypatch.setattr(scorer, "decode", small_batches_only)
     scored = scorer.score(list(enumerate(TEXTS, start=1)))
     assert scorer.counters.oom_splits >= 3 and scorer.max_batch_tokens < 96
     assert_same_as_alone(loaded, options, scored)
+    # Failed launches gave their staging buffers back; the halves of a split batch are in flight
+    # together, so there are at most as many slots as rows in a batch, and all are free again.
+    staging = scorer.staging
+    assert 1 <= staging.allocated <= 96 // 24 and staging.free == staging.allocated
 
 
 def test_vocabulary_chunks_equal_one_pass():

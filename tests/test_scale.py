@@ -59,6 +59,7 @@ def test_memory_stays_flat_over_many_shards(tiny_llama_dir):
         if index >= warm_up and index % 20 == 0:
             samples.append(rss_mb())
     assert index == n_shards - 1 and tokens > 25 * scorer.pool_tokens
+    assert scorer.staging.allocated == 1  # one batch at a time on a CPU: one staging slot, reused
     print(f"{tokens} tokens; RSS after warm-up (MiB): {samples}")
     # After warm-up, resident memory does not grow with the number of tokens scored.
     assert max(samples) - samples[0] < 25, samples

@@ -7,7 +7,8 @@ workers.pipeline and workers.batching):
   only the hidden states of scored positions go through the LM head, in float32, a bounded block of
   rows × vocabulary at a time (workers.metrics);
 - on a GPU, results come back through pinned memory with asynchronous copies while the next batch
-  computes; inputs go up the same way;
+  computes; inputs go up the same way, all of a batch's in one copy; the pinned buffers are
+  allocated once and reused (workers.staging);
 - a batch that runs out of device memory is split in two and retried (and later pools use the
   smaller size); a single window that still does not fit retries with smaller LM-head blocks;
 - `compile=True` compiles the decoder's layers (regionally) and the statistics kernel with
@@ -38,6 +39,7 @@ from workers.batching import Batch, build, plan_batches, split
 from workers.metrics import LOGITS_BUDGET, chunk_partials, stats_from_hidden
 from workers.models import LoadedModel
 from workers.pipeline import Feeder, Pool, ShardInput
+from workers.staging import Slot, Staging, pack_inputs, unpack_inputs
 from workers.windows import Span, Window, rolling_spans, strided_spans, windows_of
 
 # A stream pool holds at least this many tokens (and 8 batches): enough documents for length
@@ -60,6 +62,7 @@ class _InFlight:
     floats: torch.Tensor
     ints: torch.Tensor
     ready: torch.cuda.Event | None
+    slot: Slot
 
 
 @dataclass
@@ -98,6 +101,7 @@ class Scorer:
         self.decode = Compiled(self._decode, enabled=compile, blocks=list(layers) if layers is not None else None)
         self.partials = Compiled(chunk_partials, enabled=compile)
         self.counters = ScoringCounters()
+        self.staging = Staging(top_k=options.top_k, max_batch_tokens=self.max_batch_tokens, pin=self.cuda)
 
     def spans(self, n_tokens: int) -> list[Span]:
         if self.options.window == WINDOW_ROLLING:
@@ -164,6 +168,7 @@ class Scorer:
         if job.ready is not None:
             job.ready.synchronize()
         pool.scatter(job.batch, job.floats.numpy(), job.ints.numpy())
+        self.staging.release(job.slot)  # its contents are copied out: the next batch may reuse it
         done[1] += len(job.batch.dest)
         if on_progress is not None:
             on_progress(done[0] + pool.documents_done(), done[1])
@@ -187,34 +192,43 @@ class Scorer:
 
     def _launch(self, batch: Batch) -> _InFlight:
         """Queue one batch on the device; on a GPU this returns before the work is done."""
-        position_ids = None if batch.position_ids is None else self._up(batch.position_ids)
-        hidden = self.decode(self._up(batch.input_ids), position_ids)
-        selected = hidden.reshape(-1, hidden.shape[-1]).index_select(0, self._up(batch.flat_index))
+        arrays = [batch.input_ids, batch.flat_index, batch.targets]
+        if batch.position_ids is not None:
+            arrays.append(batch.position_ids)
+        slot = self.staging.acquire(sum(a.size for a in arrays), len(batch.flat_index))
+        try:
+            return self._launch_in(slot, batch, arrays)
+        except BaseException:
+            if self.cuda:  # copies from this slot may still be queued: let them finish before reuse
+                torch.cuda.synchronize(self.loaded.device)
+            self.staging.release(slot)
+            raise
+
+    def _launch_in(self, slot: Slot, batch: Batch, arrays: list[np.ndarray]) -> _InFlight:
+        host, layout = pack_inputs(slot, arrays)
+        # One upload per batch: every input array travels in the same buffer.
+        device_inputs = host.to(self.loaded.device, non_blocking=True) if self.cuda else host
+        input_ids, flat_index, targets, *position_ids = unpack_inputs(device_inputs, layout)
+        hidden = self.decode(input_ids, position_ids[0] if position_ids else None)
+        selected = hidden.reshape(-1, hidden.shape[-1]).index_select(0, flat_index)
         stats = stats_from_hidden(
-            selected, self.lm_head, self._up(batch.targets), self.options.top_k, self.logit_transform,
+            selected, self.lm_head, targets, self.options.top_k, self.logit_transform,
             budget=self.logits_budget, vocab_chunk=self.vocab_chunk, partials=self.partials,
             cache_elements=self.cache_elements,
         )
         # Two transfers per batch instead of six: every float field, then every integer field.
-        floats = torch.cat([stats.logprob[:, None], stats.entropy[:, None], stats.sum_p2[:, None], stats.top_logprobs], 1)
-        ints = torch.cat([stats.rank[:, None], stats.top_ids], 1).to(torch.int32)
+        n = len(batch.flat_index)
+        floats, ints = slot.floats[:n], slot.ints[:n]
+        floats.copy_(torch.cat([stats.logprob[:, None], stats.entropy[:, None], stats.sum_p2[:, None], stats.top_logprobs], 1),
+                     non_blocking=self.cuda)
+        ints.copy_(torch.cat([stats.rank[:, None], stats.top_ids], 1).to(torch.int32), non_blocking=self.cuda)
         self.counters.real_tokens += batch.real_tokens
         self.counters.padded_tokens += batch.padded_tokens
-        if not self.cuda:
-            return _InFlight(batch, floats, ints, None)
-        host_floats = torch.empty(floats.shape, dtype=floats.dtype, pin_memory=True)
-        host_ints = torch.empty(ints.shape, dtype=ints.dtype, pin_memory=True)
-        host_floats.copy_(floats, non_blocking=True)
-        host_ints.copy_(ints, non_blocking=True)
-        ready = torch.cuda.Event()
-        ready.record(torch.cuda.current_stream(self.loaded.device))  # the model's GPU, not the current one
-        return _InFlight(batch, host_floats, host_ints, ready)
-
-    def _up(self, array: np.ndarray) -> torch.Tensor:
-        tensor = torch.from_numpy(array)
-        if not self.cuda:
-            return tensor
-        return tensor.pin_memory().to(self.loaded.device, non_blocking=True)
+        ready = None
+        if self.cuda:
+            ready = torch.cuda.Event()
+            ready.record(torch.cuda.current_stream(self.loaded.device))  # the model's GPU, not the current one
+        return _InFlight(batch, floats, ints, ready, slot)
 
     def _decode(self, input_ids: torch.Tensor, position_ids: torch.Tensor | None) -> torch.Tensor:
         return self.decoder(input_ids=input_ids, position_ids=position_ids, use_cache=False).last_hidden_state
