@@ -107,3 +107,23 @@ def test_offsets_tile_the_text_and_fields_are_consistent(loaded):
     p = np.exp(a["logprob"])
     assert (a["sum_p2"] >= p * p - 1e-6).all() and (a["sum_p2"] <= 1 + 1e-6).all()
     assert (a["entropy"] >= -1e-6).all() and (a["entropy"] <= np.log(len(loaded.tokenizer)) + 1e-4).all()
+
+
+@pytest.mark.parametrize("broken", ["meta", "zeros"])
+def test_a_tied_head_transformers_left_untied_is_tied_on_load(tiny_gpt2_dir, monkeypatch, broken):
+    """The tiny GPT-2 ties its head to the embedding and saves no head of its own. transformers was
+    seen to load such a head as a meta tensor or as zeros in a long-running process; the loader ties
+    it back rather than scoring with a uniform model."""
+    from transformers import AutoModelForCausalLM
+
+    from_pretrained = AutoModelForCausalLM.from_pretrained
+
+    def untied(*args, **kwargs):
+        model = from_pretrained(*args, **kwargs)
+        shape = model.lm_head.weight.shape
+        model.lm_head.weight = torch.nn.Parameter(torch.empty(shape, device="meta") if broken == "meta" else torch.zeros(shape))
+        return model
+
+    monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", untied)
+    loaded = load_safetensors_dir(tiny_gpt2_dir, device=torch.device("cpu"), dtype=torch.float32)
+    assert loaded.model.lm_head.weight is loaded.model.get_input_embeddings().weight
