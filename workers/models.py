@@ -72,12 +72,9 @@ def load_safetensors_dir(directory: Path, *, device: torch.device, dtype: torch.
     config = _config(directory)
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, **SAFE_LOAD)
-        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, use_safetensors=True, **SAFE_LOAD)
+        model = causal_lm_from_dir(directory, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise PermanentError(f"cannot load checkpoint {directory}: {exc}") from exc
-    _tie_head_if_configured(model, directory)
-    if unloaded := [name for name, parameter in model.named_parameters() if parameter.is_meta]:
-        raise PermanentError(f"cannot load checkpoint {directory}: no weights for {', '.join(unloaded[:5])}")
     if not tokenizer.is_fast:
         raise PermanentError(f"{directory}: a fast tokenizer (tokenizer.json) is needed for character offsets")
     # Documents are cut into windows by the scorer; the tokenizer's length warning would be noise.
@@ -102,6 +99,16 @@ def _config(directory: Path):
         return AutoConfig.from_pretrained(directory, **SAFE_LOAD)
     except (OSError, ValueError) as exc:
         raise PermanentError(f"{directory}: unsupported model config: {exc}") from exc
+
+
+def causal_lm_from_dir(directory: Path, *, dtype: torch.dtype):
+    """A safetensors checkpoint directory as a causal LM, every weight loaded: a head the config
+    ties and the checkpoint omits is tied by hand; weights left unloaded (meta) are an error."""
+    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, use_safetensors=True, **SAFE_LOAD)
+    _tie_head_if_configured(model, directory)
+    if unloaded := [name for name, parameter in model.named_parameters() if parameter.is_meta]:
+        raise PermanentError(f"cannot load checkpoint {directory}: no weights for {', '.join(unloaded[:5])}")
+    return model
 
 
 def _tie_head_if_configured(model, directory: Path) -> None:

@@ -31,8 +31,9 @@ from pathlib import Path
 
 import torch
 from safetensors.torch import load_file, save_file
-from transformers import AutoModelForCausalLM, PreTrainedModel
+from transformers import PreTrainedModel
 
+from workers.models import causal_lm_from_dir
 from workers.training.tokenizer import save_tokenizer
 
 log = logging.getLogger("focalscope.worker")
@@ -129,10 +130,7 @@ def latest_checkpoint(series_dir: Path, fingerprint: str) -> SavedCheckpoint | N
 
 
 def load_model(path: Path, device: torch.device) -> PreTrainedModel:
-    model = AutoModelForCausalLM.from_pretrained(
-        str(path), local_files_only=True, trust_remote_code=False, dtype=torch.float32,
-    )
-    return model.to(device)
+    return causal_lm_from_dir(path, dtype=torch.float32).to(device)
 
 
 def restore_trainer_state(path: Path, optimizer: torch.optim.Optimizer) -> dict:
