@@ -127,3 +127,20 @@ def test_a_tied_head_transformers_left_untied_is_tied_on_load(tiny_gpt2_dir, mon
     monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", untied)
     loaded = load_safetensors_dir(tiny_gpt2_dir, device=torch.device("cpu"), dtype=torch.float32)
     assert loaded.model.lm_head.weight is loaded.model.get_input_embeddings().weight
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_non_finite_predictions_fail_with_a_clear_error(tiny_llama_dir, dtype):
+    """Non-finite log-probabilities never reach the database: an fp16 overflow names its cure, a
+    NaN weight (a corrupt checkpoint) says what it is."""
+    from workers.context import PermanentError
+
+    loaded = load_safetensors_dir(tiny_llama_dir, device=torch.device("cpu"), dtype=dtype)
+    with torch.no_grad():
+        if dtype == torch.float16:
+            loaded.model.model.norm.weight.mul_(1e6)  # final hidden states beyond fp16's 65504
+        else:
+            loaded.model.model.norm.weight[0] = float("nan")
+    name = "float16" if dtype == torch.float16 else "float32"
+    with pytest.raises(PermanentError, match="bfloat16 or float32" if dtype == torch.float16 else "NaN/inf"):
+        Scorer(loaded, RunOptions(dtype=name), max_batch_tokens=256).score([(1, SHORT)])

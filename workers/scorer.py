@@ -36,6 +36,7 @@ from app.services.scores import DocumentScores
 from app.vocab import WINDOW_ROLLING
 from workers.accel import Compiled, use_f32_attention, use_onednn_linears
 from workers.batching import Batch, build, plan_batches, split
+from workers.context import PermanentError
 from workers.metrics import LOGITS_BUDGET, chunk_partials, stats_from_hidden
 from workers.models import LoadedModel
 from workers.pipeline import Feeder, Pool, ShardInput
@@ -167,7 +168,17 @@ class Scorer:
     def _finish(self, pool: Pool, job: _InFlight, on_progress, done: list[int]) -> None:
         if job.ready is not None:
             job.ready.synchronize()
-        pool.scatter(job.batch, job.floats.numpy(), job.ints.numpy())
+        floats = job.floats.numpy()
+        if not np.isfinite(floats).all():
+            self.staging.release(job.slot)
+            raise PermanentError(
+                f"the model produced non-finite log-probabilities in {self.options.dtype} (an overflow: fp16 "
+                "tops out at 65504); score this run in bfloat16 or float32"
+                if self.options.dtype == "float16" else
+                f"the model produced non-finite log-probabilities in {self.options.dtype}: its weights hold NaN/inf "
+                "values or its activations overflow"
+            )
+        pool.scatter(job.batch, floats, job.ints.numpy())
         self.staging.release(job.slot)  # its contents are copied out: the next batch may reuse it
         done[1] += len(job.batch.dest)
         if on_progress is not None:
