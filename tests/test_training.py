@@ -597,3 +597,21 @@ def test_app_side_imports_no_torch():
             "bad = [m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_a_diverging_loss_stops_training_with_its_update_number():
+    from transformers import GPT2Config
+
+    from workers.training.trainer import Trainer, TrainingDiverged
+
+    config = GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=32)
+    model = build_model(config, seed=0)
+    sampler = BatchSampler(TokenStream(ids=np.arange(640, dtype=np.int32) % 64, n_documents=1), batch_size=2,
+                           seq_len=16, seed=0)
+    trainer = Trainer(model, sampler, TrainPlan(steps=4, save_every=4, lr=1e-3, loss=parse_loss_spec("ce")),
+                      torch.device("cpu"))
+    assert trainer.train_step(0).step == 1
+    with torch.no_grad():
+        model.get_input_embeddings().weight[:] = float("nan")
+    with pytest.raises(TrainingDiverged, match=r"ce loss became nan at update 2; lower lr"):
+        trainer.train_step(1)

@@ -137,16 +137,19 @@ class Trainer:
             self.plan.loss, logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
             step=index, total_steps=self.plan.steps,
         )
-        if not torch.isfinite(loss):
-            raise TrainingDiverged(f"the {self.plan.loss.text} loss became {float(loss)} at update {index + 1}; lower lr")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self._params, GRAD_CLIP)
         self.optimizer.step()
-        loss_value, ce_value = float(loss.detach()), float(ce)
+        # The update's only wait for the device: a check before backward() would stall the launch
+        # queue mid-step. A non-finite loss has already spoilt the weights in memory by now, but
+        # the run stops here and nothing after the last checkpoint is kept.
+        loss_value, ce_value, grad_value = torch.stack([loss.detach().float(), ce.float(), grad_norm.float()]).tolist()
+        if not math.isfinite(loss_value):
+            raise TrainingDiverged(f"the {self.plan.loss.text} loss became {loss_value} at update {index + 1}; lower lr")
         return StepResult(
             step=index + 1, loss=loss_value, ce=ce_value, lr=lr, gamma=self._gamma(index),
-            grad_norm=float(grad_norm), tokens_seen=(index + 1) * self.sampler.tokens_per_step,
+            grad_norm=grad_value, tokens_seen=(index + 1) * self.sampler.tokens_per_step,
             seconds=time.perf_counter() - started,
         )
 
