@@ -103,3 +103,24 @@ def render(results: Path | None = None, table: Path | None = None) -> None:
 
 if __name__ == "__main__":
     render(Path(sys.argv[1]) if len(sys.argv) > 1 else None)
+
+
+def profile_table(fn, path: Path, *, cuda: bool, rows: int = 30) -> None:
+    """Run fn() under torch.profiler and write its busiest operators (by time on the device when
+    there is one) to `path`: where a step's time goes, for the next optimisation."""
+    import torch
+
+    activities = [torch.profiler.ProfilerActivity.CPU] + ([torch.profiler.ProfilerActivity.CUDA] if cuda else [])
+    with torch.profiler.profile(activities=activities) as profiler:
+        fn()
+        if cuda:
+            torch.cuda.synchronize()
+    averages = profiler.key_averages()
+    tables = []
+    for sort_by in (["self_cuda_time_total"] if cuda else []) + ["self_cpu_time_total"]:
+        try:
+            tables.append(averages.table(sort_by=sort_by, row_limit=rows))
+        except (AttributeError, KeyError, RuntimeError) as exc:  # names differ across torch versions
+            tables.append(f"(no table by {sort_by}: {exc})")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n\n".join(tables), encoding="utf-8")

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from app.schemas.run import RunOptions
-from bench.common import cpu_name, peak_rss_mb, record, rss_mb
+from bench.common import cpu_name, peak_rss_mb, profile_table, record, rss_mb
 from bench.e2e import Database
 from bench.reference import build, corpus, naive, naive_total, padded, sharpen
 from workers.models import LoadedModel
@@ -39,6 +39,8 @@ SMOKE = os.environ.get("BENCH_SMOKE") == "1"
 STARTED = time.monotonic()
 BUDGET_S = float(os.environ.get("BENCH_BUDGET_S", "330"))
 SUMMARY: dict = {"variants": [], "checks": [], "errors": []}
+# Where to write operator profiles of the eager and compiled bucket variants (none when unset).
+PROFILE_DIR = os.environ.get("BENCH_PROFILE_DIR")
 
 ARCHITECTURES = {
     # name: LlamaConfig arguments, corpus tokens, naive/padded subset tokens
@@ -55,6 +57,8 @@ if SMOKE:
                      for name, (cfg, _, _) in ARCHITECTURES.items()}
 # Large pools per claim: a GPU worker should claim runs in shards of this size (≈ 70k tokens here).
 SHARD_CHARS = 20_000 if SMOKE else 500_000
+# Tokens per batch of the main variants, and of the large-batch one.
+SMALL_BATCH, LARGE_BATCH = (2048, 8192) if SMOKE else (65536, 262144)
 
 
 def elapsed() -> float:
@@ -137,6 +141,11 @@ def measure(name: str, database: Database, warm: Database, loaded: LoadedModel, 
                      staging_slots=scorer.staging.allocated, rss_mb=round(rss_mb()))
         record(bench="score_gpu", device=device_name(device), model=f"{name} {label}", n_tokens=tokens,
                tokens_per_s=tokens / seconds, baselines=baselines, peak_mem_mb=peak_mb(device))
+        if PROFILE_DIR and not settings.get("pack") and settings["max_batch_tokens"] == SMALL_BATCH:
+            warm.reset()  # a second, warm pass over the small database, under the profiler
+            profile_table(lambda: warm.score(loaded, device=str(device), dtype=dtype, cache=cache, **settings),
+                          Path(PROFILE_DIR) / f"profile-score-{name}-{label.split(' mbt')[0].replace(' ', '-')}.txt",
+                          cuda=device.type == "cuda")
     except Exception as exc:  # a failing variant is a result too; the next one runs
         entry["error"] = f"{type(exc).__name__}: {exc}"[:1000]
         SUMMARY["errors"].append(traceback.format_exc()[-3000:])
@@ -246,7 +255,7 @@ def main() -> None:
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = False  # the fp32 reference stays fp32
     summary_path = Path(os.environ.get("BENCH_SUMMARY", Path(tempfile.gettempdir()) / "score_gpu_summary.json"))
-    small, large = (2048, 8192) if SMOKE else (65536, 262144)
+    small, large = SMALL_BATCH, LARGE_BATCH
     compile_ok = not SMOKE or os.environ.get("BENCH_SMOKE_COMPILE") == "1"  # minutes on a CPU
     # (phase, variant label, settings, seconds to keep for later phases when deciding to start it)
     phases = [

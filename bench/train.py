@@ -18,11 +18,12 @@ import argparse
 import json
 import os
 import time
+from pathlib import Path
 
 import torch
 
 from app.training_specs import PRESETS, parse_loss_spec
-from bench.common import cpu_name, peak_rss_mb, record
+from bench.common import cpu_name, peak_rss_mb, profile_table, record
 from workers.training.presets import build_model, count_parameters, model_config
 from workers.training.trainer import TrainPlan, Trainer
 
@@ -86,6 +87,10 @@ def run_variant(args, model: torch.nn.Module, loss: str, compile_model: bool, de
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     elapsed = time.perf_counter() - started
+    if args.profile:
+        steps = range(args.warmup + args.steps - 3, args.warmup + args.steps)  # the plan's last updates
+        name = f"profile-train-{args.preset}-{loss.replace(':', '')}{'-compiled' if compile_model else ''}.txt"
+        profile_table(lambda: [trainer.train_step(i) for i in steps], Path(args.profile) / name, cuda=device.type == "cuda")
     tokens = args.steps * batch * seq_len
     flops_per_token = 6 * n_params + 12 * preset.n_layer * preset.d_model * seq_len
     memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else peak_rss_mb()
@@ -109,6 +114,7 @@ def main() -> None:
     parser.add_argument("--seq-len", type=int)
     parser.add_argument("--vocab-size", type=int)
     parser.add_argument("--json", help="also write every variant's numbers (with MFU) to this file")
+    parser.add_argument("--profile", metavar="DIR", help="after timing, profile 3 updates per variant; tables into DIR")
     args = parser.parse_args()
     device = torch.device(args.device)
     if device.type == "cuda":
