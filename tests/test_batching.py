@@ -148,11 +148,12 @@ def test_failed_regional_compile_restores_the_blocks(monkeypatch):
     assert "unsupported" in run.error and block._compiled_call_impl is None and not run.active
 
 
-def test_onednn_linears_agree_with_f_linear():
+def test_onednn_linears_agree_with_f_linear(monkeypatch):
     from transformers import LlamaConfig, LlamaForCausalLM
 
     if not accel.onednn_usable(torch.float32):
         pytest.skip("this torch build has no oneDNN linear")
+    monkeypatch.setitem(accel._FASTER, "fp32", True)  # route whichever is faster on this CPU
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=512, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2)
@@ -166,3 +167,16 @@ def test_onednn_linears_agree_with_f_linear():
         routed = model(input_ids=ids).logits
     torch.testing.assert_close(routed, reference, rtol=1e-4, atol=1e-4)
     assert model.lm_head.weight.data_ptr() == head_weight  # weights are used in place, not copied
+
+
+def test_fp32_linears_stay_on_f_linear_where_onednn_is_not_faster(monkeypatch):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    monkeypatch.setitem(accel._FASTER, "fp32", False)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=512, hidden_size=256, intermediate_size=512, num_hidden_layers=1,
+                                         num_attention_heads=4, num_key_value_heads=2)).eval()
+    assert accel.use_onednn_linears(model) == 0
+    assert all("forward" not in m.__dict__ for m in model.modules())
+    # Half precision routes regardless: row tiles bound the kernel shapes oneDNN keeps.
+    if accel.onednn_usable(torch.bfloat16):
+        assert accel.use_onednn_linears(model.to(torch.bfloat16)) == 1 + 5 + 2  # head, q o gate up down, k v

@@ -2,8 +2,10 @@
 
 - CPU: PyTorch's fp32 `F.linear` goes to MKL, which on AMD processors takes a generic code path;
   oneDNN (`mkldnn::_linear_pointwise`, the kernel inductor itself uses) picks AVX-512 by CPU feature
-  and runs the same fp32 matmuls about twice as fast on this project's Zen CPUs. `use_onednn_linears`
-  routes a model's `nn.Linear` layers through it after checking that it agrees with `F.linear`.
+  and runs the same fp32 matmuls about twice as fast on the project's Zen CPUs (357 vs 182
+  GFLOP/s) — but on its Xeons MKL is the faster one (260 vs 238). `use_onednn_linears` routes a
+  model's `nn.Linear` layers through oneDNN where it agrees with `F.linear` and, timed once per
+  process on the model's own largest linear, is faster.
 - GPU: the LM head runs on bf16/fp16 weights but must give float32 logits: `torch.mm(...,
   out_dtype=float32)` keeps the fp32 accumulator instead of rounding logits to 8 bits of mantissa.
 - CPU, half precision: oneDNN and PyTorch's CPU brgemm kernels build and keep a kernel for every
@@ -21,6 +23,7 @@
 from __future__ import annotations
 
 import logging
+import time
 import types
 
 import torch
@@ -85,6 +88,36 @@ def _probe(dtype: torch.dtype) -> bool:
     return ours.shape == reference.shape and bool(torch.allclose(ours.float(), reference.float(), rtol=tolerance, atol=tolerance))
 
 
+def onednn_faster(weight: torch.Tensor) -> bool:
+    """Whether oneDNN runs fp32 linears faster than F.linear (MKL) on this CPU: timed once per
+    process, on a row tile times the first weight asked about (a model's largest linear). It must
+    win by ONEDNN_MIN_SPEEDUP; both are exact, so a close or noisy call costs little either way."""
+    if "fp32" not in _FASTER:
+        x = torch.randn(ONEDNN_ROW_TILE, weight.shape[1])
+        with torch.inference_mode():
+            mkl = _best_of(lambda: F.linear(x, weight))
+            onednn = _best_of(lambda: _onednn_linear(x, weight, None))
+        _FASTER["fp32"] = onednn * ONEDNN_MIN_SPEEDUP < mkl
+        log.info("fp32 linears: oneDNN %.1f ms, MKL %.1f ms per %d-row tile: %s", 1e3 * onednn, 1e3 * mkl,
+                 ONEDNN_ROW_TILE, "oneDNN" if _FASTER["fp32"] else "MKL")
+    return _FASTER["fp32"]
+
+
+_FASTER: dict[str, bool] = {}
+# oneDNN must be this much faster to be used.
+ONEDNN_MIN_SPEEDUP = 1.05
+
+
+def _best_of(fn, repeats: int = 3) -> float:
+    fn()  # first call: kernel selection, allocation
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - started)
+    return best
+
+
 def _linear_forward(self, x):
     return _onednn_linear(x, self.weight, self.bias)
 
@@ -100,7 +133,8 @@ def use_onednn_linears(model: torch.nn.Module, enabled: bool = True) -> int:
         if isinstance(m, torch.nn.Linear) and m.weight.device.type == "cpu"
         and (m.weight.numel() >= ONEDNN_MIN_WEIGHT or m.weight.dtype != torch.float32)
     ]
-    if not enabled or not linears or not onednn_usable(linears[0].weight.dtype):
+    if not enabled or not linears or not onednn_usable(linears[0].weight.dtype) or (
+            linears[0].weight.dtype == torch.float32 and not onednn_faster(max((m.weight for m in linears), key=torch.numel))):
         for module in linears:
             module.__dict__.pop("forward", None)
         return 0
@@ -115,7 +149,7 @@ def linear_f32(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None 
     x = x.to(weight.dtype)
     on_cpu = x.device.type == "cpu"
     if x.dtype == torch.float32:
-        if on_cpu and weight.numel() >= ONEDNN_MIN_WEIGHT and onednn_usable(torch.float32):
+        if on_cpu and weight.numel() >= ONEDNN_MIN_WEIGHT and onednn_usable(torch.float32) and onednn_faster(weight):
             return _onednn_linear(x, weight, bias)
         return F.linear(x, weight, bias)
     if on_cpu and onednn_usable(x.dtype):  # row tiles: a bounded set of kernel shapes (see above)
