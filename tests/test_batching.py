@@ -153,7 +153,7 @@ def test_onednn_linears_agree_with_f_linear(monkeypatch):
 
     if not accel.onednn_usable(torch.float32):
         pytest.skip("this torch build has no oneDNN linear")
-    monkeypatch.setitem(accel._FASTER, "fp32", True)  # route whichever is faster on this CPU
+    monkeypatch.setattr(accel, "onednn_faster", lambda weight: True)  # whichever is faster on this CPU
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=512, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2)
@@ -172,7 +172,7 @@ def test_onednn_linears_agree_with_f_linear(monkeypatch):
 def test_fp32_linears_stay_on_f_linear_where_onednn_is_not_faster(monkeypatch):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    monkeypatch.setitem(accel._FASTER, "fp32", False)
+    monkeypatch.setattr(accel, "onednn_faster", lambda weight: False)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=512, hidden_size=256, intermediate_size=512, num_hidden_layers=1,
                                          num_attention_heads=4, num_key_value_heads=2)).eval()
     assert accel.use_onednn_linears(model) == 0

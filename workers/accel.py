@@ -3,9 +3,9 @@
 - CPU: PyTorch's fp32 `F.linear` goes to MKL, which on AMD processors takes a generic code path;
   oneDNN (`mkldnn::_linear_pointwise`, the kernel inductor itself uses) picks AVX-512 by CPU feature
   and runs the same fp32 matmuls about twice as fast on the project's Zen CPUs (357 vs 182
-  GFLOP/s) — but on its Xeons MKL is the faster one (260 vs 238). `use_onednn_linears` routes a
-  model's `nn.Linear` layers through oneDNN where it agrees with `F.linear` and, timed once per
-  process on the model's own largest linear, is faster.
+  GFLOP/s) — but on its Xeons MKL is the faster one on most shapes (260 vs 238). `use_onednn_linears`
+  routes each of a model's `nn.Linear` layers through oneDNN where it agrees with `F.linear` and,
+  timed once per weight shape and process, is faster.
 - GPU: the LM head runs on bf16/fp16 weights but must give float32 logits: `torch.mm(...,
   out_dtype=float32)` keeps the fp32 accumulator instead of rounding logits to 8 bits of mantissa.
 - CPU, half precision: oneDNN and PyTorch's CPU brgemm kernels build and keep a kernel for every
@@ -89,33 +89,36 @@ def _probe(dtype: torch.dtype) -> bool:
 
 
 def onednn_faster(weight: torch.Tensor) -> bool:
-    """Whether oneDNN runs fp32 linears faster than F.linear (MKL) on this CPU: timed once per
-    process, on a row tile times the first weight asked about (a model's largest linear). It must
-    win by ONEDNN_MIN_SPEEDUP; both are exact, so a close or noisy call costs little either way."""
-    if "fp32" not in _FASTER:
-        x = torch.randn(ONEDNN_ROW_TILE, weight.shape[1])
+    """Whether oneDNN runs an fp32 linear of this weight's shape faster than F.linear (MKL) on this
+    CPU, timed once per shape and process (a model has a handful). Which one wins depends on the
+    CPU and the shape: on this project's Xeons MKL is faster on a transformer block's matrices and
+    oneDNN on a 49k-vocabulary LM head. oneDNN must win by ONEDNN_MIN_SPEEDUP; both are exact, so
+    a close or noisy call costs little either way."""
+    key = tuple(weight.shape)
+    if key not in _FASTER:
+        x = torch.randn(ONEDNN_PROBE_ROWS, weight.shape[1])
         with torch.inference_mode():
-            mkl = _best_of(lambda: F.linear(x, weight))
-            onednn = _best_of(lambda: _onednn_linear(x, weight, None))
-        _FASTER["fp32"] = onednn * ONEDNN_MIN_SPEEDUP < mkl
-        log.info("fp32 linears: oneDNN %.1f ms, MKL %.1f ms per %d-row tile: %s", 1e3 * onednn, 1e3 * mkl,
-                 ONEDNN_ROW_TILE, "oneDNN" if _FASTER["fp32"] else "MKL")
-    return _FASTER["fp32"]
+            F.linear(x, weight), _onednn_linear(x, weight, None)  # first calls: kernel selection, allocation
+            mkl = onednn = float("inf")
+            for _ in range(3):  # interleaved, so that a busy moment hits both
+                mkl = min(mkl, _timed(lambda: F.linear(x, weight)))
+                onednn = min(onednn, _timed(lambda: _onednn_linear(x, weight, None)))
+        _FASTER[key] = onednn * ONEDNN_MIN_SPEEDUP < mkl
+        log.info("fp32 linear %s: oneDNN %.1f ms, MKL %.1f ms per %d rows: %s", "×".join(map(str, key)), 1e3 * onednn,
+                 1e3 * mkl, ONEDNN_PROBE_ROWS, "oneDNN" if _FASTER[key] else "MKL")
+    return _FASTER[key]
 
 
-_FASTER: dict[str, bool] = {}
-# oneDNN must be this much faster to be used.
+_FASTER: dict[tuple[int, ...], bool] = {}
+# oneDNN must be this much faster to be used; rows of the timing probe.
 ONEDNN_MIN_SPEEDUP = 1.05
+ONEDNN_PROBE_ROWS = 512
 
 
-def _best_of(fn, repeats: int = 3) -> float:
-    fn()  # first call: kernel selection, allocation
-    best = float("inf")
-    for _ in range(repeats):
-        started = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - started)
-    return best
+def _timed(fn) -> float:
+    started = time.perf_counter()
+    fn()
+    return time.perf_counter() - started
 
 
 def _linear_forward(self, x):
@@ -133,14 +136,15 @@ def use_onednn_linears(model: torch.nn.Module, enabled: bool = True) -> int:
         if isinstance(m, torch.nn.Linear) and m.weight.device.type == "cpu"
         and (m.weight.numel() >= ONEDNN_MIN_WEIGHT or m.weight.dtype != torch.float32)
     ]
-    if not enabled or not linears or not onednn_usable(linears[0].weight.dtype) or (
-            linears[0].weight.dtype == torch.float32 and not onednn_faster(max((m.weight for m in linears), key=torch.numel))):
-        for module in linears:
-            module.__dict__.pop("forward", None)
-        return 0
+    usable = enabled and bool(linears) and onednn_usable(linears[0].weight.dtype)
+    routed = 0
     for module in linears:
-        module.forward = types.MethodType(_linear_forward, module)
-    return len(linears)
+        if usable and (module.weight.dtype != torch.float32 or onednn_faster(module.weight)):
+            module.forward = types.MethodType(_linear_forward, module)
+            routed += 1
+        else:
+            module.__dict__.pop("forward", None)
+    return routed
 
 
 def linear_f32(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
