@@ -28,7 +28,7 @@ LOGITS_BUDGET = 1 << 25
 class TokenStats:
     logprob: torch.Tensor  # [N] float32
     entropy: torch.Tensor  # [N] float32
-    rank: torch.Tensor  # [N] int64
+    rank: torch.Tensor  # [N] int32
     top_ids: torch.Tensor  # [N, k] int64
     top_logprobs: torch.Tensor  # [N, k] float32
     sum_p2: torch.Tensor  # [N] float32
@@ -45,7 +45,9 @@ def chunk_partials(z: torch.Tensor, reference: torch.Tensor, local_target: torch
     # Rank = how many tokens the model scored strictly higher; the true token never counts against
     # itself, even when its reference logit was computed in a different summation order.
     target_logit = z.gather(1, local_target[:, None]).squeeze(1)
-    greater = (z > reference[:, None]).sum(-1) - (in_chunk & (target_logit > reference)).long()
+    # Counted in int32: summing the [n, V] comparison as int64 (the default) first copies it into an
+    # int64 tensor, which cost as much as the comparison itself on a CPU.
+    greater = (z > reference[:, None]).sum(-1, dtype=torch.int32) - (in_chunk & (target_logit > reference)).int()
     top = torch.topk(z, k, dim=-1)
     peak = z.amax(-1)
     shifted = z - peak[:, None] if torch.compiler.is_compiling() else z.sub_(peak[:, None])
