@@ -6,7 +6,7 @@
 # gpu_check.log); append results.jsonl to bench/results.jsonl and run `python -m bench.common`.
 #
 # Needs Python ≥ 3.10 with torch (CUDA), transformers ≥ 5, numpy, safetensors, tokenizers; the
-# database packages come as wheels in .whl/ (see bench/RESULTS.md for the list) when missing.
+# database packages come as wheels in .whl/ when missing (`bash bench/gpu_wheels.sh` fetches them here).
 # Smoke test on a CPU: BENCH_SMOKE=1 OUT=/tmp/out bash bench/gpu_check.sh
 set -u
 cd "$(dirname "$0")/.."
