@@ -220,7 +220,9 @@ class Scorer:
         # One upload per batch: every input array travels in the same buffer.
         device_inputs = host.to(self.loaded.device, non_blocking=True) if self.cuda else host
         input_ids, flat_index, targets, *position_ids = unpack_inputs(device_inputs, layout)
-        hidden = self.decode(input_ids, position_ids[0] if position_ids else None)
+        # The decoder gets tensors of its own, not views at varying offsets into one buffer: a
+        # compiled graph may guard on a view's base and offset, and recompile batch after batch.
+        hidden = self.decode(input_ids.clone(), position_ids[0].clone() if position_ids else None)
         selected = hidden.reshape(-1, hidden.shape[-1]).index_select(0, flat_index)
         stats = stats_from_hidden(
             selected, self.lm_head, targets, self.options.top_k, self.logit_transform,
