@@ -1,13 +1,11 @@
 """Training jobs end to end on CPU: a tiny GPT-2 on Macbeth, checkpoints, scoring runs, kill and resume,
-request validation, experiments and their comparison."""
+request validation (experiments: test_experiments.py; the trainer's pieces: test_training_pieces.py)."""
 
 from __future__ import annotations
 
 import json
 import math
 import re
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,27 +16,24 @@ from safetensors.torch import load_file
 from sqlalchemy import func, select
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from app.analytics.summary import RunArrays, summarize
 from app.assets import shakespeare_texts
 from app.db.base import utcnow
 from app.models.checkpoint import Checkpoint, ModelSeries
 from app.models.job import Job
-from app.models.run import Run, RunSummary
+from app.models.run import Run
 from app.models.training import TrainingMetric
 from app.schemas.run import RunOptions
 from app.services import queue
 from app.services.corpora import DocumentIn, create_corpus
-from app.services.errors import Conflict, InvalidInput, NotFound
+from app.services.errors import Conflict, InvalidInput
 from app.services.runs import shard_documents
-from app.services.training import (
-    create_experiment, enqueue_training, experiment_comparison, find_experiment, training_curve,
-)
+from app.services.training import create_experiment, enqueue_training, experiment_comparison
 from app.training_specs import PRESETS, TrainingRequest, parse_loss_spec, train_directory
 from app.vocab import DONE, FAILED, KIND_SCORE, KIND_SUMMARIZE, KIND_TRAIN
 from workers.context import JobInterrupted
 from workers.loop import Worker
 from workers.training import job as train_job
-from workers.training.data import BatchSampler, TokenStream, tokenize_corpus
+from workers.training.data import tokenize_corpus
 from workers.training.presets import build_model, count_parameters, model_config
 from workers.training.trainer import TrainPlan
 
@@ -423,195 +418,3 @@ def test_series_conflicts(settings, sessions, corpora):
         with pytest.raises(Conflict, match="holds files of an earlier training run"):
             enqueue_training(session=session, settings=settings,
                              request=TrainingRequest(corpus_id=train_id, series="stale", steps=5, save_every=5))
-
-
-# --- experiments ----------------------------------------------------------------------------------
-
-def test_create_experiment_enqueues_one_series_per_loss(settings, sessions, corpora):
-    train_id, eval_id, _ = corpora
-    with sessions() as session:
-        experiment = create_experiment(
-            session=session, settings=settings, name="shake", corpus_id=train_id, eval_corpus_id=eval_id,
-            losses=["ce", "focal:2", "focal-schedule:0->2"], preset="tiny", steps=30, save_every=10, seed=3)
-        session.commit()
-        series = session.scalars(select(ModelSeries).order_by(ModelSeries.id)).all()
-        assert [s.name for s in series] == ["shake-ce", "shake-focal-2", "shake-focal-schedule-0-to-2"]
-        assert {s.experiment_id for s in series} == {experiment.id}
-        jobs = session.scalars(select(Job).order_by(Job.id)).all()
-        assert [j.payload["loss"] for j in jobs] == ["ce", "focal:2", "focal-schedule:0->2"]
-        assert {(j.kind, j.progress_total, j.payload["seed"], j.payload["experiment_id"]) for j in jobs} == {
-            (KIND_TRAIN, 30, 3, experiment.id)}
-        assert [s.meta["job_id"] for s in series] == [j.id for j in jobs]
-        assert experiment.config["losses"] == ["ce", "focal:2", "focal-schedule:0->2"]
-        assert experiment.config["batch_size"] == 16 and experiment.config["vocab_size"] == 2048
-
-        for losses, message in ((["ce", "CE"], "loss ce is listed twice"), (["focal:-1"], "γ (gamma) must be ≥ 0"),
-                                ([], "at least one loss")):
-            with pytest.raises(InvalidInput, match=re.escape(message)):
-                create_experiment(session=session, settings=settings, name="other", corpus_id=train_id,
-                                  eval_corpus_id=eval_id, losses=losses)
-        with pytest.raises(Conflict, match="exists already"):
-            create_experiment(session=session, settings=settings, name="shake", corpus_id=train_id,
-                              eval_corpus_id=eval_id, losses=["poly1:1"])
-        assert find_experiment(session=session, ref="shake").id == experiment.id
-        assert find_experiment(session=session, ref=str(experiment.id)).name == "shake"
-        with pytest.raises(NotFound):
-            find_experiment(session=session, ref="nope")
-        with pytest.raises(InvalidInput, match="experiment name"):
-            create_experiment(session=session, settings=settings, name="a b", corpus_id=train_id,
-                              eval_corpus_id=eval_id, losses=["ce"])
-
-
-def _fake_summary(run_id: int, rng: np.random.Generator, skill: float) -> tuple[RunSummary, RunArrays]:
-    """A summary as the summarize job computes it, from synthetic token arrays."""
-    n = 4000
-    token_id = rng.zipf(1.3, n).clip(max=300).astype(np.int32)
-    logprob = -(rng.exponential(1.0 / skill, n) * np.log1p(token_id)).astype(np.float32)
-    rank = np.where(logprob > -0.7, 0, 5).astype(np.int32)
-    arrays = RunArrays(token_id=token_id, logprob=logprob, entropy=np.ones(n, np.float32), rank=rank,
-                       top1_logprob=np.maximum(logprob, -0.69).astype(np.float32),
-                       sum_p2=np.exp(2 * logprob).astype(np.float32))
-    result = summarize(arrays, {})
-    summary = RunSummary(run_id=run_id, n_tokens=n, n_documents=1, mean_loss=result["mean_loss"],
-                         perplexity=result["perplexity"], ece=result["ece"], brier=result["brier"],
-                         top1_accuracy=result["top1_accuracy"], stats=result["stats"])
-    return summary, arrays
-
-
-def test_experiment_comparison_numbers(settings, sessions, corpora):
-    train_id, eval_id, _ = corpora
-    rng = np.random.default_rng(0)
-    with sessions() as session:
-        experiment = create_experiment(session=session, settings=settings, name="cmp", corpus_id=train_id,
-                                       eval_corpus_id=eval_id, losses=["ce", "focal:2"], steps=20, save_every=10)
-        series = session.scalars(select(ModelSeries).order_by(ModelSeries.id)).all()
-        expected = {}
-        for s_index, s in enumerate(series):
-            for step in (0, 10, 20):
-                checkpoint = Checkpoint(series_id=s.id, step=step, tokens_seen=step * 100, format="safetensors",
-                                        path=f"/x/{s.name}/{step}", weights_sha256=f"{s_index}{step}".ljust(64, "0"),
-                                        tokenizer_fingerprint="t", meta={"train_loss": 5.0 - step / 10})
-                session.add(checkpoint)
-                session.flush()
-                if step == 20 and s_index == 1:
-                    continue  # not scored yet
-                run = Run(checkpoint_id=checkpoint.id, corpus_id=eval_id, options=RunOptions().model_dump(),
-                          options_key=RunOptions().key())
-                session.add(run)
-                session.flush()
-                summary, arrays = _fake_summary(run.id, rng, skill=1.0 + step / 10 + s_index)
-                session.add(summary)
-                expected[(s.name, step)] = arrays
-            session.add_all(TrainingMetric(series_id=s.id, step=i, tokens_seen=i * 100, loss=6 - i / 10,
-                                           ce_loss=6 - i / 20, lr=1e-3) for i in range(1, 21))
-        session.commit()
-        comparison = experiment_comparison(session=session, experiment_id=experiment.id, max_points=8)
-
-    assert comparison["experiment"]["name"] == "cmp"
-    assert [s["name"] for s in comparison["series"]] == ["cmp-ce", "cmp-focal-2"]
-    assert [s["loss"] for s in comparison["series"]] == ["ce", "focal:2"]
-    for entry in comparison["series"]:
-        assert [p["step"] for p in entry["checkpoints"]] == [0, 10, 20]
-        assert entry["job"]["status"] == "queued"
-        curve = entry["curve"]
-        assert curve["total_points"] == 20 and len(curve["step"]) <= 8
-        assert curve["step"][0] == 1 and curve["step"][-1] == 20 and curve["step"] == sorted(curve["step"])
-        for point in entry["checkpoints"]:
-            arrays = expected.get((entry["name"], point["step"]))
-            if arrays is None:
-                assert point["scored"] is False and point["mean_loss"] is None and point["run_id"] is None
-                continue
-            loss = -arrays.logprob.astype(np.float64)
-            p = np.exp(arrays.logprob.astype(np.float64))
-            assert point["mean_loss"] == pytest.approx(loss.mean(), rel=1e-9)
-            assert point["perplexity"] == pytest.approx(math.exp(loss.mean()), rel=1e-9)
-            assert point["top1_accuracy"] == pytest.approx((arrays.rank == 0).mean())
-            assert point["easy_share"] == pytest.approx((p >= 0.5).mean(), abs=1e-12)
-            # Rare vs frequent: recompute the 10 token-mass buckets from the arrays themselves.
-            types, inverse, counts = np.unique(arrays.token_id, return_inverse=True, return_counts=True)
-            order = np.argsort(counts, kind="stable")
-            share = np.cumsum(counts[order]) / counts.sum()
-            bucket_of_type = np.empty_like(order)
-            bucket_of_type[order] = np.minimum((share * 10 - 1e-12).astype(np.int64), 9)
-            bucket = bucket_of_type[inverse]
-            assert point["rare_loss"] == pytest.approx(loss[bucket < 3].mean(), rel=1e-9)
-            assert point["frequent_loss"] == pytest.approx(loss[bucket >= 7].mean(), rel=1e-9)
-            assert point["rare_loss"] > point["frequent_loss"]  # the synthetic data makes rare tokens harder
-    focal = comparison["series"][1]
-    assert focal["final"]["step"] == 10  # the last scored checkpoint
-    assert comparison["series"][0]["final"]["step"] == 20
-
-
-def test_training_curve_is_bounded(settings, sessions, corpora):
-    with sessions() as session:
-        series = ModelSeries(name="long")
-        session.add(series)
-        session.flush()
-        session.add_all(TrainingMetric(series_id=series.id, step=i, tokens_seen=i, loss=1.0, ce_loss=1.0, lr=1.0)
-                        for i in range(1, 1001))
-        session.commit()
-        for max_points in (1, 2, 7, 100, 999, 1000, 5000):
-            curve = training_curve(session=session, series_id=series.id, max_points=max_points)
-            assert 1 <= len(curve["step"]) <= min(max_points, 1000)
-            assert curve["step"][-1] == 1000 and curve["step"] == sorted(set(curve["step"]))
-        assert len(training_curve(session=session, series_id=series.id, max_points=100)["step"]) >= 90
-        with pytest.raises(InvalidInput):
-            training_curve(session=session, series_id=series.id, max_points=0)
-
-
-# --- pieces -----------------------------------------------------------------------------------------
-
-def test_preset_parameter_counts_are_what_the_presets_say():
-    for preset in PRESETS.values():
-        for tokenizer, vocab in (("bpe", preset.vocab_size), ("smollm2", 49152)):
-            with torch.device("meta"):
-                model = build_model(model_config(preset, vocab_size=vocab, bos_token_id=0, eos_token_id=0), seed=0)
-            assert count_parameters(model) == preset.params[tokenizer], (preset.name, tokenizer)
-    assert 1_000_000 <= PRESETS["tiny"].params["bpe"] <= 3_000_000
-    assert 15_000_000 <= PRESETS["small"].params["bpe"] <= 25_000_000
-    assert 100_000_000 <= PRESETS["base"].params["smollm2"] <= 140_000_000
-
-
-def test_lr_schedule_and_batches_depend_on_the_step_alone():
-    plan = TrainPlan(steps=100, save_every=10, lr=1e-3, loss=parse_loss_spec("ce"))
-    assert plan.warmup_steps == 5
-    assert [plan.lr_at(i) for i in range(5)] == pytest.approx([2e-4, 4e-4, 6e-4, 8e-4, 1e-3])
-    assert plan.lr_at(99) == pytest.approx(1e-4) and plan.lr_at(5) == pytest.approx(1e-3)
-    assert plan.lr_at(52) == pytest.approx(1e-4 + 0.5 * 9e-4, rel=1e-2)  # half-way down the cosine
-    assert [s for s in range(101) if plan.saves_at(s)] == [0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
-    sampler = BatchSampler(TokenStream(ids=np.arange(1000, dtype=np.int32), n_documents=1), batch_size=4,
-                           seq_len=16, seed=5)
-    late = sampler.batch(7)
-    for step in range(7):
-        sampler.batch(step)
-    again = sampler.batch(7)
-    assert torch.equal(late[0], again[0]) and torch.equal(late[1], again[1])
-    assert torch.equal(late[1][:, :-1], late[0][:, 1:])  # targets are the inputs shifted by one
-    assert not torch.equal(sampler.batch(8)[0], late[0])
-    assert not torch.equal(BatchSampler(TokenStream(np.arange(1000, dtype=np.int32), 1), batch_size=4, seq_len=16,
-                                        seed=6).batch(7)[0], late[0])
-
-
-def test_app_side_imports_no_torch():
-    code = ("import sys, app.services.training, app.training_specs; "
-            "bad = [m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules]; "
-            "assert not bad, bad")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
-
-
-def test_a_diverging_loss_stops_training_with_its_update_number():
-    from transformers import GPT2Config
-
-    from workers.training.trainer import Trainer, TrainingDiverged
-
-    config = GPT2Config(vocab_size=64, n_embd=16, n_layer=1, n_head=2, n_positions=32)
-    model = build_model(config, seed=0)
-    sampler = BatchSampler(TokenStream(ids=np.arange(640, dtype=np.int32) % 64, n_documents=1), batch_size=2,
-                           seq_len=16, seed=0)
-    trainer = Trainer(model, sampler, TrainPlan(steps=4, save_every=4, lr=1e-3, loss=parse_loss_spec("ce")),
-                      torch.device("cpu"))
-    assert trainer.train_step(0).step == 1
-    with torch.no_grad():
-        model.get_input_embeddings().weight[:] = float("nan")
-    with pytest.raises(TrainingDiverged, match=r"ce loss became nan at update 2; lower lr"):
-        trainer.train_step(1)
