@@ -105,6 +105,19 @@ if __name__ == "__main__":
     render(Path(sys.argv[1]) if len(sys.argv) > 1 else None)
 
 
+def logprob_deviation(reference: list, results: list) -> dict:
+    """How far `results` (DocumentScores) are from `reference` ones of the same documents: per token
+    |Δ log p| (share within 0.05, the issue's criterion, and p50/p99/max) and the worst relative
+    error of a document total."""
+    import numpy as np
+
+    delta = np.abs(np.concatenate([b.arrays["logprob"] - a.arrays["logprob"] for a, b in zip(reference, results)]))
+    totals = [abs(b.arrays["logprob"].astype(np.float64).sum() / a.arrays["logprob"].astype(np.float64).sum() - 1)
+              for a, b in zip(reference, results)]
+    return {"tokens": int(delta.size), "within_0.05": float((delta <= 0.05).mean()), "p50": float(np.median(delta)),
+            "p99": float(np.quantile(delta, 0.99)), "max": float(delta.max()), "max_total_rel": float(max(totals))}
+
+
 def profile_table(fn, path: Path, *, cuda: bool, rows: int = 30) -> None:
     """Run fn() under torch.profiler and write its busiest operators (by time on the device when
     there is one) to `path`: where a step's time goes, for the next optimisation."""

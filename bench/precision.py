@@ -16,14 +16,13 @@ import hashlib
 import time
 import types
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
 from app.assets import smollm2_gguf
 from app.core.config import Settings
 from app.schemas.run import RunOptions
-from bench.common import cpu_name, peak_rss_mb, record
+from bench.common import cpu_name, logprob_deviation, peak_rss_mb, record
 from focalscope.demo_assets import heldout_documents
 from workers.accel import use_onednn_linears
 from workers.models import gguf_as_safetensors, load_safetensors_dir
@@ -52,14 +51,6 @@ def emulated(directory, variant: str):
                 module.forward = types.MethodType(lambda self, x: F.linear(bf16_rounded(x), self.weight, self.bias), module)
 
     return loaded, patch if variant == "linear inputs" else None
-
-
-def deviation(reference, results) -> dict:
-    delta = np.abs(np.concatenate([b.arrays["logprob"] - a.arrays["logprob"] for a, b in zip(reference, results)]))
-    totals = [abs(b.arrays["logprob"].astype(np.float64).sum() / a.arrays["logprob"].astype(np.float64).sum() - 1)
-              for a, b in zip(reference, results)]
-    return {"within_0.05": float((delta <= 0.05).mean()), "p50": float(np.median(delta)),
-            "p99": float(np.quantile(delta, 0.99)), "max": float(delta.max()), "max_total_rel": float(max(totals))}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -91,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     ]:
         loaded, patch = make()
         results, rate = score(loaded, dtype, patch)
-        rows.append((label, deviation(reference, results), rate))
+        rows.append((label, logprob_deviation(reference, results), rate))
         if dtype != "float32":
             found = rows[-1][1]
             record(bench="precision", device=f"{cpu_name()} (torch {torch.__version__})",

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from app.schemas.run import RunOptions
-from bench.common import cpu_name, peak_rss_mb, profile_table, record, rss_mb
+from bench.common import cpu_name, logprob_deviation, peak_rss_mb, profile_table, record, rss_mb
 from bench.e2e import Database
 from bench.reference import build, corpus, naive, naive_total, padded, sharpen
 from workers.models import LoadedModel
@@ -94,28 +94,27 @@ def exactness_check(name: str, reference: LoadedModel, texts: list[str], token_l
     log(f"exactness check: {json.dumps(check)}")
 
 
-def half_check(name: str, reference: LoadedModel, low: LoadedModel, texts: list[str], weights: str) -> dict:
-    """The issue's check of a half-precision run against fp32: ≥ 99% of tokens within 0.05 and
-    document totals within 1e-3. Run for bf16 and fp16 (on the real SmolLM2 on a CPU bf16 fails
-    the per-token half and fp16 passes both: bench/precision.py)."""
-    documents = list(enumerate(texts, start=1))
-    exact = Scorer(reference, RunOptions(), max_batch_tokens=65536).score(documents)
+def half_check(name: str, exact: list, low: LoadedModel, texts: list[str], weights: str) -> dict:
+    """The issue's check of a half-precision run against the fp32 scores `exact` of the same texts:
+    ≥ 99% of tokens within 0.05 and document totals within 1e-3. Run for bf16 and fp16 (on the real
+    SmolLM2 on a CPU bf16 fails the per-token half and fp16 passes both: bench/precision.py)."""
     dtype = "bfloat16" if low.dtype == torch.bfloat16 else "float16"
-    approx = Scorer(low, RunOptions(dtype=dtype), max_batch_tokens=65536).score(documents)
-    deviation = np.abs(np.concatenate([b.arrays["logprob"] - a.arrays["logprob"] for a, b in zip(exact, approx)]))
-    totals = np.array([[a.arrays["logprob"].astype(np.float64).sum(), b.arrays["logprob"].astype(np.float64).sum()]
-                       for a, b in zip(exact, approx)])
-    relative = np.abs(totals[:, 1] / totals[:, 0] - 1)
+    approx = Scorer(low, RunOptions(dtype=dtype), max_batch_tokens=65536).score(list(enumerate(texts, start=1)))
+    found = logprob_deviation(exact, approx)
     check = {
-        "model": name, "weights": weights, "dtype": str(low.dtype), "tokens": int(deviation.size),
-        "within_0.05": float((deviation <= 0.05).mean()), "p99_abs": float(np.quantile(deviation, 0.99)),
-        "max_abs": float(deviation.max()), "max_total_rel": float(relative.max()),
+        "model": name, "weights": weights, "dtype": str(low.dtype), "tokens": found["tokens"],
+        "within_0.05": found["within_0.05"], "p99_abs": found["p99"], "max_abs": found["max"],
+        "max_total_rel": found["max_total_rel"],
         "mean_entropy_fp32": float(np.mean(np.concatenate([a.arrays["entropy"] for a in exact]))),
-        "pass": bool((deviation <= 0.05).mean() >= 0.99 and relative.max() <= 1e-3),
+        "pass": bool(found["within_0.05"] >= 0.99 and found["max_total_rel"] <= 1e-3),
     }
     SUMMARY["checks"].append(check)
     log(f"{dtype} check: {json.dumps(check)}")
     return check
+
+
+def fp32_scores(reference: LoadedModel, texts: list[str]) -> list:
+    return Scorer(reference, RunOptions(), max_batch_tokens=65536).score(list(enumerate(texts, start=1)))
 
 
 def measure(name: str, database: Database, warm: Database, loaded: LoadedModel, device: torch.device, label: str,
@@ -194,7 +193,7 @@ class Model:
         log(f"{self.name}: {len(self.texts)} documents; baselines on the first {len(token_lists)} ({total} tokens)")
         exactness_check(self.name, reference, self.texts[: min(16, len(token_lists))], token_lists[:16])
         check_texts = self.texts[: max(8, len(token_lists) // 2)]
-        half_check(self.name, reference, low, check_texts, "random init (std 0.02)")
+        half_check(self.name, fp32_scores(reference, check_texts), low, check_texts, "random init (std 0.02)")
         naive(reference, token_lists[:4])  # warm-up
         self.baselines["naive"] = naive(reference, token_lists)
         log(f"{self.name}: naive {self.baselines['naive']:,.0f} tokens/s")
@@ -203,9 +202,10 @@ class Model:
         log(f"{self.name}: padded {self.baselines['padded']:,.0f} tokens/s")
         sharpen(reference, low)
         sharpened = "random init, LM head scaled to logit std 3"
-        half_check(self.name, reference, low, check_texts, sharpened)
+        exact = fp32_scores(reference, check_texts)
+        half_check(self.name, exact, low, check_texts, sharpened)
         fp16 = dataclasses.replace(reference, model=copy.deepcopy(reference.model).half().eval(), dtype=torch.float16)
-        half_check(self.name, reference, fp16, check_texts, sharpened)
+        half_check(self.name, exact, fp16, check_texts, sharpened)
         del reference, fp16
         free(device)
         SUMMARY.setdefault("baselines", {})[self.name] = self.baselines

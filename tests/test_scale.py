@@ -17,6 +17,7 @@ from app.models.run import TokenScores
 from app.schemas.run import RunOptions
 from app.services import queue, runs
 from app.vocab import DONE, KIND_SCORE, RUNNING
+from bench.common import rss_mb
 from tests.test_worker import TEXTS, make_run
 from tests.tiny_models import tiny_llama_dir  # noqa: F401
 from workers.context import JobContext
@@ -27,14 +28,6 @@ from workers.score_job import run_score_shards
 from workers.scorer import Scorer
 
 WORDS = "when shall we three meet again in thunder lightning or rain fair is foul and".split()
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS in /proc/self/status")
 
 
 def shard_stream(n_shards: int, docs_per_shard: int = 8):
