@@ -105,22 +105,22 @@ def causal_lm_from_dir(directory: Path, *, dtype: torch.dtype):
     """A safetensors checkpoint directory as a causal LM, every weight loaded: a head the config
     ties and the checkpoint omits is tied by hand; weights left unloaded (meta) are an error."""
     model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, use_safetensors=True, **SAFE_LOAD)
-    _tie_head_if_configured(model, directory)
+    _tie_head_if_configured(model, _saved_names(directory))
     if unloaded := [name for name, parameter in model.named_parameters() if parameter.is_meta]:
         raise PermanentError(f"cannot load checkpoint {directory}: no weights for {', '.join(unloaded[:5])}")
     return model
 
 
-def _tie_head_if_configured(model, directory: Path) -> None:
+def _tie_head_if_configured(model, saved: set[str]) -> None:
     """Tie the LM head to the input embeddings by hand where the config ties them and the
-    checkpoint holds no head of its own: transformers' own tying now and then left such a head
+    checkpoint (whose weight names are `saved`) holds no head of its own: transformers' own tying now and then left such a head
     untied — an empty meta tensor, or zeros (a uniform model) — in a process that had loaded other
     models before (seen in the test suite with transformers 5.24)."""
     head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
     if head is None or head.weight is embedding.weight or not getattr(model.config, "tie_word_embeddings", False):
         return
     head_names = {name for name, parameter in model.named_parameters(remove_duplicate=False) if parameter is head.weight}
-    if not head_names & _saved_names(directory):
+    if not head_names & saved:
         head.weight = embedding.weight
 
 
@@ -160,9 +160,8 @@ def gguf_as_safetensors(gguf_path: Path, sha256: str, cache_dir: Path) -> Path:
     # embedding's): load everything real, re-tie, and accept nothing else missing.
     state = {name: tensor for name, tensor in quantized.state_dict().items() if tensor.device.type != "meta"}
     missing, unexpected = fresh.load_state_dict(state, strict=False)
+    _tie_head_if_configured(fresh, set(state))
     head, embedding = fresh.get_output_embeddings(), fresh.get_input_embeddings()
-    if getattr(config, "tie_word_embeddings", False) and head is not None and any(n.endswith("lm_head.weight") for n in missing):
-        head.weight = embedding.weight  # by hand, see _tie_head_if_configured
     tied = head is not None and head.weight.data_ptr() == embedding.weight.data_ptr()
     if unexpected or any(not (tied and name.endswith("lm_head.weight")) for name in missing):
         raise PermanentError(f"cannot convert {gguf_path.name}: missing {missing}, unexpected {unexpected}")
