@@ -4,6 +4,9 @@
     python -m bench.train --device cpu --preset tiny --steps 30             # this machine
     python -m bench.train --device cuda --preset base --compile both         # a GPU (bf16 autocast)
 
+`--head both` (the default) times each loss with the LM head fused into the loss in row chunks
+(workers/training/head_loss.py, the trainer's default) and with the plain head and full logits.
+
 Data are random token ids (throughput does not depend on the text). Each variant warms up, then
 times `--steps` updates end to end (data, forward, loss, backward, clip, AdamW, the per-step loss
 read-back). MFU = (6·N + 12·L·d·T) · tokens/s / peak, N = parameters (tied embeddings once),
@@ -63,9 +66,10 @@ def peak_flops(device: torch.device) -> tuple[float, str]:
     return 5 * 2 * size**3 / (time.perf_counter() - started), cpu_name()
 
 
-def run_variant(args, model: torch.nn.Module, loss: str, compile_model: bool, device: torch.device) -> dict:
-    """Time one loss on `model` (shared between the losses of one compile mode: the compiled graph
-    of the forward pass does not depend on the loss, and is then compiled once)."""
+def run_variant(args, model: torch.nn.Module, loss: str, compile_model: bool, fused_head: bool,
+                device: torch.device) -> dict:
+    """Time one loss on `model` (shared between the losses of one compile mode and head: the compiled
+    graph of the forward pass does not depend on the loss, and is then compiled once)."""
     preset = PRESETS[args.preset]
     vocab = args.vocab_size or preset.vocab_size
     seq_len = args.seq_len or preset.context
@@ -74,7 +78,7 @@ def run_variant(args, model: torch.nn.Module, loss: str, compile_model: bool, de
     plan = TrainPlan(steps=args.warmup + args.steps, save_every=args.warmup + args.steps, lr=preset.lr,
                      loss=parse_loss_spec(loss))
     trainer = Trainer(model=model, sampler=RandomBatches(vocab, batch, seq_len, device), plan=plan, device=device,
-                      compile=compile_model)
+                      compile=compile_model, fused_head=fused_head)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     for index in range(args.warmup):
@@ -89,7 +93,8 @@ def run_variant(args, model: torch.nn.Module, loss: str, compile_model: bool, de
     elapsed = time.perf_counter() - started
     if args.profile:
         steps = range(args.warmup + args.steps - 3, args.warmup + args.steps)  # the plan's last updates
-        name = f"profile-train-{args.preset}-{loss.replace(':', '')}{'-compiled' if compile_model else ''}.txt"
+        name = (f"profile-train-{args.preset}-{loss.replace(':', '')}{'-compiled' if compile_model else ''}"
+                f"{'-fused' if fused_head else ''}.txt")
         profile_table(lambda: [trainer.train_step(i) for i in steps], Path(args.profile) / name, cuda=device.type == "cuda")
     tokens = args.steps * batch * seq_len
     flops_per_token = 6 * n_params + 12 * preset.n_layer * preset.d_model * seq_len
@@ -97,7 +102,7 @@ def run_variant(args, model: torch.nn.Module, loss: str, compile_model: bool, de
     del trainer
     if device.type == "cuda":
         torch.cuda.empty_cache()
-    return {"loss": loss, "compile": compile_model, "params": n_params, "batch": batch, "seq_len": seq_len,
+    return {"loss": loss, "compile": compile_model, "fused_head": fused_head, "params": n_params, "batch": batch, "seq_len": seq_len,
             "vocab": vocab, "tokens": tokens, "tokens_per_s": tokens / elapsed, "flops_per_token": flops_per_token,
             "final_loss": result.loss, "peak_mem_mb": memory}
 
@@ -108,6 +113,8 @@ def main() -> None:
     parser.add_argument("--preset", default="tiny", choices=tuple(PRESETS))
     parser.add_argument("--losses", default="ce,focal:2")
     parser.add_argument("--compile", choices=("off", "on", "both"), default="off")
+    parser.add_argument("--head", choices=("fused", "plain", "both"), default="both",
+                        help="LM head fused with the loss in row chunks (the trainer's default), the plain one, or both")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--batch-size", type=int)
@@ -124,14 +131,16 @@ def main() -> None:
     rows = []
     preset = PRESETS[args.preset]
     config = model_config(preset, vocab_size=args.vocab_size or preset.vocab_size, bos_token_id=0, eos_token_id=0)
-    for compile_model in compiles:
+    heads = {"fused": [True], "plain": [False], "both": [False, True]}[args.head]
+    for compile_model, fused_head in ((c, h) for c in compiles for h in heads):
         ce_rate = None
         model = build_model(config, seed=0).to(device)
         for loss in args.losses.split(","):
             try:
-                row = run_variant(args, model, loss, compile_model, device)
+                row = run_variant(args, model, loss, compile_model, fused_head, device)
             except Exception as exc:  # a failing variant (e.g. compile) must not stop the others
-                print(json.dumps({"loss": loss, "compile": compile_model, "error": repr(exc)[:500]}), flush=True)
+                print(json.dumps({"loss": loss, "compile": compile_model, "fused_head": fused_head,
+                                  "error": repr(exc)[:500]}), flush=True)
                 continue
             row["mfu"] = row["flops_per_token"] * row["tokens_per_s"] / peak
             ce_rate = row["tokens_per_s"] if loss == "ce" else ce_rate
@@ -140,7 +149,7 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row), flush=True)
             label = (f"{args.preset} {PRESETS[args.preset].arch} {row['params'] / 1e6:.0f}M {loss}"
-                     f"{' compiled' if compile_model else ''} b{row['batch']}x{row['seq_len']} MFU {row['mfu']:.1%}")
+                     f"{' compiled' if compile_model else ''}{' fused-head' if fused_head else ''} b{row['batch']}x{row['seq_len']} MFU {row['mfu']:.1%}")
             record(bench="train", device=device_name, model=label, n_tokens=row["tokens"],
                    tokens_per_s=row["tokens_per_s"],
                    baselines={"ce": ce_rate} if loss != "ce" and ce_rate else {}, peak_mem_mb=row["peak_mem_mb"])

@@ -19,6 +19,7 @@ import torch
 
 from app.training_specs import CE, FLSD53, POLY1, LossSpec
 from workers.training.data import BatchSampler
+from workers.training.head_loss import fused_head_loss
 from workers.training.losses import loss_and_ce
 
 # nanoGPT / GPT-3 choices for small LMs.
@@ -110,12 +111,17 @@ class Trainer:
     device: torch.device
     # torch.compile the forward pass: ≈ a minute of compilation, then faster steps on a GPU.
     compile: bool = False
+    # The LM head and the loss in row chunks (head_loss.py): the full logits are never materialised.
+    fused_head: bool = True
     optimizer: torch.optim.Optimizer = field(init=False)
 
     def __post_init__(self) -> None:
         # The fused CUDA AdamW kernel updates every parameter in a few launches instead of many.
         self.optimizer = make_optimizer(self.model, self.plan.lr, fused=self.device.type == "cuda")
-        self._forward = torch.compile(self.model) if self.compile else self.model
+        self._head = _bias_free_head(self.model) if self.fused_head else None
+        # With a fused head only the body runs as a module: the head's matmuls happen in the loss.
+        forward = self.model.base_model if self._head is not None else self.model
+        self._forward = torch.compile(forward) if self.compile else forward
         # bf16 keeps fp32's range (no loss scaling needed); older GPUs and CPUs train in fp32.
         use_bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.precision = "bf16-autocast" if use_bf16 else "fp32"
@@ -131,12 +137,7 @@ class Trainer:
         lr = self.plan.lr_at(index)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        with self._autocast():
-            logits = self._forward(input_ids=inputs).logits
-        loss, ce = loss_and_ce(
-            self.plan.loss, logits.reshape(-1, logits.shape[-1]), targets.reshape(-1),
-            step=index, total_steps=self.plan.steps,
-        )
+        loss, ce = self._loss(inputs, targets, index)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self._params, GRAD_CLIP)
@@ -152,6 +153,16 @@ class Trainer:
             grad_norm=grad_value, tokens_seen=(index + 1) * self.sampler.tokens_per_step,
             seconds=time.perf_counter() - started,
         )
+
+    def _loss(self, inputs: torch.Tensor, targets: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        schedule = {"step": index, "total_steps": self.plan.steps}
+        with self._autocast():
+            if self._head is not None:
+                hidden = self._forward(input_ids=inputs).last_hidden_state
+                return fused_head_loss(self.plan.loss, hidden.reshape(-1, hidden.shape[-1]), self._head.weight,
+                                       targets.reshape(-1), **schedule)
+            logits = self._forward(input_ids=inputs).logits
+        return loss_and_ce(self.plan.loss, logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), **schedule)
 
     def _gamma(self, index: int) -> float | None:
         spec = self.plan.loss
@@ -173,6 +184,12 @@ class Trainer:
             if self.plan.saves_at(result.step):
                 hooks.on_save(result.step, result.tokens_seen, running)
                 running = RunningLoss()
+
+
+def _bias_free_head(model: torch.nn.Module) -> torch.nn.Linear | None:
+    """The output projection when the fused loss can stand in for it (a plain Linear, no bias)."""
+    head = model.get_output_embeddings()
+    return head if isinstance(head, torch.nn.Linear) and head.bias is None else None
 
 
 def make_optimizer(model: torch.nn.Module, lr: float, *, fused: bool = False) -> torch.optim.AdamW:
