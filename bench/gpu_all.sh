@@ -18,6 +18,6 @@ else
   # Compiled only (eager was measured in the first GPU session): fused vs plain head, CE vs focal.
   train_args=(--device cuda --preset base --steps 20 --warmup 5 --compile on --head both)
 fi
-PYTHONPATH="$PWD" BENCH_RESULTS="$OUT/results.jsonl" timeout -k 10 "${TRAIN_TIMEOUT_S:-170}" \
+PYTHONPATH="$PWD" BENCH_RESULTS="$OUT/results.jsonl" timeout -k 10 "${TRAIN_TIMEOUT_S:-200}" \
   "$PYTHON" -m bench.train "${train_args[@]}" --json "$OUT/train_gpu.json" --profile "$OUT" 2>&1 | tee "$OUT/train_gpu.log"
 echo "== done $(date -u +%FT%TZ)"
