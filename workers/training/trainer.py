@@ -1,4 +1,5 @@
-"""The training loop: AdamW, linear warmup + cosine decay, gradient clipping, bf16 autocast on CUDA.
+"""The training loop: AdamW, linear warmup + cosine decay, gradient clipping, bf16 autocast on CUDA,
+and the LM head fused with the loss (head_loss.py) so the full logits are never materialised.
 
 It knows nothing about jobs or databases: progress, saving and cancellation are `TrainingHooks`
 calls (the transformers TrainerCallback habit). Update number i (0-based) trains on batch i of the
