@@ -36,6 +36,17 @@ def bf16_rounded(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.to(torch.bfloat16).float()
 
 
+def replace_linears(model: torch.nn.Module, forward, prepare=None) -> None:
+    """Give every nn.Linear of `model` the method `forward` (after `prepare(module)`), replacing the
+    oneDNN routing the Scorer set up — call it once the scorer is built."""
+    use_onednn_linears(model, enabled=False)
+    for module in model.modules():
+        if isinstance(module, torch.nn.Linear):
+            if prepare is not None:
+                prepare(module)
+            module.forward = types.MethodType(forward, module)
+
+
 def emulated(directory, variant: str):
     """An fp32 model whose weights are rounded to bf16, and a patch to apply once its scorer is
     built: with variant "linear inputs", every linear also rounds its input to bf16 (and keeps its
@@ -45,11 +56,8 @@ def emulated(directory, variant: str):
         for parameter in loaded.model.parameters():
             parameter.copy_(bf16_rounded(parameter))
 
-    def patch() -> None:  # after Scorer(), which routes the linears through oneDNN
-        use_onednn_linears(loaded.model, enabled=False)
-        for module in loaded.model.modules():
-            if isinstance(module, torch.nn.Linear):
-                module.forward = types.MethodType(lambda self, x: F.linear(bf16_rounded(x), self.weight, self.bias), module)
+    def patch() -> None:
+        replace_linears(loaded.model, lambda self, x: F.linear(bf16_rounded(x), self.weight, self.bias))
 
     return loaded, patch if variant == "linear inputs" else None
 
@@ -72,15 +80,11 @@ def int8_linears(directory):
         out = torch._int_mm(values, self.int8_t)[: rows.shape[0]].float() * scale[: rows.shape[0]] * self.int8_scale
         return (out if self.bias is None else out + self.bias).reshape(*x.shape[:-1], -1)
 
-    def patch() -> None:
-        use_onednn_linears(loaded.model, enabled=False)
-        for module in loaded.model.modules():
-            if isinstance(module, torch.nn.Linear):
-                values, scale = int8_rows(module.weight.detach())
-                module.int8_t, module.int8_scale = values.T, scale.reshape(1, -1)
-                module.forward = types.MethodType(forward, module)
+    def quantize(module) -> None:
+        values, scale = int8_rows(module.weight.detach())
+        module.int8_t, module.int8_scale = values.T, scale.reshape(1, -1)
 
-    return loaded, patch
+    return loaded, lambda: replace_linears(loaded.model, forward, quantize)
 
 
 def main(argv: list[str] | None = None) -> None:
