@@ -15,7 +15,9 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from app.core.config import Settings
+from app.schemas.run import DEFAULT_MAX_LENGTH, DEFAULT_TOP_K
 from app.services.errors import DomainError
+from app.vocab import DTYPE_FLOAT32, JOB_STATUSES, WEIGHT_DTYPES, WINDOW_POLICIES, WINDOW_ROLLING
 from focalscope import commands
 
 
@@ -25,7 +27,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite under the data directory)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # In the order `focalscope --help` lists them.
+    for add_commands in (_add_server_commands, _add_data_commands, _add_score_command, _add_training_commands,
+                         _add_status_commands):
+        add_commands(sub)
+    return parser
 
+
+def _add_server_commands(sub) -> None:
     serve = sub.add_parser("serve", help="serve the dashboard and API, with worker processes")
     _serve_options(serve)
     serve.set_defaults(handler=commands.serve)
@@ -42,6 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     worker_arguments(worker)
     worker.set_defaults(handler=commands.worker)
 
+
+def _add_data_commands(sub) -> None:
     corpus = sub.add_parser("corpus", help="manage corpora").add_subparsers(dest="action", required=True, metavar="ACTION")
     add = corpus.add_parser("add", help="create a corpus from .txt / .jsonl files or directories of them")
     add.add_argument("paths", nargs="+", type=Path, metavar="PATH")
@@ -61,19 +72,25 @@ def build_parser() -> argparse.ArgumentParser:
     model_add.set_defaults(handler=commands.model_add)
     model.add_parser("list", help="list checkpoints").set_defaults(handler=commands.model_list)
 
+
+def _add_score_command(sub) -> None:
     score = sub.add_parser("score", help="score a checkpoint on a corpus (enqueue a run)")
     score.add_argument("--model", required=True, help="checkpoint id, series name (latest step) or SERIES@STEP")
     score.add_argument("--corpus", required=True, help="corpus id or name")
-    score.add_argument("--window", choices=("rolling", "strided"), default="rolling")
-    score.add_argument("--max-length", type=int, default=2048, help="tokens per window (default 2048)")
+    score.add_argument("--window", choices=WINDOW_POLICIES, default=WINDOW_ROLLING)
+    score.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH,
+                       help=f"tokens per window (default {DEFAULT_MAX_LENGTH})")
     score.add_argument("--stride", type=int, help="strided: new tokens per window (default max-length/2)")
-    score.add_argument("--top-k", type=int, default=5, help="alternatives stored per token (default 5)")
-    score.add_argument("--dtype", choices=("float32", "bfloat16", "float16"), default="float32")
+    score.add_argument("--top-k", type=int, default=DEFAULT_TOP_K,
+                       help=f"alternatives stored per token (default {DEFAULT_TOP_K})")
+    score.add_argument("--dtype", choices=WEIGHT_DTYPES, default=DTYPE_FLOAT32)
     score.add_argument("--wait", action="store_true", help="show progress until the run ends (a worker must be running)")
     score.add_argument("--here", action="store_true", help="score in this process instead of waiting for a worker")
     score.add_argument("--device", default="auto", help="with --here: cpu, cuda, cuda:N or auto")
     score.set_defaults(handler=commands.score)
 
+
+def _add_training_commands(sub) -> None:
     from focalscope.training_commands import LOSS_HELP, add_training_options
 
     train = sub.add_parser("train", help="train a small LM with cross-entropy or a focal-family loss")
@@ -92,11 +109,14 @@ def build_parser() -> argparse.ArgumentParser:
     experiments.add_argument("ref", nargs="?", help="experiment id or name")
     experiments.set_defaults(handler=commands.experiments)
 
+
+def _add_status_commands(sub) -> None:
     runs = sub.add_parser("runs", help="list runs with their status")
     runs.set_defaults(handler=commands.runs_list)
 
     jobs = sub.add_parser("jobs", help="list jobs with progress")
-    jobs.add_argument("--status", help="only jobs with this status (queued, running, done, failed, cancelled)")
+    jobs.add_argument("--status", choices=JOB_STATUSES, metavar="STATUS",
+                      help=f"only jobs with this status ({', '.join(JOB_STATUSES)})")
     jobs.add_argument("--limit", type=int, default=30)
     jobs.add_argument("--watch", action="store_true", help="refresh every 2 seconds until Ctrl-C")
     jobs.set_defaults(handler=commands.jobs)
@@ -104,7 +124,6 @@ def build_parser() -> argparse.ArgumentParser:
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="action", required=True, metavar="ACTION")
     db.add_parser("upgrade", help="migrate to the latest schema").set_defaults(handler=commands.db_upgrade)
     db.add_parser("current", help="show the schema revision").set_defaults(handler=commands.db_current)
-    return parser
 
 
 def _serve_options(parser: argparse.ArgumentParser) -> None:

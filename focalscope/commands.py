@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from app.core.config import Settings
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
-from app.models.job import Job
 from app.schemas.run import RunOptions
 from app.services import checkpoints, corpora, runs
 from app.services.errors import InvalidInput
+from app.services.jobs import list_jobs
 from focalscope import console, demo_assets
 from focalscope.serve import serve as serve_forever
 
@@ -177,19 +177,15 @@ def runs_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def jobs(args: argparse.Namespace, settings: Settings) -> int:
-    from sqlalchemy import select
-
     sessions = _sessions(settings)
     while True:
         with sessions() as session:
-            query = select(Job).order_by(Job.id.desc()).limit(args.limit)
-            if args.status:
-                query = query.where(Job.status == args.status)
+            items, _ = list_jobs(session=session, offset=0, limit=args.limit, status=args.status)
             rows = [
                 (j.id, j.kind, j.run_id or "", j.status, console.bar(j.progress_done, j.progress_total, 12),
                  f"{j.tokens_per_s:,.0f}" if j.tokens_per_s else "", j.attempts, j.worker or "",
                  (j.error or "").strip().splitlines()[0][:60] if j.error else "")
-                for j in session.scalars(query)
+                for j in items
             ]
         output = console.table(("job", "kind", "run", "status", "progress", "tok/s", "tries", "worker", "error"), rows)
         if not args.watch:

@@ -5,16 +5,28 @@ from __future__ import annotations
 
 import json
 import shutil
+from datetime import timedelta
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
+from app.api.deps import valid_experiment, valid_series
 from app.main import create_app
+from app.models import Checkpoint, Document, Experiment, ModelSeries, Run
+from app.services import corpora, jobs, queue
+from app.services.errors import NotFound
+from app.services.scores import FIELD_DTYPES, DocumentScores, store_scores
+from app.services.uploads import safe_filename
+from app.vocab import TOKEN_FIELDS, TOP_K_FIELDS
 from tests.tiny_models import tiny_llama_dir  # noqa: F401
 from workers.loop import Worker
 
 API = "/api/v1"
+# The largest id a row can have (PostgreSQL's 32-bit integer), one past it, and past 64 bits.
+LARGEST_ID = 2**31 - 1
+HUGE_ID = 2**31
 
 
 @pytest.fixture
@@ -27,6 +39,13 @@ def model_root(tmp_path, tiny_llama_dir):
 @pytest.fixture
 def client(settings, engine, model_root):
     settings.model_roots = [model_root]
+    with TestClient(create_app(settings, serve_ui=False)) as client:
+        yield client
+
+
+@pytest.fixture
+def api(settings, engine):
+    """A client on an empty database, for tests that make their rows through the services (no model)."""
     with TestClient(create_app(settings, serve_ui=False)) as client:
         yield client
 
@@ -271,3 +290,173 @@ def test_run_list_carries_headline_numbers_and_utc_timestamps(client, settings, 
     full = client.get(f"{API}/runs/{run['id']}").json()
     assert listed["summary"] is None and listed["headline"]["mean_loss"] == full["summary"]["mean_loss"]
     assert listed["headline"]["n_tokens"] == full["summary"]["n_tokens"] > 0
+
+
+def test_vocabulary_lists_the_fixed_names_in_order(api):
+    assert api.get(f"{API}/vocabulary").json() == {
+        "job_statuses": ["queued", "running", "done", "failed", "cancelled"],
+        "live_statuses": ["queued", "running"],
+        "terminal_statuses": ["done", "failed", "cancelled"],
+        "job_kinds": ["score", "summarize", "train"],
+        "window_policies": ["rolling", "strided"],
+        "dtypes": ["float32", "bfloat16", "float16"],
+        "tokenizers": ["bpe", "smollm2"],
+        "checkpoint_formats": ["safetensors", "gguf"],
+        "token_fields": ["token_id", "char_start", "char_end", "logprob", "entropy", "rank", "top_ids",
+                         "top_logprobs", "sum_p2", "context_len"],
+    }
+    spec = api.get(f"{API}/openapi.json").json()
+    schema = spec["paths"]["/api/v1/vocabulary"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
+    assert schema == {"$ref": "#/components/schemas/Vocabulary"}
+    assert spec["components"]["schemas"]["RunOptions"]["properties"]["dtype"]["enum"] == ["float32", "bfloat16", "float16"]
+
+
+def seed_run(sessions, n_documents: int, scored: set[int], name: str = "big") -> tuple[int, list[int]]:
+    """A run over a new corpus of n_documents whose documents at the positions in `scored` have token
+    rows (2 tokens each, loss = position / 1000), written through the services: no model involved.
+    Returns (run id, document ids in corpus order)."""
+    with sessions() as session:
+        documents = [corpora.DocumentIn(text=f"document {i}", source=f"{name}:{i}", title=f"#{i}") for i in range(n_documents)]
+        corpus = corpora.create_corpus(session=session, name=name, documents=documents)
+        checkpoint = Checkpoint(series=ModelSeries(name=f"series-{name}"), format="safetensors", path="/m",
+                                weights_sha256="0" * 64, tokenizer_fingerprint="f" * 64)
+        run = Run(checkpoint=checkpoint, corpus=corpus, options={}, options_key="{}")
+        session.add(run)
+        session.flush()
+        ids = list(session.scalars(select(Document.id).where(Document.corpus_id == corpus.id).order_by(Document.position)))
+
+        def arrays(position: int) -> dict:
+            fields = {name: np.zeros((2, 1) if name in TOP_K_FIELDS else 2, FIELD_DTYPES[name]) for name in TOKEN_FIELDS}
+            fields["logprob"][:] = -position / 1000
+            return fields
+
+        store_scores(session=session, run_id=run.id,
+                     documents=[DocumentScores(document_id=ids[p], top_k=1, arrays=arrays(p)) for p in sorted(scored)])
+        session.commit()
+        return run.id, ids
+
+
+def test_document_neighbours_among_1000_documents(api, sessions):
+    scored = {p for p in range(1000) if p % 7 == 3} | {998}
+    run_id, ids = seed_run(sessions, 1000, scored)
+    listed = [item for offset in (0, 500)
+              for item in api.get(f"{API}/runs/{run_id}/documents", params={"offset": offset, "limit": 500}).json()["items"]]
+    assert [d["document_id"] for d in listed] == ids and {p for p, d in enumerate(listed) if d["scored"]} == scored
+    for index in (0, 1, 2, 3, 4, 10, 499, 500, 501, 990, 994, 997, 998, 999):
+        body = api.get(f"{API}/runs/{run_id}/documents/{ids[index]}/neighbours").json()
+        before = [d for d in listed[:index] if d["scored"]]
+        after = [d for d in listed[index + 1:] if d["scored"]]
+        assert body == {"previous": before[-1] if before else None, "next": after[0] if after else None,
+                        "position": index + 1, "total": 1000}, index
+    edges = api.get(f"{API}/runs/{run_id}/documents/{ids[3]}/neighbours").json()
+    assert edges["previous"] is None and edges["next"]["position"] == 10 and edges["next"]["mean_loss"] == pytest.approx(0.01)
+    assert api.get(f"{API}/runs/{run_id}/documents/{ids[999]}/neighbours").json()["previous"]["position"] == 998
+
+    unscored_run, unscored_ids = seed_run(sessions, 3, set(), name="unscored")
+    assert api.get(f"{API}/runs/{unscored_run}/documents/{unscored_ids[1]}/neighbours").json() == {
+        "previous": None, "next": None, "position": 2, "total": 3}
+
+
+def test_document_neighbours_errors(api, sessions):
+    run_id, ids = seed_run(sessions, 3, {0, 2})
+    _, other_ids = seed_run(sessions, 1, set(), name="other")
+    neighbours = f"{API}/runs/{{}}/documents/{{}}/neighbours"
+    assert error_of(api.get(neighbours.format(999, ids[0])), 404, "not_found") == "run 999 not found"
+    assert error_of(api.get(neighbours.format(run_id, 999)), 404, "not_found") == "document 999 not found"
+    assert "is not in run" in error_of(api.get(neighbours.format(run_id, other_ids[0])), 404, "not_found")
+    assert "is not in run" in error_of(api.get(f"{API}/runs/{run_id}/documents/{other_ids[0]}/tokens"), 404, "not_found")
+    assert "document_id" in error_of(api.get(neighbours.format(run_id, HUGE_ID)), 422, "invalid_input")
+    assert "run_id" in error_of(api.get(neighbours.format(HUGE_ID, ids[0])), 422, "invalid_input")
+    error_of(api.get(neighbours.format(run_id, 0)), 422, "invalid_input")
+
+
+@pytest.mark.parametrize("path,thing", [
+    ("/runs/{}", "run"), ("/runs/{}/documents", "run"), ("/runs/{}/summary", "run"), ("/corpora/{}", "corpus"),
+    ("/corpora/{}/documents", "corpus"), ("/documents/{}", "document"), ("/checkpoints/{}", "checkpoint"),
+    ("/jobs/{}", "job"),
+])
+def test_every_path_id_is_checked_once_and_bounded(api, path, thing):
+    url = API + path
+    assert error_of(api.get(url.format(LARGEST_ID)), 404, "not_found") == f"{thing} {LARGEST_ID} not found"
+    for huge in (HUGE_ID, 2**64):
+        assert "less than or equal to" in error_of(api.get(url.format(huge)), 422, "invalid_input")
+    assert "greater than or equal to 1" in error_of(api.get(url.format(0)), 422, "invalid_input")
+
+
+def test_query_and_body_ids_are_bounded(api, settings):
+    for path, name in (("/jobs", "run_id"), ("/runs", "corpus_id"), ("/runs", "checkpoint_id"), ("/checkpoints", "series_id")):
+        assert name in error_of(api.get(f"{API}{path}", params={name: HUGE_ID}), 422, "invalid_input")
+        assert api.get(f"{API}{path}", params={name: LARGEST_ID}).json()["total"] == 0
+    body = {"checkpoint_id": HUGE_ID, "corpus_id": 1}
+    assert "checkpoint_id" in error_of(api.post(f"{API}/runs", json=body), 422, "invalid_input")
+    assert error_of(api.post(f"{API}/runs", json={**body, "checkpoint_id": LARGEST_ID}), 404, "not_found") == (
+        f"checkpoint {LARGEST_ID} not found")
+    path = str(settings.model_roots[0] / "m.gguf")
+    assert "step" in error_of(api.post(f"{API}/checkpoints", json={"path": path, "step": HUGE_ID}), 422, "invalid_input")
+
+
+def test_series_and_experiment_dependencies(sessions):
+    with sessions() as session:
+        series = ModelSeries(name="s")
+        corpus = corpora.create_corpus(session=session, name="c", documents=[corpora.DocumentIn(text="x", source="x")])
+        experiment = Experiment(name="e", train_corpus_id=corpus.id)
+        session.add_all([series, experiment])
+        session.flush()
+        assert valid_series(session, series.id) is series
+        assert valid_experiment(session, experiment.id) is experiment
+        with pytest.raises(NotFound, match=f"^series {series.id + 1} not found$"):
+            valid_series(session, series.id + 1)
+        with pytest.raises(NotFound, match=f"^experiment {LARGEST_ID} not found$"):
+            valid_experiment(session, LARGEST_ID)
+
+
+def test_job_filters(api, sessions):
+    run_id, _ = seed_run(sessions, 2, set())
+    with sessions() as session:
+        shards = [queue.enqueue(session=session, kind="score", run_id=run_id, payload={}) for _ in range(3)]
+        queue.enqueue(session=session, kind="summarize", run_id=run_id, payload={})
+        queue.enqueue(session=session, kind="train", payload={})
+        shards[0].status = "failed"
+        session.commit()
+        shard_ids = [job.id for job in shards]
+
+    def ids(**params):
+        page = api.get(f"{API}/jobs", params=params).json()
+        return page["total"], [job["id"] for job in page["items"]]
+
+    assert ids()[0] == 5 and ids()[1] == sorted(ids()[1], reverse=True)
+    assert ids(status="failed") == (1, [shard_ids[0]])
+    assert ids(kind="score", status="queued") == (2, shard_ids[:0:-1])
+    assert ids(run_id=run_id)[0] == 4 and ids(kind="train")[0] == 1 and ids(run_id=run_id, kind="train")[0] == 0
+    assert ids(kind="score", limit=1) == (3, [shard_ids[2]])
+    error_of(api.get(f"{API}/jobs", params={"status": "stuck"}), 422, "invalid_input")
+    error_of(api.get(f"{API}/jobs", params={"kind": "bake"}), 422, "invalid_input")
+    assert api.get(f"{API}/jobs/{shard_ids[0]}").json()["status"] == "failed"
+
+
+def test_queue_health_counts_busy_workers_and_sees_a_stalled_queue(api, sessions, engine):
+    with sessions() as session:
+        waiting = queue.enqueue(session=session, kind="score", payload={})
+        session.commit()
+        created = waiting.created_at
+        health = jobs.queue_health(session=session, now=created + timedelta(seconds=29))
+        assert (health.busy_workers, health.queued_jobs, health.queue_stalled) == (0, 1, False)
+        assert jobs.queue_health(session=session, now=created + timedelta(seconds=31)).queue_stalled is True
+        for worker in ("w1", "w1", "w2"):
+            running = queue.enqueue(session=session, kind="score", payload={})
+            running.status, running.worker, running.lease_expires_at = "running", worker, created + timedelta(seconds=60)
+        session.commit()
+        busy = jobs.queue_health(session=session, now=created + timedelta(seconds=31))
+        assert (busy.busy_workers, busy.queued_jobs, busy.queue_stalled) == (2, 1, False)
+        expired = jobs.queue_health(session=session, now=created + timedelta(seconds=61))
+        assert (expired.busy_workers, expired.queue_stalled) == (0, True)
+    health = api.get(f"{API}/health").json()
+    assert health["queued_jobs"] == 1 and health["database"] == engine.dialect.name
+
+
+@pytest.mark.parametrize("uploaded,saved", [
+    ("tiny.zip", "tiny.zip"), ("../../etc/a b.gguf", "a_b.gguf"), ("..", "checkpoint"), (".", "checkpoint"),
+    ("", "checkpoint"), (None, "checkpoint"), ("C:\\models\\m.gguf", "C__models_m.gguf"),
+])
+def test_uploaded_file_names_stay_inside_the_upload_directory(uploaded, saved):
+    assert safe_filename(uploaded) == saved

@@ -47,6 +47,9 @@ def test_score_a_corpus_end_to_end(cli, tmp_path, tiny_llama_dir):
     assert "tiny@0" in runs and "done" in runs and "3/3" in runs
     jobs = cli("jobs").stdout
     assert "summarize" in jobs and "score" in jobs and "failed" not in jobs
+    done = cli("jobs", "--status", "done", "--limit", "1").stdout.splitlines()
+    assert len(done) == 3 and "summarize" in done[2] and "done" in done[2]
+    assert "summarize" not in cli("jobs", "--status", "queued").stdout
     assert "witches" in cli("corpus", "list").stdout
     assert str(tiny_llama_dir) in cli("model", "list").stdout
     assert "run 1 exists" in cli("score", "--model", "tiny@0", "--corpus", "1", "--max-length", "16").stdout
@@ -72,6 +75,8 @@ def test_clear_errors(cli, tmp_path, tiny_llama_dir):
     assert "stride" in cli("score", "--model", "1", "--corpus", "ok", "--window", "strided", "--max-length", "8",
                            "--stride", "8", expect=2).stderr
     assert "invalid choice" in cli("score", "--model", "1", "--corpus", "ok", "--window", "bogus", expect=2).stderr
+    assert "invalid choice" in cli("score", "--model", "1", "--corpus", "ok", "--dtype", "int8", expect=2).stderr
+    assert "invalid choice" in cli("jobs", "--status", "stuck", expect=2).stderr
 
 
 def test_serve_refuses_a_busy_port(cli):

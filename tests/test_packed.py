@@ -10,10 +10,11 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session, sessionmaker, undefer
 
-from app.db.packed import FLOAT32, INT32, pack, unpack
+from app.db.packed import FLOAT32, INT32, PackedArray, pack, unpack
 from app.models import Checkpoint, Corpus, Document, ModelSeries, Run, TokenScores
-from app.models.run import TOKEN_FIELDS
-from app.services.scores import FIELD_DTYPES, TOP_K_FIELDS, DocumentScores, score_rows, store_scores
+from app.schemas.run import DocumentTokens
+from app.services.scores import FIELD_DTYPES, DocumentScores, score_rows, store_scores
+from app.vocab import TOKEN_FIELDS, TOP_K_FIELDS
 
 TOP_K = 3
 I32 = np.iinfo(np.int32)
@@ -77,6 +78,14 @@ def _write_orm(sessions: sessionmaker[Session], run_id: int, document_id: int, a
 def _read(sessions: sessionmaker[Session], row_id: int) -> TokenScores:
     with sessions() as session:
         return session.scalars(select(TokenScores).where(TokenScores.id == row_id).options(undefer("*"))).one()
+
+
+def test_the_token_field_list_is_the_packed_columns_and_the_api_fields():
+    packed = {c.name: c.type.dtype for c in TokenScores.__table__.columns if isinstance(c.type, PackedArray)}
+    assert packed == {name: np.dtype(FIELD_DTYPES[name]) for name in TOKEN_FIELDS}
+    assert [name for name in TokenScores.__table__.columns.keys() if name in packed] == list(TOKEN_FIELDS)
+    assert FIELD_DTYPES["token_id"] == INT32 and FIELD_DTYPES["logprob"] == FLOAT32
+    assert set(TOKEN_FIELDS) <= set(DocumentTokens.model_fields)
 
 
 @pytest.mark.parametrize("n_tokens", [0, 1, len(FLOAT32_EDGES), 100_000], ids=["empty", "one", "edges", "large"])

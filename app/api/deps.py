@@ -1,4 +1,6 @@
-"""Dependencies shared by the routes: settings, a session per request, and 404-checked lookups."""
+"""Dependencies shared by the routes: settings, a session per request, paging, and one 404-checked
+lookup per resource that has an id in a path (`RunDep`, `CorpusDep`, ...), written once here
+instead of in every route."""
 
 from __future__ import annotations
 
@@ -8,9 +10,14 @@ from fastapi import Depends, Path, Query, Request
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
-from app.models.corpus import Corpus
+from app.db.base import MAX_INTEGER
+from app.models.checkpoint import Checkpoint, ModelSeries
+from app.models.corpus import Corpus, Document
+from app.models.job import Job
 from app.models.run import Run
-from app.services import corpora, runs
+from app.models.training import Experiment
+from app.services import checkpoints, corpora, jobs, run_documents, runs
+from app.services.errors import get_or_404
 
 # Every list endpoint is bounded: at most this many items per request.
 MAX_PAGE = 500
@@ -28,6 +35,10 @@ def get_session(request: Request) -> Iterator[Session]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
+# An id in a path or a query: a number beyond any id is a 422, not a database error.
+PathId = Annotated[int, Path(ge=1, le=MAX_INTEGER)]
+QueryId = Annotated[int | None, Query(ge=1, le=MAX_INTEGER)]
+
 
 class Paging:
     def __init__(
@@ -42,13 +53,46 @@ class Paging:
 PagingDep = Annotated[Paging, Depends()]
 
 
-def valid_run(session: SessionDep, run_id: Annotated[int, Path(ge=1)]) -> Run:
+def valid_run(session: SessionDep, run_id: PathId) -> Run:
     return runs.get_run(session=session, run_id=run_id)
 
 
-def valid_corpus(session: SessionDep, corpus_id: Annotated[int, Path(ge=1)]) -> Corpus:
+def valid_corpus(session: SessionDep, corpus_id: PathId) -> Corpus:
     return corpora.get_corpus(session=session, corpus_id=corpus_id)
+
+
+def valid_document(session: SessionDep, document_id: PathId) -> Document:
+    return corpora.get_document(session=session, document_id=document_id)
+
+
+def valid_checkpoint(session: SessionDep, checkpoint_id: PathId) -> Checkpoint:
+    return checkpoints.get_checkpoint(session=session, checkpoint_id=checkpoint_id)
+
+
+def valid_series(session: SessionDep, series_id: PathId) -> ModelSeries:
+    return checkpoints.get_series(session=session, series_id=series_id)
+
+
+def valid_job(session: SessionDep, job_id: PathId) -> Job:
+    return jobs.get_job(session=session, job_id=job_id)
+
+
+def valid_experiment(session: SessionDep, experiment_id: PathId) -> Experiment:
+    return get_or_404(Experiment, experiment_id, session=session, thing="experiment")
 
 
 RunDep = Annotated[Run, Depends(valid_run)]
 CorpusDep = Annotated[Corpus, Depends(valid_corpus)]
+DocumentDep = Annotated[Document, Depends(valid_document)]
+CheckpointDep = Annotated[Checkpoint, Depends(valid_checkpoint)]
+SeriesDep = Annotated[ModelSeries, Depends(valid_series)]
+JobDep = Annotated[Job, Depends(valid_job)]
+ExperimentDep = Annotated[Experiment, Depends(valid_experiment)]
+
+
+def valid_run_document(run: RunDep, session: SessionDep, document_id: PathId) -> Document:
+    """A document of the run's corpus (404 for an unknown id and for another corpus' document)."""
+    return run_documents.get_run_document(session=session, run=run, document_id=document_id)
+
+
+RunDocumentDep = Annotated[Document, Depends(valid_run_document)]

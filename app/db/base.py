@@ -14,6 +14,11 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+# The largest value of an Integer column, ids included: PostgreSQL's `integer` is 32-bit (SQLite's
+# is 64-bit). A query comparing such a column with a larger number fails in the database, so ids and
+# steps from users are bounded by it, and lookups treat a larger id as a row that does not exist.
+MAX_INTEGER = 2**31 - 1
+
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)

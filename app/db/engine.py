@@ -10,7 +10,7 @@ import sqlite3
 import time
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -86,3 +86,9 @@ def _ensure_journal_mode(cursor) -> None:
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
+
+
+def ping(session: Session) -> str:
+    """One round trip to the database (it raises if the database is down); returns its dialect name."""
+    session.execute(text("SELECT 1"))
+    return session.get_bind().dialect.name

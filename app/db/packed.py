@@ -10,8 +10,14 @@ import numpy as np
 from sqlalchemy import LargeBinary
 from sqlalchemy.types import TypeDecorator
 
-INT32 = np.dtype("<i4")
-FLOAT32 = np.dtype("<f4")
+
+def stored_dtype(name: str | np.dtype) -> np.dtype:
+    """The on-disk dtype for a dtype name: always little-endian, whatever the machine's byte order."""
+    return np.dtype(name).newbyteorder("<")
+
+
+INT32 = stored_dtype("int32")
+FLOAT32 = stored_dtype("float32")
 
 
 def pack(values, dtype: np.dtype) -> bytes:
@@ -49,7 +55,7 @@ class PackedArray(TypeDecorator):
 
     def __init__(self, dtype: str | np.dtype):
         super().__init__()
-        self.dtype = np.dtype(dtype).newbyteorder("<")
+        self.dtype = stored_dtype(dtype)
 
     def process_bind_param(self, value, dialect):
         if value is None:

@@ -6,9 +6,10 @@ from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Uniqu
 from sqlalchemy.orm import Mapped, deferred, mapped_column, relationship
 
 from app.db.base import Base, utcnow
-from app.db.packed import FLOAT32, INT32, PackedArray
+from app.db.packed import PackedArray
 from app.models.checkpoint import Checkpoint
 from app.models.corpus import Corpus
+from app.vocab import TOKEN_FIELD_DTYPES
 
 
 class Run(Base):
@@ -27,6 +28,11 @@ class Run(Base):
 
     checkpoint: Mapped[Checkpoint] = relationship()
     corpus: Mapped[Corpus] = relationship()
+
+
+def _packed(field: str):
+    """A deferred packed-array column for a per-token field: lists of documents never load it."""
+    return deferred(mapped_column(PackedArray(TOKEN_FIELD_DTYPES[field])))
 
 
 class TokenScores(Base):
@@ -48,23 +54,18 @@ class TokenScores(Base):
     sum_logprob: Mapped[float] = mapped_column(Float)
     max_loss: Mapped[float] = mapped_column(Float)
 
-    token_id = deferred(mapped_column(PackedArray(INT32)))
-    char_start = deferred(mapped_column(PackedArray(INT32)))
-    char_end = deferred(mapped_column(PackedArray(INT32)))
-    logprob = deferred(mapped_column(PackedArray(FLOAT32)))
-    entropy = deferred(mapped_column(PackedArray(FLOAT32)))
-    rank = deferred(mapped_column(PackedArray(INT32)))
-    top_ids = deferred(mapped_column(PackedArray(INT32)))
-    top_logprobs = deferred(mapped_column(PackedArray(FLOAT32)))
-    sum_p2 = deferred(mapped_column(PackedArray(FLOAT32)))
-    context_len = deferred(mapped_column(PackedArray(INT32)))
-
-
-# The packed columns, in the order the scorer produces them.
-TOKEN_FIELDS = (
-    "token_id", "char_start", "char_end", "logprob", "entropy", "rank",
-    "top_ids", "top_logprobs", "sum_p2", "context_len",
-)
+    # One column per app.vocab.TOKEN_FIELDS entry, typed from TOKEN_FIELD_DTYPES (a test checks that
+    # the columns and the list agree).
+    token_id = _packed("token_id")
+    char_start = _packed("char_start")
+    char_end = _packed("char_end")
+    logprob = _packed("logprob")
+    entropy = _packed("entropy")
+    rank = _packed("rank")
+    top_ids = _packed("top_ids")
+    top_logprobs = _packed("top_logprobs")
+    sum_p2 = _packed("sum_p2")
+    context_len = _packed("context_len")
 
 
 class RunSummary(Base):

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from app.schemas.common import OrmModel, UtcDateTime
+from app.vocab import CHECKPOINT_FORMATS
 
 
 class CheckpointCreate(BaseModel):
@@ -19,7 +21,7 @@ class CheckpointOut(OrmModel):
     series_name: str
     step: int
     tokens_seen: int | None
-    format: str
+    format: Literal[CHECKPOINT_FORMATS]
     path: str
     weights_sha256: str
     tokenizer_fingerprint: str

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
+from typing import Literal
+
 from app.schemas.common import OrmModel, UtcDateTime
+from app.vocab import JOB_KINDS, JOB_STATUSES
 
 
 class JobOut(OrmModel):
     id: int
-    kind: str
-    status: str
+    kind: Literal[JOB_KINDS]
+    status: Literal[JOB_STATUSES]
     run_id: int | None
     payload: dict
     attempts: int

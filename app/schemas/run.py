@@ -6,9 +6,9 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.checkpoint import CheckpointOut
-from app.schemas.common import UtcDateTime
+from app.schemas.common import RowId, UtcDateTime
 from app.schemas.corpus import CorpusOut
-from app.vocab import WINDOW_ROLLING, WINDOW_STRIDED
+from app.vocab import DTYPE_FLOAT32, JOB_STATUSES, WEIGHT_DTYPES, WINDOW_POLICIES, WINDOW_ROLLING, WINDOW_STRIDED
 
 # 2048 is lm-evaluation-harness's default context for models that do not state one.
 DEFAULT_MAX_LENGTH = 2048
@@ -20,14 +20,14 @@ class RunOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    window: Literal["rolling", "strided"] = Field(
+    window: Literal[WINDOW_POLICIES] = Field(
         WINDOW_ROLLING, description="rolling: disjoint windows (lm-eval compatible); strided: overlapping windows."
     )
     max_length: int = Field(DEFAULT_MAX_LENGTH, ge=2, le=131_072, description="Tokens per window (capped at the model's context).")
     stride: int | None = Field(None, ge=1, description="strided only: new tokens per window; default max_length // 2.")
     top_k: int = Field(DEFAULT_TOP_K, ge=1, le=50, description="Alternatives stored per token.")
-    dtype: Literal["float32", "bfloat16", "float16"] = Field(
-        "float32", description="Weights' dtype; statistics are always computed in float32."
+    dtype: Literal[WEIGHT_DTYPES] = Field(
+        DTYPE_FLOAT32, description="Weights' dtype; statistics are always computed in float32."
     )
 
     @model_validator(mode="after")
@@ -48,13 +48,13 @@ class RunOptions(BaseModel):
 
 
 class RunCreate(BaseModel):
-    checkpoint_id: int
-    corpus_id: int
+    checkpoint_id: RowId
+    corpus_id: RowId
     options: RunOptions = Field(default_factory=RunOptions)
 
 
 class RunProgress(BaseModel):
-    status: str
+    status: Literal[JOB_STATUSES]
     shards_total: int
     shards_done: int
     shards_failed: int
@@ -107,6 +107,15 @@ class RunDocument(BaseModel):
     n_tokens: int | None
     mean_loss: float | None
     max_loss: float | None
+
+
+class RunDocumentNeighbours(BaseModel):
+    """Where one document sits in its run's document list, and the nearest scored documents around it."""
+
+    previous: RunDocument | None = Field(description="The nearest scored document before this one in list order.")
+    next: RunDocument | None = Field(description="The nearest scored document after this one in list order.")
+    position: int = Field(description="1-based index of this document in the run's document list.")
+    total: int = Field(description="Documents in the run's corpus.")
 
 
 class DocumentTokens(BaseModel):

@@ -8,9 +8,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.db.base import MAX_INTEGER
 from app.models.checkpoint import Checkpoint, ModelSeries, TokenizerVocab
+from app.schemas.checkpoint import CheckpointOut, SeriesOut
 from app.services import checkpoint_files
-from app.services.errors import Conflict, Forbidden, NotFound
+from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound, get_or_404
 
 
 def ensure_series(*, session: Session, name: str, description: str = "") -> ModelSeries:
@@ -36,6 +38,8 @@ def register_checkpoint(
 ) -> tuple[Checkpoint, bool]:
     """Register a checkpoint; returns (checkpoint, created). Registering the same weights at the same
     series and step again returns the existing row; different weights at a taken step conflict."""
+    if not 0 <= step <= MAX_INTEGER:
+        raise InvalidInput(f"step {step}: a checkpoint's step is between 0 and {MAX_INTEGER}")
     files = checkpoint_files.inspect(path)
     series_row = ensure_series(session=session, name=series or files.path.stem)
     existing = session.scalar(
@@ -56,10 +60,11 @@ def register_checkpoint(
 
 
 def get_checkpoint(*, session: Session, checkpoint_id: int) -> Checkpoint:
-    checkpoint = session.get(Checkpoint, checkpoint_id)
-    if checkpoint is None:
-        raise NotFound(f"checkpoint {checkpoint_id} not found")
-    return checkpoint
+    return get_or_404(Checkpoint, checkpoint_id, session=session, thing="checkpoint")
+
+
+def get_series(*, session: Session, series_id: int) -> ModelSeries:
+    return get_or_404(ModelSeries, series_id, session=session, thing="series")
 
 
 def find_checkpoint(*, session: Session, ref: str) -> Checkpoint:
@@ -69,7 +74,7 @@ def find_checkpoint(*, session: Session, ref: str) -> Checkpoint:
     name, _, step = ref.rpartition("@") if "@" in ref else (ref, "", "")
     query = select(Checkpoint).join(ModelSeries).where(ModelSeries.name == name)
     if step:
-        if not step.isdigit():
+        if not step.isdigit() or int(step) > MAX_INTEGER:
             raise NotFound(f"bad checkpoint reference {ref!r}: expected SERIES@STEP")
         query = query.where(Checkpoint.step == int(step))
     checkpoint = session.scalar(query.order_by(Checkpoint.step.desc()).limit(1))
@@ -89,7 +94,17 @@ def list_checkpoints(
     return list(items), session.scalar(count) or 0
 
 
-def list_series(*, session: Session, offset: int, limit: int) -> tuple[list[tuple[ModelSeries, int]], int]:
+def checkpoint_out(checkpoint: Checkpoint) -> CheckpointOut:
+    """A checkpoint as the API shows it: its columns and its series' name."""
+    return CheckpointOut.model_validate({**_columns(checkpoint), "series_name": checkpoint.series.name})
+
+
+def _columns(row) -> dict:
+    return {column.key: getattr(row, column.key) for column in row.__table__.columns}
+
+
+def list_series(*, session: Session, offset: int, limit: int) -> tuple[list[SeriesOut], int]:
+    """Series, newest first, each with its number of checkpoints; and how many series there are."""
     counts = (
         select(ModelSeries, func.count(Checkpoint.id))
         .outerjoin(Checkpoint)
@@ -98,8 +113,8 @@ def list_series(*, session: Session, offset: int, limit: int) -> tuple[list[tupl
         .offset(offset)
         .limit(limit)
     )
-    rows = [(series, n) for series, n in session.execute(counts).all()]
-    return rows, session.scalar(select(func.count(ModelSeries.id))) or 0
+    items = [SeriesOut.model_validate({**_columns(series), "n_checkpoints": n}) for series, n in session.execute(counts)]
+    return items, session.scalar(select(func.count(ModelSeries.id))) or 0
 
 
 def store_vocabulary(*, session: Session, fingerprint: str, tokens: list[str]) -> None:

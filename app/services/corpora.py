@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import BinaryIO
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from app.core.config import Settings
+from app.db.base import MAX_INTEGER
 from app.models.corpus import Corpus, Document
-from app.services.errors import Conflict, InvalidInput, NotFound
+from app.services.errors import Conflict, InvalidInput, NotFound, TooLarge, get_or_404
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl")
+READ_CHUNK = 1 << 20
 
 
 @dataclass
@@ -40,6 +45,25 @@ def parse_file(filename: str, data: bytes) -> list[DocumentIn]:
     if suffix == ".txt":
         return [DocumentIn(text=text, source=name, title=PurePath(name).stem)]
     return _parse_jsonl(name, text)
+
+
+def read_uploads(uploads: Iterable[tuple[str, BinaryIO]], *, settings: Settings) -> list[DocumentIn]:
+    """The documents of uploaded (filename, stream) files, refusing them as soon as all files
+    together exceed FOCALSCOPE_MAX_UPLOAD_MB, or when they hold more documents than a corpus may."""
+    limit = settings.max_upload_bytes
+    documents: list[DocumentIn] = []
+    received = 0
+    for filename, stream in uploads:
+        data = bytearray()
+        while chunk := stream.read(READ_CHUNK):
+            received += len(chunk)
+            if received > limit:
+                raise TooLarge(f"upload exceeds the {settings.max_upload_mb:g} MB limit")
+            data.extend(chunk)
+        documents.extend(parse_file(filename, bytes(data)))
+    if len(documents) > settings.max_documents_per_corpus:
+        raise InvalidInput(f"{len(documents)} documents; at most {settings.max_documents_per_corpus} per corpus")
+    return documents
 
 
 def _parse_jsonl(name: str, text: str) -> list[DocumentIn]:
@@ -88,15 +112,12 @@ def create_corpus(*, session: Session, name: str, documents: list[DocumentIn], d
 
 
 def get_corpus(*, session: Session, corpus_id: int) -> Corpus:
-    corpus = session.get(Corpus, corpus_id)
-    if corpus is None:
-        raise NotFound(f"corpus {corpus_id} not found")
-    return corpus
+    return get_or_404(Corpus, corpus_id, session=session, thing="corpus")
 
 
 def find_corpus(*, session: Session, ref: str) -> Corpus:
     """A corpus by id or by name (the CLI accepts either)."""
-    corpus = session.get(Corpus, int(ref)) if ref.isdigit() else None
+    corpus = session.get(Corpus, int(ref)) if ref.isdigit() and int(ref) <= MAX_INTEGER else None
     corpus = corpus or session.scalar(select(Corpus).where(Corpus.name == ref))
     if corpus is None:
         raise NotFound(f"no corpus {ref!r}")
@@ -109,17 +130,13 @@ def list_corpora(*, session: Session, offset: int, limit: int) -> tuple[list[Cor
     return list(items), total
 
 
-def list_documents(*, session: Session, corpus_id: int, offset: int, limit: int) -> tuple[list[Document], int]:
-    get_corpus(session=session, corpus_id=corpus_id)
-    total = session.scalar(select(func.count(Document.id)).where(Document.corpus_id == corpus_id)) or 0
+def list_documents(*, session: Session, corpus: Corpus, offset: int, limit: int) -> tuple[list[Document], int]:
+    total = session.scalar(select(func.count(Document.id)).where(Document.corpus_id == corpus.id)) or 0
     items = session.scalars(
-        select(Document).where(Document.corpus_id == corpus_id).order_by(Document.position).offset(offset).limit(limit)
+        select(Document).where(Document.corpus_id == corpus.id).order_by(Document.position).offset(offset).limit(limit)
     ).all()
     return list(items), total
 
 
 def get_document(*, session: Session, document_id: int) -> Document:
-    document = session.get(Document, document_id)
-    if document is None:
-        raise NotFound(f"document {document_id} not found")
-    return document
+    return get_or_404(Document, document_id, session=session, thing="document")

@@ -1,6 +1,16 @@
 """Domain errors. The HTTP layer maps each to a status code and a JSON error body; the CLI prints
 the message and exits non-zero. Messages are written for the user who caused them."""
 
+from __future__ import annotations
+
+from typing import TypeVar
+
+from sqlalchemy.orm import Session
+
+from app.db.base import MAX_INTEGER
+
+Row = TypeVar("Row")
+
 
 class DomainError(Exception):
     status_code = 400
@@ -35,3 +45,12 @@ class TooLarge(DomainError):
 class Forbidden(DomainError):
     status_code = 403
     code = "forbidden"
+
+
+def get_or_404(model: type[Row], row_id: int, *, session: Session, thing: str) -> Row:
+    """The `model` row with this id, or NotFound "<thing> <id> not found" (a 404 in the API, an error
+    message in the CLI). Ids beyond what the database can hold are rows that do not exist."""
+    row = session.get(model, row_id) if 1 <= row_id <= MAX_INTEGER else None
+    if row is None:
+        raise NotFound(f"{thing} {row_id} not found")
+    return row

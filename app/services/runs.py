@@ -1,4 +1,5 @@
-"""Scoring runs: create (split into shards), follow progress, finish (enqueue the summary)."""
+"""Scoring runs: create (split into shards), follow progress, finish (enqueue the summary), and the
+runs as the API shows them (`runs_out`). Their documents are app.services.run_documents."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ from sqlalchemy.orm import Session
 
 from app.models.corpus import Document
 from app.models.job import Job
-from app.models.run import Run, RunSummary, TokenScores
-from app.schemas.run import RunOptions, RunProgress
+from app.models.run import Run, RunSummary
+from app.schemas.corpus import CorpusOut
+from app.schemas.run import RunHeadline, RunOptions, RunOut, RunProgress, RunSummaryOut
 from app.services import queue
-from app.services.checkpoints import get_checkpoint
+from app.services.checkpoints import checkpoint_out, get_checkpoint
 from app.services.corpora import get_corpus
-from app.services.errors import InvalidInput, NotFound
+from app.services.errors import InvalidInput, get_or_404
 from app.vocab import CANCELLED, DONE, FAILED, KIND_SCORE, KIND_SUMMARIZE, QUEUED, RUNNING
 
 # Summaries jump the queue: they are quick and they are what the overview pages wait for.
@@ -66,10 +68,7 @@ def create_run(
 
 
 def get_run(*, session: Session, run_id: int) -> Run:
-    run = session.get(Run, run_id)
-    if run is None:
-        raise NotFound(f"run {run_id} not found")
-    return run
+    return get_or_404(Run, run_id, session=session, thing="run")
 
 
 def list_runs(
@@ -158,25 +157,20 @@ def get_summary(*, session: Session, run_id: int) -> RunSummary | None:
     return session.get(RunSummary, run_id)
 
 
-def run_documents(*, session: Session, run: Run, offset: int, limit: int) -> tuple[list[dict], int]:
-    """The run's corpus documents with per-document scores where they are stored."""
-    total = session.scalar(select(func.count(Document.id)).where(Document.corpus_id == run.corpus_id)) or 0
-    rows = session.execute(
-        select(Document.id, Document.position, Document.title, Document.source, Document.n_chars,
-               TokenScores.n_tokens, TokenScores.sum_logprob, TokenScores.max_loss)
-        .outerjoin(TokenScores, (TokenScores.document_id == Document.id) & (TokenScores.run_id == run.id))
-        .where(Document.corpus_id == run.corpus_id)
-        .order_by(Document.position)
-        .offset(offset)
-        .limit(limit)
-    ).all()
-    items = [
-        {
-            "document_id": r.id, "position": r.position, "title": r.title, "source": r.source,
-            "n_chars": r.n_chars, "scored": r.n_tokens is not None, "n_tokens": r.n_tokens,
-            "mean_loss": (-r.sum_logprob / r.n_tokens) if r.n_tokens else None,
-            "max_loss": r.max_loss if r.n_tokens else None,
-        }
-        for r in rows
-    ]
-    return items, total
+def runs_out(*, session: Session, runs: list[Run], with_summary: bool = False) -> list[RunOut]:
+    """The runs as the API shows them: progress and headline numbers for all of them in two queries,
+    and with_summary the full summary too."""
+    ids = [run.id for run in runs]
+    progress = run_progress(session=session, run_ids=ids)
+    summaries = {s.run_id: s for s in session.scalars(select(RunSummary).where(RunSummary.run_id.in_(ids)))}
+    result = []
+    for run in runs:
+        summary = summaries.get(run.id)
+        result.append(RunOut(
+            id=run.id, created_at=run.created_at, options=RunOptions.model_validate(run.options),
+            checkpoint=checkpoint_out(run.checkpoint), corpus=CorpusOut.model_validate(run.corpus),
+            progress=progress[run.id],
+            headline=RunHeadline.model_validate(summary, from_attributes=True) if summary else None,
+            summary=RunSummaryOut.model_validate(summary, from_attributes=True) if summary and with_summary else None,
+        ))
+    return result

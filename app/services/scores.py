@@ -9,17 +9,14 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, undefer
 
 from app.analytics import focal
-from app.db.packed import FLOAT32, INT32, pack
+from app.db.packed import pack, stored_dtype
 from app.models.corpus import Document
-from app.models.run import TOKEN_FIELDS, Run, TokenScores
+from app.models.run import Run, TokenScores
 from app.services.checkpoints import load_vocabulary
-from app.services.errors import InvalidInput, NotFound
+from app.services.errors import NotFound
+from app.vocab import TOKEN_FIELD_DTYPES, TOKEN_FIELDS, TOP_K_FIELDS
 
-FIELD_DTYPES = {
-    "token_id": INT32, "char_start": INT32, "char_end": INT32, "logprob": FLOAT32, "entropy": FLOAT32,
-    "rank": INT32, "top_ids": INT32, "top_logprobs": FLOAT32, "sum_p2": FLOAT32, "context_len": INT32,
-}
-TOP_K_FIELDS = ("top_ids", "top_logprobs")
+FIELD_DTYPES = {name: stored_dtype(kind) for name, kind in TOKEN_FIELD_DTYPES.items()}
 
 
 @dataclass
@@ -82,44 +79,36 @@ def token_texts(text: str, starts: np.ndarray, ends: np.ndarray) -> list[str]:
     return texts
 
 
-def document_tokens(*, session: Session, run: Run, document_id: int, gamma: float) -> dict:
-    if gamma < 0:
-        raise InvalidInput("gamma must be ≥ 0")
-    document = session.get(Document, document_id)
-    if document is None or document.corpus_id != run.corpus_id:
-        raise NotFound(f"document {document_id} is not in run {run.id}'s corpus")
+def document_tokens(*, session: Session, run: Run, document: Document, gamma: float) -> dict:
+    """Every token of one document of the run's corpus: the stored fields (top-k ones as n × k
+    lists), the display texts, and the fields derived for focal γ = gamma."""
     scores = session.scalar(
         select(TokenScores)
-        .where(TokenScores.run_id == run.id, TokenScores.document_id == document_id)
+        .where(TokenScores.run_id == run.id, TokenScores.document_id == document.id)
         .options(undefer("*"))
     )
     if scores is None:
-        raise NotFound(f"document {document_id} has not been scored by run {run.id} yet")
+        raise NotFound(f"document {document.id} has not been scored by run {run.id} yet")
     n, k = scores.n_tokens, scores.top_k
+    stored = {
+        name: getattr(scores, name).reshape(n, k).tolist() if name in TOP_K_FIELDS else getattr(scores, name).tolist()
+        for name in TOKEN_FIELDS
+    }
     logprob = scores.logprob.astype(np.float64)
-    starts, ends = scores.char_start, scores.char_end
-    text = document.text
-    top_ids = scores.top_ids.reshape(n, k)
-    vocabulary = load_vocabulary(session=session, fingerprint=run.checkpoint.tokenizer_fingerprint)
-    if vocabulary is None:
-        top_text = [[""] * k for _ in range(n)]
-    else:
-        top_text = [[vocabulary[i] if 0 <= i < len(vocabulary) else "" for i in row] for row in top_ids.tolist()]
     return {
-        "run_id": run.id, "document_id": document_id, "n_tokens": n, "top_k": k, "gamma": gamma,
-        "text": token_texts(text, starts, ends),
-        "token_id": scores.token_id.tolist(),
-        "char_start": starts.tolist(), "char_end": ends.tolist(),
-        "logprob": scores.logprob.tolist(),
+        "run_id": run.id, "document_id": document.id, "n_tokens": n, "top_k": k, "gamma": gamma, **stored,
+        "text": token_texts(document.text, scores.char_start, scores.char_end),
         "loss": (-logprob).tolist(),
         "p": focal.prob(logprob).tolist(),
         "focal_weight": focal.focal_weight(logprob, gamma).tolist(),
         "focal_loss": focal.focal_loss(logprob, gamma).tolist(),
-        "entropy": scores.entropy.tolist(),
-        "rank": scores.rank.tolist(),
-        "context_len": scores.context_len.tolist(),
-        "sum_p2": scores.sum_p2.tolist(),
-        "top_ids": top_ids.tolist(),
-        "top_logprobs": scores.top_logprobs.reshape(n, k).tolist(),
-        "top_text": top_text,
+        "top_text": _top_texts(session=session, run=run, top_ids=stored["top_ids"], k=k),
     }
+
+
+def _top_texts(*, session: Session, run: Run, top_ids: list[list[int]], k: int) -> list[list[str]]:
+    """Display text of each top-k alternative; empty until a worker has stored the tokenizer's vocabulary."""
+    vocabulary = load_vocabulary(session=session, fingerprint=run.checkpoint.tokenizer_fingerprint)
+    if vocabulary is None:
+        return [[""] * k for _ in top_ids]
+    return [[vocabulary[i] if 0 <= i < len(vocabulary) else "" for i in row] for row in top_ids]

@@ -2,18 +2,26 @@
 
 Archives are untrusted: members are extracted one by one into a fresh directory with limits on
 count and total size, only regular files with checkpoint-like names, no absolute paths, no `..`,
-no links — and pickle weights are refused before anything is loaded.
+no links — and pickle weights are refused before anything is loaded. An upload that fails, or
+that turns out to be registered already, leaves no files behind.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import tarfile
 import uuid
 import zipfile
-from pathlib import Path, PurePosixPath
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path, PurePath, PurePosixPath
 from typing import BinaryIO
 
+from sqlalchemy.orm import Session
+
+from app.models.checkpoint import Checkpoint
+from app.services.checkpoints import register_checkpoint
 from app.services.errors import InvalidInput, TooLarge
 
 ALLOWED_SUFFIXES = (".safetensors", ".json", ".txt", ".model", ".jinja", ".gguf")
@@ -23,6 +31,49 @@ COPY_CHUNK = 1 << 20
 
 def upload_dir(data_dir: Path) -> Path:
     return data_dir / "models" / "uploads" / uuid.uuid4().hex
+
+
+@contextmanager
+def staged_upload(data_dir: Path) -> Iterator[Path]:
+    """A fresh directory for one upload, removed again if anything fails inside the block — the
+    caller's commit included, so that no files outlive a registration that did not happen."""
+    directory = upload_dir(data_dir)
+    directory.mkdir(parents=True)
+    try:
+        yield directory
+    except BaseException:
+        discard(directory)
+        raise
+
+
+def safe_filename(name: str | None) -> str:
+    """The uploaded file's base name, with anything but letters, digits, `.`, `_` and `-` replaced:
+    it becomes a path on the server, so a name of dots only (`..`) becomes "checkpoint"."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "_", PurePath(name or "").name)
+    return cleaned if cleaned.strip(".") else "checkpoint"
+
+
+def register_upload(
+    *, session: Session, source: BinaryIO, filename: str | None, directory: Path, limit: int,
+    series: str | None = None, step: int = 0,
+) -> tuple[Checkpoint, bool]:
+    """Save an uploaded .gguf file or checkpoint archive into `directory` (from staged_upload),
+    unpack it, and register it; returns (checkpoint, created). The series defaults to the file's
+    name. Weights registered already keep their first files; this upload's are removed."""
+    name = safe_filename(filename)
+    saved = directory / name
+    save_stream(source, saved, limit)
+    if name.lower().endswith(".gguf"):
+        path = saved
+    else:
+        path = unpack_checkpoint(saved, directory / "checkpoint", limit)
+        saved.unlink()
+    checkpoint, created = register_checkpoint(
+        session=session, path=path, series=series or PurePath(name).name.split(".")[0], step=step
+    )
+    if not created:
+        discard(directory)
+    return checkpoint, created
 
 
 def save_stream(source: BinaryIO, target: Path, limit: int) -> int:

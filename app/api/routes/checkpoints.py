@@ -1,28 +1,18 @@
-"""Model series and checkpoints, registered from server-side paths under the model roots."""
+"""Model series and checkpoints, registered from server-side paths under the model roots or uploaded."""
 
 from __future__ import annotations
 
-import re
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
-from app.api.deps import PagingDep, SessionDep, SettingsDep
-from app.models.checkpoint import Checkpoint
+from app.api.deps import CheckpointDep, PagingDep, QueryId, SessionDep, SettingsDep
 from app.schemas.checkpoint import CheckpointCreate, CheckpointOut, SeriesOut
 from app.schemas.common import Page
 from app.services import checkpoints, uploads
 
 router = APIRouter(tags=["models"])
-
-
-def checkpoint_out(checkpoint: Checkpoint) -> CheckpointOut:
-    return CheckpointOut.model_validate({**_columns(checkpoint), "series_name": checkpoint.series.name})
-
-
-def _columns(row) -> dict:
-    return {c.key: getattr(row, c.key) for c in row.__table__.columns}
 
 
 @router.post("/checkpoints", response_model=CheckpointOut, status_code=status.HTTP_201_CREATED)
@@ -37,7 +27,7 @@ def register_checkpoint(body: CheckpointCreate, session: SessionDep, settings: S
     session.commit()
     if not created:
         response.status_code = status.HTTP_200_OK
-    return checkpoint_out(checkpoint)
+    return checkpoints.checkpoint_out(checkpoint)
 
 
 @router.post("/checkpoints/upload", response_model=CheckpointOut, status_code=status.HTTP_201_CREATED)
@@ -49,47 +39,35 @@ def upload_checkpoint(
     series: Annotated[str | None, Form(max_length=200)] = None,
     step: Annotated[int, Form(ge=0)] = 0,
 ):
-    """Upload and register a checkpoint (limit: FOCALSCOPE_MAX_CHECKPOINT_UPLOAD_MB, unpacked)."""
-    filename = re.sub(r"[^A-Za-z0-9._-]", "_", PurePath(file.filename or "checkpoint").name) or "checkpoint"
-    directory = uploads.upload_dir(settings.data_dir)
-    directory.mkdir(parents=True)
-    limit = int(settings.max_checkpoint_upload_mb * 1024 * 1024)
-    try:
-        saved = directory / filename
-        uploads.save_stream(file.file, saved, limit)
-        if filename.lower().endswith(".gguf"):
-            path = saved
-        else:
-            path = uploads.unpack_checkpoint(saved, directory / "checkpoint", limit)
-            saved.unlink()
-        checkpoint, created = checkpoints.register_checkpoint(
-            session=session, path=path, series=series or PurePath(filename).name.split(".")[0], step=step
+    """Upload and register a checkpoint (limit: FOCALSCOPE_MAX_CHECKPOINT_UPLOAD_MB, unpacked). The
+    same weights at the same series and step return the existing checkpoint (200)."""
+    with uploads.staged_upload(settings.data_dir) as directory:
+        checkpoint, created = uploads.register_upload(
+            session=session, source=file.file, filename=file.filename, directory=directory,
+            limit=settings.max_checkpoint_upload_bytes, series=series, step=step,
         )
         session.commit()
-    except BaseException:
-        uploads.discard(directory)
-        raise
     if not created:
-        uploads.discard(directory)
         response.status_code = status.HTTP_200_OK
-    return checkpoint_out(checkpoint)
+    return checkpoints.checkpoint_out(checkpoint)
 
 
 @router.get("/checkpoints", response_model=Page[CheckpointOut])
-def list_checkpoints(session: SessionDep, paging: PagingDep, series_id: int | None = None):
+def list_checkpoints(session: SessionDep, paging: PagingDep, series_id: QueryId = None):
     items, total = checkpoints.list_checkpoints(
         session=session, offset=paging.offset, limit=paging.limit, series_id=series_id
     )
-    return Page(items=[checkpoint_out(c) for c in items], total=total, offset=paging.offset, limit=paging.limit)
+    return Page(
+        items=[checkpoints.checkpoint_out(c) for c in items], total=total, offset=paging.offset, limit=paging.limit
+    )
 
 
 @router.get("/checkpoints/{checkpoint_id}", response_model=CheckpointOut)
-def get_checkpoint(checkpoint_id: int, session: SessionDep):
-    return checkpoint_out(checkpoints.get_checkpoint(session=session, checkpoint_id=checkpoint_id))
+def get_checkpoint(checkpoint: CheckpointDep):
+    return checkpoints.checkpoint_out(checkpoint)
 
 
 @router.get("/series", response_model=Page[SeriesOut])
 def list_series(session: SessionDep, paging: PagingDep):
-    rows, total = checkpoints.list_series(session=session, offset=paging.offset, limit=paging.limit)
-    items = [SeriesOut.model_validate({**_columns(series), "n_checkpoints": n}) for series, n in rows]
+    items, total = checkpoints.list_series(session=session, offset=paging.offset, limit=paging.limit)
     return Page(items=items, total=total, offset=paging.offset, limit=paging.limit)

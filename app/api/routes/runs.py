@@ -5,36 +5,14 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from app.api.deps import PagingDep, RunDep, SessionDep, SettingsDep
-from app.api.routes.checkpoints import checkpoint_out
-from app.models.run import Run, RunSummary
+from app.api.deps import PagingDep, QueryId, RunDep, RunDocumentDep, SessionDep, SettingsDep
 from app.schemas.common import Page
-from app.schemas.corpus import CorpusOut
-from app.schemas.run import DocumentTokens, RunCreate, RunDocument, RunHeadline, RunOptions, RunOut, RunSummaryOut
-from app.services import queue, runs, scores
+from app.schemas.run import DocumentTokens, RunCreate, RunDocument, RunDocumentNeighbours, RunOut, RunSummaryOut
+from app.services import queue, run_documents, runs, scores
 from app.services.errors import NotFound
 
 router = APIRouter(tags=["runs"])
-
-
-def runs_out(session: Session, items: list[Run], *, with_summary: bool = False) -> list[RunOut]:
-    ids = [r.id for r in items]
-    progress = runs.run_progress(session=session, run_ids=ids)
-    summaries = {s.run_id: s for s in session.scalars(select(RunSummary).where(RunSummary.run_id.in_(ids)))}
-    result = []
-    for run in items:
-        summary = summaries.get(run.id)
-        result.append(RunOut(
-            id=run.id, created_at=run.created_at, options=RunOptions.model_validate(run.options),
-            checkpoint=checkpoint_out(run.checkpoint), corpus=CorpusOut.model_validate(run.corpus),
-            progress=progress[run.id],
-            headline=RunHeadline.model_validate(summary, from_attributes=True) if summary else None,
-            summary=RunSummaryOut.model_validate(summary, from_attributes=True) if summary and with_summary else None,
-        ))
-    return result
 
 
 @router.post("/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED)
@@ -48,20 +26,20 @@ def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep, resp
     session.commit()
     if not created:
         response.status_code = status.HTTP_200_OK
-    return runs_out(session, [run])[0]
+    return runs.runs_out(session=session, runs=[run])[0]
 
 
 @router.get("/runs", response_model=Page[RunOut])
-def list_runs(session: SessionDep, paging: PagingDep, corpus_id: int | None = None, checkpoint_id: int | None = None):
+def list_runs(session: SessionDep, paging: PagingDep, corpus_id: QueryId = None, checkpoint_id: QueryId = None):
     items, total = runs.list_runs(
         session=session, offset=paging.offset, limit=paging.limit, corpus_id=corpus_id, checkpoint_id=checkpoint_id
     )
-    return Page(items=runs_out(session, items), total=total, offset=paging.offset, limit=paging.limit)
+    return Page(items=runs.runs_out(session=session, runs=items), total=total, offset=paging.offset, limit=paging.limit)
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
 def get_run(run: RunDep, session: SessionDep):
-    return runs_out(session, [run], with_summary=True)[0]
+    return runs.runs_out(session=session, runs=[run], with_summary=True)[0]
 
 
 @router.get("/runs/{run_id}/summary", response_model=RunSummaryOut)
@@ -74,24 +52,32 @@ def get_summary(run: RunDep, session: SessionDep):
 
 @router.get("/runs/{run_id}/documents", response_model=Page[RunDocument])
 def list_run_documents(run: RunDep, session: SessionDep, paging: PagingDep):
-    items, total = runs.run_documents(session=session, run=run, offset=paging.offset, limit=paging.limit)
+    """The corpus' documents in corpus order, with per-document scores once they are scored."""
+    items, total = run_documents.run_documents(session=session, run=run, offset=paging.offset, limit=paging.limit)
     return Page(items=items, total=total, offset=paging.offset, limit=paging.limit)
+
+
+@router.get("/runs/{run_id}/documents/{document_id}/neighbours", response_model=RunDocumentNeighbours)
+def document_neighbours(run: RunDep, document: RunDocumentDep, session: SessionDep):
+    """The nearest scored documents before and after this one in the order of /runs/{run_id}/documents,
+    and this document's 1-based position in it (for previous / next links)."""
+    return run_documents.document_neighbours(session=session, run=run, document=document)
 
 
 @router.get("/runs/{run_id}/documents/{document_id}/tokens", response_model=DocumentTokens)
 def document_tokens(
-    run: RunDep, document_id: int, session: SessionDep,
+    run: RunDep, document: RunDocumentDep, session: SessionDep,
     gamma: Annotated[float, Query(ge=0, le=20, description="Focal γ for focal_weight and focal_loss.")] = 2.0,
 ):
     """Every token of one document with its stored and derived fields, as parallel arrays."""
-    return scores.document_tokens(session=session, run=run, document_id=document_id, gamma=gamma)
+    return scores.document_tokens(session=session, run=run, document=document, gamma=gamma)
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut)
 def cancel_run(run: RunDep, session: SessionDep):
     queue.cancel(session=session, run_id=run.id)
     session.commit()
-    return runs_out(session, [run])[0]
+    return runs.runs_out(session=session, runs=[run])[0]
 
 
 @router.post("/runs/{run_id}/retry", response_model=RunOut)
@@ -99,4 +85,4 @@ def retry_run(run: RunDep, session: SessionDep):
     """Queue failed or cancelled shards of the run again, with fresh attempts."""
     queue.retry_failed(session=session, run_id=run.id)
     session.commit()
-    return runs_out(session, [run])[0]
+    return runs.runs_out(session=session, runs=[run])[0]

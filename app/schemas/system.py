@@ -1,0 +1,14 @@
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+
+class QueueHealth(BaseModel):
+    busy_workers: int = Field(description="Workers holding a live lease on a running job.")
+    queued_jobs: int
+    queue_stalled: bool = Field(description="Queued work has waited over 30 s and no worker is busy.")
+
+
+class Health(QueueHealth):
+    status: str = Field(description='"ok" whenever the server answers and the database does.')
+    database: str = Field(description="The database's dialect: sqlite or postgresql.")
