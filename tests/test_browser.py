@@ -271,10 +271,11 @@ def test_upload_corpus_through_the_form(page: Page, server: Server):
 
 
 def test_pure_helpers_in_the_page(page: Page):
-    """tokens.js and colors.js, imported as the dashboard imports them."""
+    """tokens.js, format.js and colors.js, imported as the dashboard imports them."""
     page.goto("/#/jobs")
     result = page.evaluate("""async () => {
       const t = await import('/static/js/tokens.js');
+      const f = await import('/static/js/format.js');
       const c = await import('/static/js/colors.js');
       // "a🎭é b": the emoji is 1 code point (2 UTF-16 units) split into two byte pieces; "é" one token.
       const text = "a🎭é b";
@@ -287,7 +288,7 @@ def test_pure_helpers_in_the_page(page: Page):
         w: t.focalWeight(Math.log(0.25), 2),
         clamped: scale.color(50) === scale.color(10),
         distinct: scale.color(0) !== scale.color(10),
-        prob: t.fmtProb(4.13e-5),
+        prob: f.fmtProb(4.13e-5),
       };
     }""")
     assert result["joined"] == "a🎭é b"

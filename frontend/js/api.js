@@ -65,11 +65,13 @@ export const post = async (path, json, signal) => (await request("POST", path, {
 // Endpoints, named after the domain: views never build URLs themselves.
 export const api = {
   health: (signal) => get("/health", null, signal),
+  vocabulary: (signal) => get("/vocabulary", null, signal),
   runs: (params, signal) => get("/runs", params, signal),
   run: (id, signal) => get(`/runs/${id}`, null, signal),
   runSummary: (id, signal) => get(`/runs/${id}/summary`, null, signal),
   runDocuments: (id, params, signal) => get(`/runs/${id}/documents`, params, signal),
   documentTokens: (runId, docId, gamma, signal) => get(`/runs/${runId}/documents/${docId}/tokens`, { gamma }, signal),
+  documentNeighbours: (runId, docId, signal) => get(`/runs/${runId}/documents/${docId}/neighbours`, null, signal),
   createRun: (body) => request("POST", "/runs", { json: body }),
   cancelRun: (id) => post(`/runs/${id}/cancel`),
   retryRun: (id) => post(`/runs/${id}/retry`),
@@ -83,6 +85,7 @@ export const api = {
   jobs: (params, signal) => get("/jobs", params, signal),
   trainingPresets: (signal) => get("/training/presets", null, signal),
   trainingLosses: (signal) => get("/training/losses", null, signal),
+  saveSteps: (steps, saveEvery, signal) => get("/training/save-steps", { steps, save_every: saveEvery }, signal),
   createTrainingJob: (body) => request("POST", "/training/jobs", { json: body }),
   experiments: (params, signal) => get("/experiments", params, signal),
   experiment: (id, signal) => get(`/experiments/${id}`, null, signal),

@@ -1,8 +1,10 @@
 // The dashboard shell: hash routing, navigation, the health banner, and each view's lifecycle.
 //
 // A view module exports `mount(ctx)`; ctx gives it a root element, the route's params and query, an
-// AbortSignal and `every(ms, fn)` for polling. Leaving the page aborts the signal, stops the polls
-// and runs the view's `onDispose` callbacks, so a slow response never paints over the next page.
+// AbortSignal, `every(ms, fn)` for polling and `vocab`, the server's fixed vocabularies (job statuses,
+// kinds, window policies, dtypes, tokenizers) read once per page load. Leaving the page aborts the
+// signal, stops the polls and runs the view's `onDispose` callbacks, so a slow response never paints
+// over the next page.
 
 import { api } from "./api.js";
 import { errorBox, loading } from "./components.js";
@@ -52,8 +54,14 @@ function matchRoute(path) {
   return null;
 }
 
+/** /vocabulary with its live statuses as a Set, for `vocab.live.has(status)`. */
+function vocabularyOf(raw) {
+  return { ...raw, live: new Set(raw.live_statuses) };
+}
+
 class Shell {
   constructor(root) {
+    this.vocabulary = null; // a promise, kept once it resolves; a failed read is retried by the next page
     this.navLinks = new Map();
     this.healthText = h("span", { class: "health", "data-testid": "health" }, "");
     this.banner = h("div", { class: "banner-region", "aria-live": "polite" });
@@ -102,6 +110,17 @@ class Shell {
     }
   }
 
+  /** The server's vocabularies, fetched by the first page that needs them and shared by every later one. */
+  loadVocabulary() {
+    if (!this.vocabulary) {
+      this.vocabulary = api.vocabulary().then(vocabularyOf).catch((error) => {
+        this.vocabulary = null;
+        throw error;
+      });
+    }
+    return this.vocabulary;
+  }
+
   dispose() {
     const current = this.current;
     if (!current) return;
@@ -137,7 +156,7 @@ class Shell {
       return;
     }
     const ctx = {
-      root, path, query, params: matched.params, signal: state.controller.signal,
+      root, path, query, params: matched.params, signal: state.controller.signal, vocab: null,
       get alive() { return !state.controller.signal.aborted; },
       every: (ms, fn) => { state.timers.push(setInterval(fn, ms)); },
       onDispose: (fn) => state.disposers.push(fn),
@@ -149,6 +168,8 @@ class Shell {
       },
     };
     try {
+      ctx.vocab = await this.loadVocabulary();
+      if (!ctx.alive) return;
       await matched.route.view.mount(ctx);
     } catch (error) {
       if (!ctx.alive || (error && error.name === "AbortError")) return;

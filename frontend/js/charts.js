@@ -4,7 +4,7 @@
 
 import { rgbCss, sample } from "./colors.js";
 import { h } from "./dom.js";
-import { fmtInt, fmtNum, fmtPct } from "./tokens.js";
+import { fmtInt, fmtNum, fmtPct } from "./format.js";
 
 const FONT = { family: 'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif', size: 12, color: "#374151" };
 const GRID = "#e5e7eb";

@@ -1,9 +1,7 @@
 // Small shared pieces of UI: badges, progress bars, tables, stat cards, forms, error boxes, pagers.
 
 import { h, uid } from "./dom.js";
-import { fmtInt } from "./tokens.js";
-
-export const LIVE_STATUSES = new Set(["queued", "running"]);
+import { fmtInt } from "./format.js";
 
 export function statusBadge(status) {
   return h("span", { class: ["badge", `badge-${status}`], "data-testid": "status", title: `status: ${status}` }, status);

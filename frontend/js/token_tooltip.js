@@ -2,7 +2,8 @@
 // alternatives, placed next to the hovered or focused token. All text goes in through textContent.
 
 import { h, replace, uid } from "./dom.js";
-import { fmtInt, fmtNum, fmtProb, focalWeight, visibleText } from "./tokens.js";
+import { fmtInt, fmtNum, fmtProb } from "./format.js";
+import { focalWeight, visibleText } from "./tokens.js";
 
 const GAP_PX = 8;
 

@@ -4,7 +4,7 @@
 import { api } from "../api.js";
 import { card, errorBox, field, formStatus, loading, pager, table, timeAgo } from "../components.js";
 import { h, replace } from "../dom.js";
-import { fmtAgo, fmtCompact, fmtInt, parseTime } from "../tokens.js";
+import { fmtAgo, fmtCompact, fmtInt, parseTime } from "../format.js";
 
 const PAGE = 100;
 

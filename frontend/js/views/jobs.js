@@ -1,9 +1,9 @@
 // #/jobs — the job queue: every score / summarize / train job with its progress, worker and error.
 
 import { api } from "../api.js";
-import { LIVE_STATUSES, card, errorBox, field, pager, progressBar, select, statusBadge, table, timeAgo } from "../components.js";
+import { card, errorBox, field, pager, progressBar, select, statusBadge, table, timeAgo } from "../components.js";
 import { h, replace } from "../dom.js";
-import { fmtAgo, fmtCompact, fmtDuration, fmtInt, fmtRate, parseTime } from "../tokens.js";
+import { fmtAgo, fmtCompact, fmtDuration, fmtRate, parseTime } from "../format.js";
 
 const PAGE = 100;
 const LIVE_REFRESH_MS = 2000;
@@ -21,7 +21,7 @@ export async function mount(ctx) {
   const refresh = async () => {
     const page = await api.jobs({ ...filters, offset, limit: PAGE }, ctx.signal);
     if (!ctx.alive) return;
-    anyLive = page.items.some((j) => LIVE_STATUSES.has(j.status));
+    anyLive = page.items.some((j) => ctx.vocab.live.has(j.status));
     pollStatus.replaceChildren();
     replace(listEl, jobsTable(page.items),
       pager({ total: page.total, offset, limit: PAGE, noun: "jobs", onChange: (o) => { offset = o; refreshSafe(); } }));
@@ -30,8 +30,9 @@ export async function mount(ctx) {
     if (ctx.alive && error.name !== "AbortError") replace(pollStatus, errorBox(error, { title: "Could not load the jobs" }));
   });
 
-  const statusSel = select(["", "queued", "running", "done", "failed", "cancelled"].map((s) => ({ value: s, label: s || "any" })), { value: filters.status });
-  const kindSel = select(["", "score", "summarize", "train"].map((k) => ({ value: k, label: k || "any" })), { value: filters.kind });
+  const anyOf = (values) => ["", ...values].map((v) => ({ value: v, label: v || "any" }));
+  const statusSel = select(anyOf(ctx.vocab.job_statuses), { value: filters.status });
+  const kindSel = select(anyOf(ctx.vocab.job_kinds), { value: filters.kind });
   const onFilter = () => {
     filters.status = statusSel.value;
     filters.kind = kindSel.value;

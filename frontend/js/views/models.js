@@ -4,7 +4,7 @@
 import { api } from "../api.js";
 import { card, errorBox, field, formStatus, pager, table, timeAgo } from "../components.js";
 import { h, replace } from "../dom.js";
-import { fmtAgo, fmtCompact, fmtInt, parseTime } from "../tokens.js";
+import { fmtAgo, fmtCompact, fmtInt, modelName, parseTime } from "../format.js";
 
 const PAGE = 100;
 
@@ -41,7 +41,7 @@ export async function mount(ctx) {
       table({
         label: "Checkpoints", testid: "checkpoints-table", rows: checkpoints.items, empty: "No checkpoints.",
         columns: [
-          { label: "Checkpoint", cell: (c) => h("span", { class: "strong" }, `${c.series_name}@${c.step}`) },
+          { label: "Checkpoint", cell: (c) => h("span", { class: "strong" }, modelName(c)) },
           { label: "Id", numeric: true, cell: (c) => h("span", { class: "muted" }, String(c.id)) },
           { label: "Architecture", cell: (c) => c.architecture },
           { label: "Format", cell: (c) => c.format },
@@ -81,8 +81,8 @@ function registerForm(onCreated) {
       if (series.value.trim()) body.series = series.value.trim();
       const { status: code, data } = await api.registerCheckpoint(body);
       status.ok(code === 201
-        ? `Registered ${data.series_name}@${data.step} (${data.architecture}, ${data.format}).`
-        : `${data.series_name}@${data.step} was registered already with these weights.`);
+        ? `Registered ${modelName(data)} (${data.architecture}, ${data.format}).`
+        : `${modelName(data)} was registered already with these weights.`);
       onCreated();
     } catch (error) {
       status.error(error);

@@ -3,12 +3,11 @@
 
 import { api } from "../api.js";
 import * as charts from "../charts.js";
-import {
-  LIVE_STATUSES, card, errorBox, notice, pager, statGrid, statusBadge, table, timeAgo,
-} from "../components.js";
+import { card, errorBox, notice, pager, statGrid, statusBadge, table, timeAgo } from "../components.js";
 import { h, replace } from "../dom.js";
-import { fmtAgo, fmtCompact, fmtInt, fmtNum, fmtPct, fmtProb, parseTime, visibleText } from "../tokens.js";
-import { modelName, optionsText, progressCell } from "./runs.js";
+import { fmtAgo, fmtCompact, fmtInt, fmtNum, fmtPct, fmtProb, modelName, optionsText, parseTime } from "../format.js";
+import { progressCell } from "../parts.js";
+import { visibleText } from "../tokens.js";
 
 const REFRESH_MS = 2000;
 const DOCS_PAGE = 100;
@@ -32,8 +31,8 @@ export async function mount(ctx) {
   ctx.onDispose(() => plots.forEach(charts.purge));
 
   const render = () => {
-    replace(headEl, header(run, () => refresh(), (error) => replace(actionStatus, errorBox(error, { title: "The server refused" }))));
-    const live = LIVE_STATUSES.has(run.progress.status);
+    const live = ctx.vocab.live.has(run.progress.status);
+    replace(headEl, header(run, live, () => refresh(), (error) => replace(actionStatus, errorBox(error, { title: "The server refused" }))));
     progressEl.replaceChildren(...(live || run.progress.errors.length || run.progress.status !== "done"
       ? [card("Progress", h("div", { class: "progress-wide" }, progressCell(run.progress)),
         live ? h("p", { class: "muted small" }, "This page refreshes every 2 seconds while the run is live.") : null)]
@@ -67,11 +66,11 @@ export async function mount(ctx) {
     headEl, actionStatus, pollStatus, progressEl, summaryEl, docsEl);
   render();
   ctx.every(REFRESH_MS, () => {
-    if (LIVE_STATUSES.has(run.progress.status) || !run.summary) refresh();
+    if (ctx.vocab.live.has(run.progress.status) || !run.summary) refresh();
   });
 }
 
-function header(run, refresh, showError) {
+function header(run, live, refresh, showError) {
   const p = run.progress;
   const act = (fn) => async (event) => {
     event.currentTarget.disabled = true;
@@ -79,7 +78,7 @@ function header(run, refresh, showError) {
     refresh();
   };
   const actions = [];
-  if (LIVE_STATUSES.has(p.status)) actions.push(h("button", { type: "button", class: "btn", on: { click: act(() => api.cancelRun(run.id)) } }, "Cancel run"));
+  if (live) actions.push(h("button", { type: "button", class: "btn", on: { click: act(() => api.cancelRun(run.id)) } }, "Cancel run"));
   if (p.status === "failed" || p.status === "cancelled" || p.shards_failed > 0) actions.push(h("button", { type: "button", class: "btn", on: { click: act(() => api.retryRun(run.id)) } }, "Retry failed shards"));
   return [
     h("div", {},

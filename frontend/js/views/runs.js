@@ -2,18 +2,17 @@
 // form to start a new run.
 
 import { api } from "../api.js";
-import {
-  LIVE_STATUSES, card, errorBox, field, formStatus, notice, pager, progressBar, select, statusBadge, table, timeAgo,
-} from "../components.js";
+import { card, errorBox, field, formStatus, notice, pager, select, statusBadge, table, timeAgo } from "../components.js";
 import { h, replace } from "../dom.js";
-import { fmtCompact, fmtInt, fmtNum, fmtRate, fmtAgo, parseTime } from "../tokens.js";
+import { fmtAgo, fmtCompact, fmtInt, fmtNum, modelName, optionsText, parseTime } from "../format.js";
+import { progressCell } from "../parts.js";
 
 const PAGE = 50;
 const LIVE_REFRESH_MS = 2000;
 // With nothing live, look for runs started elsewhere (CLI, notebook) less often.
 const IDLE_REFRESH_TICKS = 5;
-
-export const modelName = (checkpoint) => `${checkpoint.series_name}@${checkpoint.step}`;
+// What each window policy does, for the form's select (the policies themselves come from the server).
+const WINDOW_HINTS = { rolling: "disjoint windows, lm-eval", strided: "overlapping windows" };
 
 export async function mount(ctx) {
   ctx.setTitle("Runs");
@@ -27,8 +26,8 @@ export async function mount(ctx) {
   const refresh = async () => {
     const page = await api.runs({ offset, limit: PAGE }, ctx.signal);
     if (!ctx.alive) return;
-    anyLive = page.items.some((r) => LIVE_STATUSES.has(r.progress.status));
-    replace(listEl, runsTable(page.items, refreshSoon),
+    anyLive = page.items.some((r) => ctx.vocab.live.has(r.progress.status));
+    replace(listEl, runsTable(page.items, ctx.vocab, refreshSoon),
       pager({ total: page.total, offset, limit: PAGE, noun: "runs", onChange: (o) => { offset = o; refreshSoon(); } }));
     listStatus.replaceChildren();
   };
@@ -54,7 +53,7 @@ export async function mount(ctx) {
   });
 }
 
-function runsTable(runs, refreshSoon) {
+function runsTable(runs, vocab, refreshSoon) {
   const act = (fn, label) => async (event) => {
     const button = event.currentTarget;
     button.disabled = true;
@@ -95,31 +94,13 @@ function runsTable(runs, refreshSoon) {
         label: "", cell: (r) => {
           const p = r.progress;
           const buttons = [];
-          if (LIVE_STATUSES.has(p.status)) buttons.push(h("button", { type: "button", class: "btn btn-small", on: { click: act(() => api.cancelRun(r.id), "cancel") } }, "Cancel"));
+          if (vocab.live.has(p.status)) buttons.push(h("button", { type: "button", class: "btn btn-small", on: { click: act(() => api.cancelRun(r.id), "cancel") } }, "Cancel"));
           if (p.status === "failed" || p.status === "cancelled" || p.shards_failed > 0) buttons.push(h("button", { type: "button", class: "btn btn-small", on: { click: act(() => api.retryRun(r.id), "retry") } }, "Retry"));
           return h("div", { class: "actions" }, buttons);
         },
       },
     ],
   });
-}
-
-export function optionsText(o) {
-  const parts = [o.window === "strided" ? `strided ${o.max_length}/${o.stride}` : `rolling ${o.max_length}`, `top-${o.top_k}`];
-  if (o.dtype !== "float32") parts.push(o.dtype);
-  return parts.join(" · ");
-}
-
-export function progressCell(p) {
-  const label = `${fmtInt(p.documents_done)} / ${fmtInt(p.documents_total)} docs`;
-  const facts = [`${fmtCompact(p.tokens_done)} tokens`];
-  if (p.tokens_per_s) facts.push(fmtRate(p.tokens_per_s));
-  if (p.shards_total > 1) facts.push(`${p.shards_done}/${p.shards_total} shards`);
-  if (p.shards_failed) facts.push(`${p.shards_failed} failed`);
-  return h("div", { class: "progress-cell" },
-    progressBar(p.documents_done, p.documents_total, { label, status: p.status }),
-    h("div", { class: "muted small" }, facts.join(" · ")),
-    p.errors && p.errors.length ? h("ul", { class: "error-list", "data-testid": "run-errors" }, p.errors.map((e) => h("li", {}, e))) : null);
 }
 
 async function startRunForm(container, ctx, onCreated) {
@@ -134,11 +115,11 @@ async function startRunForm(container, ctx, onCreated) {
   }
   const checkpoint = select(checkpoints.items.map((c) => ({ value: c.id, label: `${modelName(c)} (${c.architecture})` })), { name: "checkpoint_id" });
   const corpus = select(corpora.items.map((c) => ({ value: c.id, label: `${c.name} (${fmtInt(c.n_documents)} docs)` })), { name: "corpus_id" });
-  const windowSel = select([{ value: "rolling", label: "rolling (disjoint windows, lm-eval)" }, { value: "strided", label: "strided (overlapping windows)" }], { name: "window" });
+  const windowSel = select(ctx.vocab.window_policies.map((w) => ({ value: w, label: WINDOW_HINTS[w] ? `${w} (${WINDOW_HINTS[w]})` : w })), { name: "window" });
   const maxLength = h("input", { type: "number", name: "max_length", min: 2, max: 131072, value: 2048, required: true });
   const stride = h("input", { type: "number", name: "stride", min: 1, placeholder: "max length / 2" });
   const topK = h("input", { type: "number", name: "top_k", min: 1, max: 50, value: 5, required: true });
-  const dtype = select(["float32", "bfloat16", "float16"].map((d) => ({ value: d, label: d })), { name: "dtype" });
+  const dtype = select(ctx.vocab.dtypes.map((d) => ({ value: d, label: d })), { name: "dtype" });
   const strideField = field("Stride", stride, { hint: "new tokens per window" });
   const syncStride = () => { strideField.hidden = windowSel.value !== "strided"; };
   windowSel.addEventListener("change", syncStride);
