@@ -1,7 +1,8 @@
-"""What a training job is asked to do — loss specs, model presets, the request — checked without torch.
+"""What a training job is asked to do — loss specs, model presets, the request's limits — without torch.
 
 The API validates a request (and shows the presets) without importing torch, and the worker parses
-the same payload with the same code, so a spec the API accepted is a spec the trainer understands.
+the same payload with the same code (app.schemas.training.TrainingRequest, built on what is here),
+so a spec the API accepted is a spec the trainer understands.
 Everything here raises ValueError with a message written for the person who typed the spec.
 
 Loss specs (softmax over the vocabulary unless stated; p = probability of the true token):
@@ -21,7 +22,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 # ---------------------------------------------------------------------------------------------
@@ -173,7 +174,7 @@ class Preset:
     d_ff: int | None = None
     note: str = ""
     # Measured with the default BPE vocabulary / with SmolLM2's 49152 tokens (tied embeddings).
-    params: dict = field(default_factory=dict)
+    params: dict[str, int] = field(default_factory=dict)
 
 
 # Sizes follow nanoGPT's habit: small models take a larger learning rate. Dropout is 0 everywhere
@@ -207,7 +208,7 @@ def get_preset(name: str) -> Preset:
 
 
 # ---------------------------------------------------------------------------------------------
-# The training request (= the payload of a `train` job)
+# Limits of a training request (app.schemas.training.TrainingRequest holds the request itself)
 
 MAX_STEPS = 1_000_000
 # Each checkpoint is saved and scored: thousands of them would flood the queue and the disk.
@@ -217,112 +218,12 @@ MIN_SEQ_LEN = 8
 SERIES_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,149}$")
 
 
-@dataclass(frozen=True)
-class TrainingRequest:
-    """One model trained on one corpus with one loss. None means "the preset's default"."""
-
-    corpus_id: int
-    series: str
-    preset: str = "tiny"
-    loss: str = "ce"
-    steps: int = 300
-    save_every: int = 50
-    seed: int = 0
-    eval_corpus_id: int | None = None
-    tokenizer: str = TOKENIZER_BPE
-    vocab_size: int | None = None
-    lr: float | None = None
-    batch_size: int | None = None
-    seq_len: int | None = None
-    experiment_id: int | None = None
-
-    @classmethod
-    def from_payload(cls, payload: dict) -> "TrainingRequest":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(payload) - known)
-        if unknown:
-            raise ValueError(f"unknown training option{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}")
-        missing = [name for name in ("corpus_id", "series") if payload.get(name) is None]
-        if missing:
-            raise ValueError(f"missing training option{'s' if len(missing) > 1 else ''}: {', '.join(missing)}")
-        return cls(**payload)
-
-    def to_payload(self) -> dict:
-        return asdict(self)
-
-    def validated(self) -> "TrainingRequest":
-        """Check everything, then fill in the preset's defaults and the canonical loss spelling.
-        Raises ValueError listing every problem at once."""
-        problems: list[str] = []
-        loss = self.loss
-        try:
-            loss = parse_loss_spec(self.loss).text
-        except ValueError as exc:
-            problems.append(str(exc))
-        preset = PRESETS.get(self.preset) if isinstance(self.preset, str) else None
-        if preset is None:
-            problems.append(f"unknown preset {self.preset!r}; choose one of: {', '.join(PRESETS)}")
-        _check_int(problems, "corpus_id", self.corpus_id, 1)
-        _check_int(problems, "eval_corpus_id", self.eval_corpus_id, 1, optional=True)
-        _check_int(problems, "experiment_id", self.experiment_id, 1, optional=True)
-        if not isinstance(self.series, str) or not SERIES_NAME.match(self.series) or ".." in self.series:
-            problems.append(
-                f"series name {self.series!r}: use 1–150 letters, digits, '.', '_' or '-', starting with a letter or digit"
-            )
-        steps_ok = _check_int(problems, "steps", self.steps, 1, MAX_STEPS)
-        if _check_int(problems, "save_every", self.save_every, 1) and steps_ok:
-            if self.save_every > self.steps:
-                problems.append(f"save_every ({self.save_every}) must not exceed steps ({self.steps})")
-            elif self.steps // self.save_every + 2 > MAX_CHECKPOINTS:
-                problems.append(
-                    f"steps / save_every = {self.steps // self.save_every} checkpoints; at most {MAX_CHECKPOINTS - 2} "
-                    "(each is saved and scored): raise save_every"
-                )
-        _check_int(problems, "seed", self.seed, 0, 2**63 - 1)
-        if self.tokenizer not in TOKENIZERS:
-            problems.append(f"unknown tokenizer {self.tokenizer!r}; choose one of: {', '.join(TOKENIZERS)}")
-        elif self.tokenizer == TOKENIZER_SMOLLM2 and self.vocab_size is not None and self.vocab_size != SMOLLM2_VOCAB_SIZE:
-            problems.append(f"vocab_size applies to the bpe tokenizer only (smollm2 has {SMOLLM2_VOCAB_SIZE} tokens)")
-        _check_int(problems, "vocab_size", self.vocab_size, MIN_VOCAB_SIZE, MAX_VOCAB_SIZE, optional=True)
-        if self.lr is not None and (
-            isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not 0 < self.lr <= 1
-            or not math.isfinite(self.lr)
-        ):
-            problems.append(f"lr must be a number in (0, 1], got {self.lr!r}")
-        _check_int(problems, "batch_size", self.batch_size, 1, MAX_BATCH_SIZE, optional=True)
-        if preset is not None and _check_int(problems, "seq_len", self.seq_len, MIN_SEQ_LEN, optional=True):
-            if self.seq_len is not None and self.seq_len > preset.context:
-                problems.append(f"seq_len {self.seq_len} exceeds the {preset.name} preset's context of {preset.context} tokens")
-        if problems:
-            raise ValueError("; ".join(problems))
-        assert preset is not None
-        vocab = SMOLLM2_VOCAB_SIZE if self.tokenizer == TOKENIZER_SMOLLM2 else (self.vocab_size or preset.vocab_size)
-        return replace(
-            self, loss=loss, vocab_size=vocab, lr=float(self.lr or preset.lr),
-            batch_size=self.batch_size or preset.batch_size, seq_len=self.seq_len or preset.context,
-        )
-
-    def save_steps(self) -> list[int]:
-        """Steps with a checkpoint: 0 (the untrained model), every save_every, and the last."""
-        return sorted({0, *range(self.save_every, self.steps + 1, self.save_every), self.steps})
+def save_steps(steps: int, save_every: int) -> list[int]:
+    """Steps with a checkpoint: 0 (the untrained model), every save_every, and the last."""
+    return sorted({0, *range(save_every, steps + 1, save_every), steps})
 
 
 def train_directory(data_dir: Path, series: str) -> Path:
     """Where a training series' checkpoints are written (under the default model root, so the API may
     register and serve them)."""
     return data_dir / "models" / "train" / series
-
-
-def _check_int(problems: list[str], name: str, value, low: int, high: int | None = None, *, optional: bool = False) -> bool:
-    if value is None and optional:
-        return True
-    if isinstance(value, bool) or not isinstance(value, int):
-        problems.append(f"{name} must be a whole number, got {value!r}")
-        return False
-    if value < low:
-        problems.append(f"{name} must be at least {low}, got {value}")
-        return False
-    if high is not None and value > high:
-        problems.append(f"{name} must be at most {high}, got {value}")
-        return False
-    return True

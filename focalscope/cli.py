@@ -91,18 +91,14 @@ def _add_score_command(sub) -> None:
 
 
 def _add_training_commands(sub) -> None:
-    from focalscope.training_commands import LOSS_HELP, add_training_options
+    from focalscope.training_commands import add_experiment_options, add_train_options
 
     train = sub.add_parser("train", help="train a small LM with cross-entropy or a focal-family loss")
-    add_training_options(train)
-    train.add_argument("--loss", default="ce", help=LOSS_HELP + " (default ce)")
-    train.add_argument("--series", required=True, help="name of the new model series")
+    add_train_options(train)
     train.set_defaults(handler=commands.train)
 
     experiment = sub.add_parser("experiment", help="train one series per loss and compare them on a held-out corpus")
-    add_training_options(experiment)
-    experiment.add_argument("--losses", required=True, help="comma-separated loss specs, e.g. ce,focal:1,focal:2,polyfocal:1:2")
-    experiment.add_argument("--name", help="experiment name (default exp-DATE-TIME); prefixes the series names")
+    add_experiment_options(experiment)
     experiment.set_defaults(handler=commands.experiment)
 
     experiments = sub.add_parser("experiments", help="list experiments, or compare the losses of one")

@@ -17,6 +17,7 @@ from app.core.config import Settings
 from app.models.corpus import Corpus
 from app.models.training import Experiment
 from app.schemas.run import RunOptions
+from app.schemas.training import ExperimentCreate
 from app.services import checkpoints, corpora, runs, training
 from focalscope import demo_assets
 
@@ -56,11 +57,10 @@ def prepare_demo(sessions, settings: Settings, *, train: bool = True) -> None:
         if train and session.scalar(select(Experiment.id).where(Experiment.name == EXPERIMENT)) is None:
             train_corpus = _corpus(session, TRAINING_CORPUS, demo_assets.training_documents,
                                    "Six Shakespeare plays (not Macbeth): the demo's training corpus.")
-            experiment = training.create_experiment(
-                session=session, settings=settings, name=EXPERIMENT, corpus_id=train_corpus.id,
-                eval_corpus_id=heldout.id, losses=EXPERIMENT_LOSSES, preset="tiny", steps=EXPERIMENT_STEPS,
-                save_every=EXPERIMENT_SAVE_EVERY,
-            )
+            experiment = training.create_experiment(session=session, settings=settings, request=ExperimentCreate(
+                name=EXPERIMENT, corpus_id=train_corpus.id, eval_corpus_id=heldout.id, losses=EXPERIMENT_LOSSES,
+                preset="tiny", steps=EXPERIMENT_STEPS, save_every=EXPERIMENT_SAVE_EVERY,
+            ))
             print(f"experiment {EXPERIMENT!r} (id {experiment.id}): tiny GPT-2 trained with "
                   f"{' vs '.join(EXPERIMENT_LOSSES)}, {EXPERIMENT_STEPS} steps, scored every {EXPERIMENT_SAVE_EVERY}")
         session.commit()

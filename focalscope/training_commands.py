@@ -1,4 +1,8 @@
-"""`focalscope train` and `focalscope experiment`: train models with CE or focal-family losses."""
+"""`focalscope train` and `focalscope experiment`: train models with CE or focal-family losses.
+
+Their options are made from the request models' fields (app.schemas.training, by
+focalscope.model_options), so the command line offers what the API accepts, with the same checks.
+"""
 
 from __future__ import annotations
 
@@ -8,88 +12,90 @@ import threading
 import time
 from datetime import datetime
 
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from app.core.config import Settings
 from app.models.checkpoint import Checkpoint, ModelSeries
 from app.models.job import Job
 from app.models.run import Run
-from app.services import corpora, runs, training
-from app.training_specs import LOSS_FORMS, PRESETS, TrainingRequest
+from app.schemas.training import ExperimentCreate, TrainingJobCreate, TrainingRequest, request_problems
+from app.services import corpora, experiments as experiment_views, runs, training
+from app.services.errors import InvalidInput
 from app.vocab import DONE, TERMINAL_STATUSES
 from focalscope import console
+from focalscope.model_options import add_model_options, model_values
 
-LOSS_HELP = "loss spec: " + ", ".join(usage for _, usage in LOSS_FORMS.values())
+# Fields of ExperimentCreate whose option is written here: on the command line the name has a default.
+EXPERIMENT_CLI_OWN = ("name",)
 
 
-def add_training_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--corpus", required=True, help="training corpus (id or name)")
-    parser.add_argument("--eval-corpus", help="held-out corpus every checkpoint is scored on (id or name)")
-    parser.add_argument("--preset", default="tiny", choices=tuple(PRESETS), help="model size (default tiny)")
-    parser.add_argument("--steps", type=int, default=300, help="optimizer steps (default 300)")
-    parser.add_argument("--save-every", type=int, default=50, help="checkpoint every K steps (default 50)")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tokenizer", choices=("bpe", "smollm2"), default="bpe",
-                        help="bpe: trained on the corpus (default); smollm2: SmolLM2's 49,152 tokens")
-    parser.add_argument("--vocab-size", type=int, help="bpe vocabulary size (default: the preset's)")
-    parser.add_argument("--lr", type=float, help="peak learning rate (default: the preset's)")
-    parser.add_argument("--batch-size", type=int, help="sequences per step (default: the preset's)")
-    parser.add_argument("--seq-len", type=int, help="tokens per sequence (default: the preset's context)")
+def add_train_options(parser: argparse.ArgumentParser) -> None:
+    add_model_options(parser, TrainingJobCreate)
+    _add_run_options(parser)
+
+
+def add_experiment_options(parser: argparse.ArgumentParser) -> None:
+    add_model_options(parser, ExperimentCreate, skip=EXPERIMENT_CLI_OWN)
+    parser.add_argument("--name", help="experiment name (default exp-DATE-TIME); prefixes the series names")
+    _add_run_options(parser)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--wait", action="store_true", help="follow progress until done (a worker must be running)")
     parser.add_argument("--here", action="store_true", help="train (and score) in this process")
     parser.add_argument("--device", default="auto", help="with --here: cpu, cuda, cuda:N or auto")
 
 
-def _common(args: argparse.Namespace, session) -> dict:
-    corpus = corpora.find_corpus(session=session, ref=args.corpus)
-    eval_corpus = corpora.find_corpus(session=session, ref=args.eval_corpus) if args.eval_corpus else None
-    return {
-        "corpus_id": corpus.id, "eval_corpus_id": eval_corpus.id if eval_corpus else None, "preset": args.preset,
-        "steps": args.steps, "save_every": args.save_every, "seed": args.seed, "tokenizer": args.tokenizer,
-        "vocab_size": args.vocab_size, "lr": args.lr, "batch_size": args.batch_size, "seq_len": args.seq_len,
-    }
+def _request(model: type[BaseModel], args: argparse.Namespace, session, **given) -> BaseModel:
+    """The request the options describe, checked by the model (its messages, as the API gives them)."""
+    resolvers = {"corpus": lambda ref: corpora.find_corpus(session=session, ref=ref).id}
+    values = model_values(args, model, resolvers, skip=tuple(given)) | given
+    try:
+        return model(**values)
+    except ValidationError as exc:
+        raise InvalidInput(request_problems(exc)) from None
 
 
 def train(args: argparse.Namespace, settings: Settings, sessions) -> int:
     with sessions() as session:
-        request = TrainingRequest(series=args.series, loss=args.loss, **_common(args, session))
+        request = _request(TrainingRequest, args, session, experiment_id=None)
         job = training.enqueue_training(session=session, request=request, settings=settings)
         session.commit()
         job_ids = [job.id]
-    print(f"training job {job_ids[0]} enqueued: series {args.series!r}, loss {args.loss}, {args.preset}, {args.steps} steps")
+    print(f"training job {job_ids[0]} enqueued: series {request.series!r}, loss {request.loss}, {request.preset}, "
+          f"{request.steps} steps")
     return _follow(args, settings, sessions, job_ids)
 
 
 def experiment(args: argparse.Namespace, settings: Settings, sessions) -> int:
-    losses = [loss.strip() for loss in args.losses.split(",") if loss.strip()]
     name = args.name or f"exp-{datetime.now():%Y%m%d-%H%M%S}"
     with sessions() as session:
-        created = training.create_experiment(session=session, settings=settings, name=name, losses=losses,
-                                             **_common(args, session))
+        request = _request(ExperimentCreate, args, session, name=name)
+        created = training.create_experiment(session=session, settings=settings, request=request)
         session.commit()
-        job_ids = list(created.config["job_ids"])
-    print(f"experiment {name!r}: {len(job_ids)} training jobs ({', '.join(losses)}); "
-          f"compare at /#/experiments/{created.id} or `focalscope experiments {name}`")
-    return _follow(args, settings, sessions, job_ids)
+        (view,) = experiment_views.describe_experiments(session=session, experiments=[created])
+    print(f"experiment {view.name!r}: {len(view.job_ids)} training jobs ({', '.join(request.losses)}); "
+          f"compare at /#/experiments/{view.id} or `focalscope experiments {view.name}`")
+    return _follow(args, settings, sessions, view.job_ids)
 
 
 def experiments(args: argparse.Namespace, settings: Settings, sessions) -> int:
     with sessions() as session:
         if args.ref is None:
-            items, _ = training.list_experiments(session=session, offset=0, limit=200)
+            items, _ = experiment_views.list_experiments(session=session, offset=0, limit=200)
             print(console.table(("id", "name", "losses", "preset", "steps", "created"),
                                 [(e.id, e.name, ", ".join(e.config.get("losses", [])), e.config.get("preset"),
                                   e.config.get("steps"), f"{e.created_at:%Y-%m-%d %H:%M}") for e in items]))
             return 0
-        found = training.find_experiment(session=session, ref=args.ref)
-        comparison = training.experiment_comparison(session=session, experiment_id=found.id, max_points=2)
+        found = experiment_views.find_experiment(session=session, ref=args.ref)
+        comparison = experiment_views.experiment_comparison(session=session, experiment_id=found.id, max_points=2)
     rows = []
-    for series in comparison["series"]:
-        job = series["job"] or {}
-        for point in series["checkpoints"]:
-            rows.append((series["loss"], point["step"], _f(point["train_ce"]), _f(point["mean_loss"]),
-                         _f(point["perplexity"], 1), _f(point["ece"]), _f(point["rare_loss"]), _f(point["frequent_loss"]),
-                         _f(point["easy_share"]), job.get("status", "")))
+    for series in comparison.series:
+        status = series.job.status if series.job else ""
+        for point in series.checkpoints:
+            rows.append((series.loss, point.step, _f(point.train_ce), _f(point.mean_loss), _f(point.perplexity, 1),
+                         _f(point.ece), _f(point.rare_loss), _f(point.frequent_loss), _f(point.easy_share), status))
     print(console.table(("loss", "step", "train CE", "held-out loss", "ppl", "ECE", "rare loss", "frequent loss",
                          "easy share", "job"), rows))
     return 0
@@ -129,7 +135,7 @@ def follow_training(sessions, job_ids: list[int]) -> bool:
         while True:
             with sessions() as session:
                 jobs = {j.id: j for j in session.scalars(select(Job).where(Job.id.in_(job_ids)))}
-                pending_runs = _pending_scoring(session, jobs.values())
+                pending_runs = _pending_scoring(session, job_ids)
             for job_id, bar in bars.items():
                 job = jobs[job_id]
                 detail = job.detail or {}
@@ -154,12 +160,11 @@ def follow_training(sessions, job_ids: list[int]) -> bool:
             bar.close()
 
 
-def _pending_scoring(session, jobs) -> int:
+def _pending_scoring(session, job_ids: list[int]) -> int:
     """Scoring runs of the jobs' checkpoints that have not finished yet."""
-    series_names = [j.payload.get("series") for j in jobs]
     run_ids = list(session.scalars(
         select(Run.id).join(Checkpoint, Run.checkpoint_id == Checkpoint.id)
-        .join(ModelSeries, Checkpoint.series_id == ModelSeries.id).where(ModelSeries.name.in_(series_names))
+        .join(ModelSeries, Checkpoint.series_id == ModelSeries.id).where(ModelSeries.job_id.in_(job_ids))
     ))
     states = runs.run_progress(session=session, run_ids=run_ids)
     return sum(1 for state in states.values() if state.status not in TERMINAL_STATUSES)

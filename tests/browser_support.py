@@ -27,6 +27,7 @@ import httpx
 from playwright.sync_api import sync_playwright
 
 from app.assets import shakespeare_texts
+from app.training_specs import save_steps
 
 # A fresh SQLite database is migrated on start; on a loaded 2-core machine that takes seconds.
 SERVER_START_TIMEOUT_S = 45
@@ -255,7 +256,7 @@ def wait_experiment_scored(base_url: str, experiment_id: int, timeout: float = E
         while True:
             comparison = _ok(client.get(f"/experiments/{experiment_id}/comparison"))
             config = comparison["experiment"]["config"]
-            expected = len({0, *range(config["save_every"], config["steps"] + 1, config["save_every"]), config["steps"]})
+            expected = len(save_steps(config["steps"], config["save_every"]))
             for series in comparison["series"]:
                 job = series["job"] or {}
                 if job.get("status") in ("failed", "cancelled"):

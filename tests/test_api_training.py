@@ -37,14 +37,40 @@ def test_presets_and_losses(client):
     ({"loss": "focal:-1"}, "must be ≥ 0"),
     ({"loss": "polyfocal:x"}, "needs 2 parameters"),
     ({"loss": "polyfocal:x:2"}, "not a number"),
-    ({"preset": "huge"}, "unknown preset"),
-    ({"steps": 0}, "steps must be at least 1"),
-    ({"steps": 10, "save_every": 20}, "must not exceed steps"),
-    ({"series": "../escape"}, "series name"),
+    ({"preset": "huge"}, "preset: Input should be 'tiny', 'small', 'base'"),
+    ({"steps": 0}, "steps: Input should be greater than or equal to 1"),
+    ({"steps": 10, "save_every": 20}, "save_every (20) must not exceed steps (10)"),
+    ({"series": "../escape"}, "series: series name '../escape'"),
+    ({"experiment_id": 1}, "experiment_id: Extra inputs are not permitted"),
 ])
 def test_bad_training_requests_are_422(client, changes, fragment):
     body = {"corpus_id": corpus(client, "train"), "series": "s1", "loss": "ce", "steps": 10, "save_every": 5} | changes
     assert fragment in error_of(client.post(f"{API}/training/jobs", json=body), 422, "invalid_input")
+    assert client.get(f"{API}/jobs").json()["total"] == 0
+
+
+def test_save_steps(client):
+    assert client.get(f"{API}/training/save-steps", params={"steps": 300, "save_every": 50}).json() == {
+        "steps": 300, "save_every": 50, "save_steps": [0, 50, 100, 150, 200, 250, 300]}
+    assert client.get(f"{API}/training/save-steps", params={"steps": 100, "save_every": 30}).json()["save_steps"] == [
+        0, 30, 60, 90, 100]
+    for params, fragment in (({"steps": 10, "save_every": 20}, "save_every (20) must not exceed steps (10)"),
+                             ({"steps": 0, "save_every": 1}, "steps: Input should be greater than or equal to 1"),
+                             ({"steps": 1_000_000, "save_every": 1}, "at most 998"),
+                             ({"steps": "many", "save_every": 1}, "steps: Input should be a valid integer")):
+        assert fragment in error_of(client.get(f"{API}/training/save-steps", params=params), 422, "invalid_input")
+
+
+def test_every_training_route_describes_its_response(client):
+    paths = client.get(f"{API}/openapi.json").json()["paths"]
+    routes = [("get", "/training/presets"), ("get", "/training/losses"), ("get", "/training/save-steps"),
+              ("post", "/training/jobs"), ("post", "/experiments"), ("get", "/experiments"),
+              ("get", "/experiments/{experiment_id}"), ("get", "/experiments/{experiment_id}/comparison"),
+              ("get", "/series/{series_id}/curve")]
+    for method, path in routes:
+        responses = paths[f"{API}{path}"][method]["responses"]
+        (ok,) = [responses[code] for code in ("200", "201") if code in responses]
+        assert ok["content"]["application/json"]["schema"] != {}, (method, path)
 
 
 def test_experiment_trains_scores_and_compares(client, settings):
@@ -66,6 +92,17 @@ def test_experiment_trains_scores_and_compares(client, settings):
     assert client.get(f"{API}/experiments").json()["items"][0]["status"] == status
     comparison = client.get(f"{API}/experiments/{experiment['id']}/comparison").json()
     assert comparison["experiment"]["created_at"].endswith("Z")
+    # The keys the experiment pages read (frontend/js/views/experiment*.js).
+    assert set(comparison["experiment"]) == {"id", "name", "train_corpus_id", "eval_corpus_id", "config", "created_at"}
+    assert set(comparison["series"][0]) == {"series_id", "name", "loss", "meta", "job", "checkpoints", "final", "curve"}
+    assert set(comparison["series"][0]["job"]) == {"id", "status", "progress_done", "progress_total", "tokens_per_s",
+                                                   "detail", "error"}
+    assert set(comparison["series"][0]["checkpoints"][0]) == {
+        "checkpoint_id", "step", "tokens_seen", "train_loss", "train_ce", "run_id", "run_status", "scored", "n_tokens",
+        "mean_loss", "perplexity", "ece", "brier", "top1_accuracy", "rare_loss", "frequent_loss", "easy_share"}
+    assert set(comparison["series"][0]["curve"]) == {"series_id", "total_points", "step", "tokens_seen", "loss",
+                                                     "ce_loss", "lr", "tokens_per_s"}
+    assert experiment["job_ids"] == [s["job"]["id"] for s in comparison["series"]]
     assert [s["loss"] for s in comparison["series"]] == ["ce", "focal:2"]
     for series in comparison["series"]:
         assert [c["step"] for c in series["checkpoints"]] == [0, 2, 4]

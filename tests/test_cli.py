@@ -79,6 +79,26 @@ def test_clear_errors(cli, tmp_path, tiny_llama_dir):
     assert "invalid choice" in cli("jobs", "--status", "stuck", expect=2).stderr
 
 
+def test_training_commands_enqueue_and_refuse_bad_options(cli, tmp_path):
+    (tmp_path / "play.txt").write_text("When shall we three meet again? In thunder, lightning, or in rain?")
+    cli("corpus", "add", str(tmp_path / "play.txt"), "--name", "play")
+    # The request model's own messages, as the API gives them.
+    assert "error: steps: Input should be greater than or equal to 1" in cli(
+        "train", "--corpus", "play", "--series", "s", "--steps", "0", expect=2).stderr
+    assert "error: loss: loss 'focal:-1': γ (gamma) must be ≥ 0" in cli(
+        "train", "--corpus", "play", "--series", "s", "--loss", "focal:-1", expect=2).stderr
+    assert "no corpus 'nope'" in cli("train", "--corpus", "nope", "--series", "s", expect=2).stderr
+    assert "invalid choice: 'huge'" in cli("train", "--corpus", "play", "--series", "s", "--preset", "huge",
+                                           expect=2).stderr
+    assert "training job 1 enqueued: series 's', loss focal:2, tiny, 4 steps" in cli(
+        "train", "--corpus", "play", "--series", "s", "--loss", "Focal:2", "--steps", "4", "--save-every", "2").stdout
+    assert "experiment 'cmp': 2 training jobs (ce, poly1:1)" in cli(
+        "experiment", "--corpus", "1", "--eval-corpus", "play", "--losses", "ce,poly1:1", "--name", "cmp",
+        "--steps", "4", "--save-every", "2").stdout
+    listed = cli("experiments").stdout
+    assert "cmp" in listed and "ce, poly1:1" in listed
+
+
 def test_serve_refuses_a_busy_port(cli):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
@@ -88,7 +108,8 @@ def test_serve_refuses_a_busy_port(cli):
 
 
 @pytest.mark.parametrize("command", [[], ["serve"], ["demo"], ["worker"], ["corpus", "add"], ["model", "add"],
-                                     ["score"], ["runs"], ["jobs"], ["db", "upgrade"]])
+                                     ["score"], ["runs"], ["jobs"], ["db", "upgrade"], ["train"], ["experiment"],
+                                     ["experiments"]])
 def test_help_everywhere(cli, command):
     assert "usage: focalscope" in cli(*command, "--help").stdout
 

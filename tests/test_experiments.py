@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import math
-import re
 
 import numpy as np
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.analytics.summary import RunArrays, summarize
 from app.models.checkpoint import Checkpoint, ModelSeries
@@ -15,8 +14,10 @@ from app.models.job import Job
 from app.models.run import Run, RunSummary
 from app.models.training import TrainingMetric
 from app.schemas.run import RunOptions
+from app.schemas.training import ExperimentCreate, TrainingRequest
 from app.services.errors import Conflict, InvalidInput, NotFound
-from app.services.training import create_experiment, experiment_comparison, find_experiment, training_curve
+from app.services.experiments import describe_experiments, experiment_comparison, find_experiment, training_curve
+from app.services.training import create_experiment, enqueue_training
 from app.vocab import KIND_TRAIN
 from tests.test_training import corpora  # noqa: F401
 
@@ -26,9 +27,9 @@ from tests.test_training import corpora  # noqa: F401
 def test_create_experiment_enqueues_one_series_per_loss(settings, sessions, corpora):
     train_id, eval_id, _ = corpora
     with sessions() as session:
-        experiment = create_experiment(
-            session=session, settings=settings, name="shake", corpus_id=train_id, eval_corpus_id=eval_id,
-            losses=["ce", "focal:2", "focal-schedule:0->2"], preset="tiny", steps=30, save_every=10, seed=3)
+        experiment = create_experiment(session=session, settings=settings, request=ExperimentCreate(
+            name="shake", corpus_id=train_id, eval_corpus_id=eval_id, losses=["ce", "focal:2", "focal-schedule:0->2"],
+            preset="tiny", steps=30, save_every=10, seed=3))
         session.commit()
         series = session.scalars(select(ModelSeries).order_by(ModelSeries.id)).all()
         assert [s.name for s in series] == ["shake-ce", "shake-focal-2", "shake-focal-schedule-0-to-2"]
@@ -37,25 +38,34 @@ def test_create_experiment_enqueues_one_series_per_loss(settings, sessions, corp
         assert [j.payload["loss"] for j in jobs] == ["ce", "focal:2", "focal-schedule:0->2"]
         assert {(j.kind, j.progress_total, j.payload["seed"], j.payload["experiment_id"]) for j in jobs} == {
             (KIND_TRAIN, 30, 3, experiment.id)}
-        assert [s.meta["job_id"] for s in series] == [j.id for j in jobs]
-        assert experiment.config["losses"] == ["ce", "focal:2", "focal-schedule:0->2"]
-        assert experiment.config["batch_size"] == 16 and experiment.config["vocab_size"] == 2048
+        # The links are keys: each series knows its job, the experiment finds its jobs through them.
+        assert [s.job_id for s in series] == [j.id for j in jobs]
+        assert "job_id" not in series[0].meta and series[0].meta["training"]["loss"] == "ce"
+        assert describe_experiments(session=session, experiments=[experiment])[0].job_ids == [j.id for j in jobs]
+        assert experiment.config == {"steps": 30, "save_every": 10, "preset": "tiny", "seed": 3, "tokenizer": "bpe",
+                                     "vocab_size": 2048, "lr": 3e-3, "batch_size": 16, "seq_len": 256,
+                                     "losses": ["ce", "focal:2", "focal-schedule:0->2"]}
 
-        for losses, message in ((["ce", "CE"], "loss ce is listed twice"), (["focal:-1"], "γ (gamma) must be ≥ 0"),
-                                ([], "at least one loss")):
-            with pytest.raises(InvalidInput, match=re.escape(message)):
-                create_experiment(session=session, settings=settings, name="other", corpus_id=train_id,
-                                  eval_corpus_id=eval_id, losses=losses)
         with pytest.raises(Conflict, match="exists already"):
-            create_experiment(session=session, settings=settings, name="shake", corpus_id=train_id,
-                              eval_corpus_id=eval_id, losses=["poly1:1"])
+            create_experiment(session=session, settings=settings, request=ExperimentCreate(
+                name="shake", corpus_id=train_id, eval_corpus_id=eval_id, losses=["poly1:1"]))
+        with pytest.raises(NotFound, match="corpus 999 not found"):
+            create_experiment(session=session, settings=settings, request=ExperimentCreate(
+                name="other", corpus_id=999, losses=["ce"]))
+        enqueue_training(session=session, settings=settings,
+                         request=TrainingRequest(corpus_id=train_id, series="other-ce", steps=10, save_every=5))
+        with pytest.raises(Conflict, match="'other-ce' is being trained already"):
+            create_experiment(session=session, settings=settings, request=ExperimentCreate(
+                name="other", corpus_id=train_id, losses=["poly1:1", "ce"]))
+        # Every series is checked before anything is created: no experiment, no job for poly1:1.
+        assert session.scalar(select(func.count(Job.id))) == 4
+        assert find_experiment(session=session, ref="shake").id == experiment.id
+        with pytest.raises(NotFound):
+            find_experiment(session=session, ref="other")
         assert find_experiment(session=session, ref="shake").id == experiment.id
         assert find_experiment(session=session, ref=str(experiment.id)).name == "shake"
         with pytest.raises(NotFound):
             find_experiment(session=session, ref="nope")
-        with pytest.raises(InvalidInput, match="experiment name"):
-            create_experiment(session=session, settings=settings, name="a b", corpus_id=train_id,
-                              eval_corpus_id=eval_id, losses=["ce"])
 
 
 def _fake_summary(run_id: int, rng: np.random.Generator, skill: float) -> tuple[RunSummary, RunArrays]:
@@ -78,8 +88,8 @@ def test_experiment_comparison_numbers(settings, sessions, corpora):
     train_id, eval_id, _ = corpora
     rng = np.random.default_rng(0)
     with sessions() as session:
-        experiment = create_experiment(session=session, settings=settings, name="cmp", corpus_id=train_id,
-                                       eval_corpus_id=eval_id, losses=["ce", "focal:2"], steps=20, save_every=10)
+        experiment = create_experiment(session=session, settings=settings, request=ExperimentCreate(
+            name="cmp", corpus_id=train_id, eval_corpus_id=eval_id, losses=["ce", "focal:2"], steps=20, save_every=10))
         series = session.scalars(select(ModelSeries).order_by(ModelSeries.id)).all()
         expected = {}
         for s_index, s in enumerate(series):
@@ -101,7 +111,7 @@ def test_experiment_comparison_numbers(settings, sessions, corpora):
             session.add_all(TrainingMetric(series_id=s.id, step=i, tokens_seen=i * 100, loss=6 - i / 10,
                                            ce_loss=6 - i / 20, lr=1e-3) for i in range(1, 21))
         session.commit()
-        comparison = experiment_comparison(session=session, experiment_id=experiment.id, max_points=8)
+        comparison = experiment_comparison(session=session, experiment_id=experiment.id, max_points=8).model_dump()
 
     assert comparison["experiment"]["name"] == "cmp"
     assert [s["name"] for s in comparison["series"]] == ["cmp-ce", "cmp-focal-2"]
@@ -148,8 +158,8 @@ def test_training_curve_is_bounded(settings, sessions, corpora):
         session.commit()
         for max_points in (1, 2, 7, 100, 999, 1000, 5000):
             curve = training_curve(session=session, series_id=series.id, max_points=max_points)
-            assert 1 <= len(curve["step"]) <= min(max_points, 1000)
-            assert curve["step"][-1] == 1000 and curve["step"] == sorted(set(curve["step"]))
-        assert len(training_curve(session=session, series_id=series.id, max_points=100)["step"]) >= 90
+            assert 1 <= len(curve.step) <= min(max_points, 1000)
+            assert curve.step[-1] == 1000 and curve.step == sorted(set(curve.step))
+        assert len(training_curve(session=session, series_id=series.id, max_points=100).step) >= 90
         with pytest.raises(InvalidInput):
             training_curve(session=session, series_id=series.id, max_points=0)

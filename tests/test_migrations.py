@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.synchronize
+from datetime import datetime
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import JSON, column, insert, inspect, select, table, text
 
 import app.models  # noqa: F401  (registers every table on Base.metadata)
 from app.db.base import Base
@@ -91,8 +92,79 @@ def test_concurrent_upgrades_migrate_once(db_url):
 
 def test_revisions_form_one_line():
     revisions = list(ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions())
-    assert [(r.revision, r.down_revision) for r in revisions] == [("0002", "0001"), ("0001", None)]
-    assert head_revision() == "0002"
+    assert [(r.revision, r.down_revision) for r in revisions] == [("0003", "0002"), ("0002", "0001"), ("0001", None)]
+    assert head_revision() == "0003"
+
+
+# Rows as they were before 0003, with plain table stand-ins (the models describe the schema at head).
+NOW = datetime(2026, 1, 1)
+CORPORA = table("corpora", column("id"), column("name"), column("description"), column("n_documents"),
+                column("n_chars"), column("created_at"))
+EXPERIMENTS = table("experiments", column("id"), column("name"), column("train_corpus_id"), column("config", JSON),
+                    column("created_at"))
+JOBS = table("jobs", column("id"), column("kind"), column("status"), column("priority"), column("payload", JSON),
+             column("attempts"), column("max_attempts"), column("progress_done"), column("progress_total"),
+             column("tokens_done"), column("detail", JSON), column("created_at"))
+SERIES = table("model_series", column("id"), column("name"), column("description"), column("experiment_id"),
+               column("meta", JSON), column("created_at"))
+SETTINGS = {"preset": "tiny", "steps": 20}
+
+
+def _seed_links_in_json(connection) -> None:
+    connection.execute(insert(CORPORA), [dict(id=1, name="c", description="", n_documents=0, n_chars=0, created_at=NOW)])
+    connection.execute(insert(EXPERIMENTS), [dict(id=1, name="e", train_corpus_id=1, created_at=NOW, config={
+        **SETTINGS, "losses": ["ce", "focal:2"], "series": ["e-ce", "e-focal-2"], "job_ids": [11, 12]})])
+    connection.execute(insert(JOBS), [
+        dict(id=i, kind="train", status="done", priority=0, payload={}, attempts=1, max_attempts=3, progress_done=20,
+             progress_total=20, tokens_done=0, detail={}, created_at=NOW) for i in (11, 12, 13)])
+    connection.execute(insert(SERIES), [
+        dict(id=i, name=name, description="", experiment_id=experiment, meta=meta, created_at=NOW)
+        for i, name, experiment, meta in (
+            (1, "e-ce", 1, {"kind": "training", "job_id": 11}),
+            (2, "e-focal-2", 1, {"kind": "training", "job_id": 12}),
+            (3, "alone", None, {"kind": "training", "job_id": 13}),
+            (4, "job-deleted", None, {"kind": "training", "job_id": 999}),
+            (5, "registered", None, {}),
+        )])
+
+
+def _links(url: str, with_column: bool) -> tuple[list, dict]:
+    engine = make_engine(url)
+    try:
+        with engine.connect() as connection:
+            columns = [SERIES.c.id, SERIES.c.meta] + ([column("job_id")] if with_column else [])
+            series = [tuple(row) for row in connection.execute(select(*columns).order_by(SERIES.c.id))]
+            return series, connection.execute(select(EXPERIMENTS.c.config)).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_series_job_links_move_from_json_to_keys_and_back(db_url):
+    upgrade(db_url, "0002")
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as connection:
+            _seed_links_in_json(connection)
+    finally:
+        engine.dispose()
+
+    upgrade(db_url, "0003")
+    series, config = _links(db_url, with_column=True)
+    assert series == [(1, {"kind": "training"}, 11), (2, {"kind": "training"}, 12), (3, {"kind": "training"}, 13),
+                      (4, {"kind": "training"}, None), (5, {}, None)]
+    assert config == {**SETTINGS, "losses": ["ce", "focal:2"]}
+
+    downgrade(db_url, "0002")
+    series, config = _links(db_url, with_column=False)
+    assert series == [(1, {"kind": "training", "job_id": 11}), (2, {"kind": "training", "job_id": 12}),
+                      (3, {"kind": "training", "job_id": 13}), (4, {"kind": "training"}), (5, {})]
+    assert config == {**SETTINGS, "losses": ["ce", "focal:2"], "series": ["e-ce", "e-focal-2"], "job_ids": [11, 12]}
+    engine = make_engine(db_url)
+    try:
+        with engine.connect() as connection:
+            assert "job_id" not in {c["name"] for c in inspect(connection).get_columns("model_series")}
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)

@@ -1,5 +1,6 @@
 """Training jobs end to end on CPU: a tiny GPT-2 on Macbeth, checkpoints, scoring runs, kill and resume,
-request validation (experiments: test_experiments.py; the trainer's pieces: test_training_pieces.py)."""
+series conflicts (the request: test_training_request.py; experiments: test_experiments.py; the trainer's
+pieces: test_training_pieces.py)."""
 
 from __future__ import annotations
 
@@ -25,10 +26,12 @@ from app.models.training import TrainingMetric
 from app.schemas.run import RunOptions
 from app.services import queue
 from app.services.corpora import DocumentIn, create_corpus
-from app.services.errors import Conflict, InvalidInput
+from app.services.errors import Conflict
 from app.services.runs import shard_documents
-from app.services.training import create_experiment, enqueue_training, experiment_comparison
-from app.training_specs import PRESETS, TrainingRequest, parse_loss_spec, train_directory
+from app.schemas.training import ExperimentCreate, TrainingRequest
+from app.services.experiments import describe_experiments, experiment_comparison
+from app.services.training import create_experiment, enqueue_training
+from app.training_specs import PRESETS, parse_loss_spec, train_directory
 from app.vocab import DONE, FAILED, KIND_SCORE, KIND_SUMMARIZE, KIND_TRAIN
 from workers.context import JobInterrupted
 from workers.loop import Worker
@@ -117,12 +120,12 @@ def final_weights(settings, series: str, step: int) -> dict[str, torch.Tensor]:
 def test_tiny_training_run_learns_checkpoints_and_enqueues_scoring(settings, sessions, corpora):
     train_id, eval_id, eval_text = corpora
     with sessions() as session:
-        experiment = create_experiment(
-            session=session, settings=settings, name="mac", corpus_id=train_id, eval_corpus_id=eval_id,
-            losses=["focal:2"], steps=30, save_every=8, seed=0,
-            **{k: v for k, v in FAST.items() if k not in ("preset", "tokenizer")})
+        experiment = create_experiment(session=session, settings=settings, request=ExperimentCreate(
+            name="mac", corpus_id=train_id, eval_corpus_id=eval_id, losses=["focal:2"], steps=30, save_every=8, seed=0,
+            **FAST))
         session.commit()
-        experiment_id, (job_id,) = experiment.id, experiment.config["job_ids"]
+        (view,) = describe_experiments(session=session, experiments=[experiment])
+        experiment_id, (job_id,) = view.id, view.job_ids
     reports: list[tuple[int, int, dict]] = []
 
     def recorded(ctx):
@@ -207,7 +210,7 @@ def test_tiny_training_run_learns_checkpoints_and_enqueues_scoring(settings, ses
     scorer.run_forever(exit_when_idle=True)
     with sessions() as session:
         assert session.scalar(select(func.count(Job.id)).where(Job.status != DONE)) == 0
-        comparison = experiment_comparison(session=session, experiment_id=experiment_id)
+        comparison = experiment_comparison(session=session, experiment_id=experiment_id).model_dump()
     (series,) = comparison["series"]
     assert (series["name"], series["loss"], series["job"]["status"]) == ("mac-focal-2", "focal:2", DONE)
     points = series["checkpoints"]
@@ -351,59 +354,26 @@ def test_job_with_missing_corpus_or_bad_payload_fails_permanently(settings, sess
         bad = queue.enqueue(session=session, kind=KIND_TRAIN, progress_total=5,
                             payload={"corpus_id": train_id, "series": "bad", "loss": "focal:-1", "steps": 5,
                                      "save_every": 5})
+        unknown = queue.enqueue(session=session, kind=KIND_TRAIN, progress_total=5,
+                                payload={"corpus_id": train_id, "series": "odd", "gamma": 2})
         session.commit()
-        ids = (missing.id, bad.id)
+        ids = (missing.id, bad.id, unknown.id)
     worker = Worker(settings, kinds=(KIND_TRAIN,))
-    assert worker.run_one() and worker.run_one()
+    assert worker.run_one() and worker.run_one() and worker.run_one()
     worker.engine.dispose()
     with sessions() as session:
-        missing, bad = (session.get(Job, i) for i in ids)
+        missing, bad, unknown = (session.get(Job, i) for i in ids)
         # Failed at the first attempt: retrying cannot make a deleted corpus or a bad spec work.
         assert (missing.status, missing.attempts) == (FAILED, 1)
         assert missing.error.startswith("PermanentError: training corpus 999 not found")
         assert (bad.status, bad.attempts) == (FAILED, 1)
         assert "γ (gamma) must be ≥ 0" in bad.error.splitlines()[0]
+        assert (unknown.status, unknown.attempts) == (FAILED, 1)
+        assert unknown.error.splitlines()[0] == (
+            "PermanentError: bad training request: gamma: Extra inputs are not permitted")
 
 
-# --- request validation -----------------------------------------------------------------------------
-
-@SQLITE_ONLY  # validation happens before the database is touched
-@pytest.mark.parametrize(("fields", "message"), [
-    ({"loss": "focal:-1"}, "loss 'focal:-1': γ (gamma) must be ≥ 0"),
-    ({"loss": "polyfocal:x"}, "polyfocal needs 2 parameters (ε (epsilon), γ (gamma)), got 1"),
-    ({"preset": "huge"}, "unknown preset 'huge'; choose one of: tiny, small, base"),
-    ({"steps": 0}, "steps must be at least 1, got 0"),
-    ({"steps": 10, "save_every": 20}, "save_every (20) must not exceed steps (10)"),
-    ({"save_every": 0}, "save_every must be at least 1, got 0"),
-    ({"series": "../escape"}, "series name '../escape': use 1–150 letters"),
-    ({"seq_len": 4096}, "seq_len 4096 exceeds the tiny preset's context of 256 tokens"),
-    ({"tokenizer": "smollm2", "vocab_size": 1024}, "vocab_size applies to the bpe tokenizer only"),
-    ({"tokenizer": "word"}, "unknown tokenizer 'word'"),
-    ({"lr": 0}, "lr must be a number in (0, 1]"),
-    ({"steps": 2.5}, "steps must be a whole number, got 2.5"),
-])
-def test_bad_requests_fail_with_clear_messages(settings, sessions, corpora, fields, message):
-    train_id, _, _ = corpora
-    request = {"corpus_id": train_id, "series": "s", "steps": 10, "save_every": 5, **fields}
-    with sessions() as session:
-        with pytest.raises(InvalidInput) as error:
-            enqueue_training(session=session, request=TrainingRequest(**request), settings=settings)
-        assert message in error.value.message
-        assert session.scalar(select(func.count(Job.id))) == 0
-
-
-def test_problems_are_reported_together_and_defaults_filled():
-    with pytest.raises(ValueError) as error:
-        TrainingRequest(corpus_id=1, series="s", steps=0, loss="nope", preset="huge").validated()
-    assert str(error.value).count(";") >= 2 and "unknown loss 'nope'" in str(error.value)
-    request = TrainingRequest(corpus_id=1, series="s", loss="Focal:2.0", steps=100, save_every=30).validated()
-    assert (request.loss, request.vocab_size, request.batch_size, request.seq_len, request.lr) == (
-        "focal:2", 2048, 16, 256, 3e-3)
-    assert request.save_steps() == [0, 30, 60, 90, 100]
-    assert TrainingRequest(corpus_id=1, series="s", tokenizer="smollm2").validated().vocab_size == 49152
-    with pytest.raises(ValueError, match="unknown training option: gamma"):
-        TrainingRequest.from_payload({"corpus_id": 1, "series": "s", "gamma": 2})
-
+# --- series names (the request's own checks: test_training_request.py) ----------------------------
 
 def test_series_conflicts(settings, sessions, corpora):
     train_id, _, _ = corpora

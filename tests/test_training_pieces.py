@@ -52,7 +52,7 @@ def test_lr_schedule_and_batches_depend_on_the_step_alone():
 
 
 def test_app_side_imports_no_torch():
-    code = ("import sys, app.services.training, app.training_specs; "
+    code = ("import sys, app.services.training, app.services.experiments, app.schemas.training, app.training_specs; "
             "bad = [m for m in ('torch', 'transformers', 'tokenizers') if m in sys.modules]; "
             "assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

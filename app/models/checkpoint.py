@@ -20,6 +20,11 @@ class ModelSeries(Base):
     experiment_id: Mapped[int | None] = mapped_column(
         ForeignKey("experiments.id", ondelete="SET NULL"), nullable=True, index=True
     )
+    # The train job that writes (or wrote) the series. use_alter: jobs -> runs -> checkpoints ->
+    # model_series -> jobs is a cycle, so this key is added after the tables are created.
+    job_id: Mapped[int | None] = mapped_column(
+        ForeignKey("jobs.id", ondelete="SET NULL", use_alter=True), nullable=True, index=True
+    )
     meta: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 

@@ -1,7 +1,7 @@
 """The `train` job: train one model on one corpus with one loss, checkpointing into a series.
 
 `run_train(ctx)` is what workers.loop calls for jobs of kind "train" (payload: an
-app.training_specs.TrainingRequest, as written by app.services.training.enqueue_training).
+app.schemas.training.TrainingRequest, as written by app.services.training.enqueue_training).
 
 A job that was killed (its lease ran out and another worker claimed it) resumes from the latest
 complete checkpoint on disk — weights, AdamW moments, RNG state, step — and replays nothing but the
@@ -12,21 +12,21 @@ confirms the job is still ours, so a worker that lost its lease cannot register 
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 
+from pydantic import ValidationError
 from sqlalchemy import delete, select
 
 from app.models.checkpoint import ModelSeries
 from app.models.corpus import Corpus, Document
 from app.models.training import TrainingMetric
 from app.schemas.run import RunOptions
+from app.schemas.training import TrainingRequest, request_problems
 from app.services import queue
 from app.services.checkpoints import ensure_series, register_checkpoint
 from app.services.runs import create_run
-from app.training_specs import PRESETS, TrainingRequest, parse_loss_spec, train_directory
+from app.training_specs import PRESETS, parse_loss_spec, train_directory
 from workers.context import JobContext, JobInterrupted, PermanentError
 from workers.models import resolve_device
 from workers.training import checkpointing
@@ -41,26 +41,17 @@ log = logging.getLogger("focalscope.worker")
 METRIC_POINTS = 500
 # Metric rows are buffered and written at most this often (and with every checkpoint).
 METRIC_FLUSH_SECONDS = 2.0
-# Request fields that change what is trained; the fingerprint of a run's checkpoints.
-TRAINING_FIELDS = ("corpus_id", "preset", "loss", "steps", "save_every", "seed", "tokenizer", "vocab_size", "lr",
-                   "batch_size", "seq_len")
-
 
 # Checkpoint scoring jumps ahead of queued training jobs, so an experiment's curves fill in while
 # its other series are still training (a scoring run of a tiny model takes seconds).
 CHECKPOINT_SCORING_PRIORITY = 5
 
 
-def training_fingerprint(request: TrainingRequest) -> str:
-    payload = {name: getattr(request, name) for name in TRAINING_FIELDS}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
-
-
 def run_train(ctx: JobContext) -> None:
     try:
-        request = TrainingRequest.from_payload(dict(ctx.claim.payload)).validated()
-    except (TypeError, ValueError) as exc:
-        raise PermanentError(f"bad training request: {exc}") from None
+        request = TrainingRequest.model_validate(ctx.claim.payload)
+    except ValidationError as exc:
+        raise PermanentError(f"bad training request: {request_problems(exc)}") from None
     texts = _load_inputs(ctx, request)
     job = TrainingJob(ctx, request)
     job.prepare(texts)
@@ -84,7 +75,8 @@ def _load_inputs(ctx: JobContext, request: TrainingRequest) -> list[str]:
         ))
         series = ensure_series(session=session, name=request.series)
         if not series.meta:
-            series.meta = {"training": request.to_payload(), "job_id": ctx.claim.job_id}
+            series.meta = {"training": request.model_dump()}
+            series.job_id = ctx.claim.job_id
         session.commit()
     if not any(t.strip() for t in texts):
         raise PermanentError(f"training corpus {corpus.name!r} has no text")
@@ -101,7 +93,7 @@ class TrainingJob:
         self.plan = TrainPlan(steps=request.steps, save_every=request.save_every, lr=request.lr, loss=self.spec)
         self.device = resolve_device(ctx.device)
         self.series_dir = train_directory(ctx.settings.data_dir, request.series)
-        self.fingerprint = training_fingerprint(request)
+        self.fingerprint = request.fingerprint()
         self.log_every = max(1, request.steps // METRIC_POINTS)
         self.pending: list[dict] = []
         self.last_flush = time.monotonic()

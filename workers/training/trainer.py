@@ -14,11 +14,12 @@ import contextlib
 import math
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Protocol
 
 import torch
 
-from app.training_specs import CE, FLSD53, POLY1, LossSpec
+from app.training_specs import CE, FLSD53, POLY1, LossSpec, save_steps
 from workers.training.data import BatchSampler
 from workers.training.head_loss import fused_head_loss
 from workers.training.losses import loss_and_ce
@@ -58,9 +59,13 @@ class TrainPlan:
         floor = self.lr * MIN_LR_FRACTION
         return floor + 0.5 * (self.lr - floor) * (1.0 + math.cos(math.pi * progress))
 
+    @cached_property
+    def save_steps(self) -> frozenset[int]:
+        return frozenset(save_steps(self.steps, self.save_every))
+
     def saves_at(self, step: int) -> bool:
-        """Whether the model at `step` (updates done) is checkpointed: every save_every, and the last."""
-        return step == self.steps or step % self.save_every == 0
+        """Whether the model at `step` (updates done) is checkpointed: 0, every save_every, and the last."""
+        return step in self.save_steps
 
 
 @dataclass

@@ -8,25 +8,34 @@ from fastapi import APIRouter, Query, status
 
 from app.api.deps import PagingDep, SessionDep, SettingsDep
 from app.schemas.common import Page
+from app.schemas.experiments import ExperimentComparison, ExperimentOut, TrainingCurve
 from app.schemas.job import JobOut
-from app.schemas.training import ExperimentCreate, ExperimentOut, ExperimentStatus, TrainingJobCreate
-from app.services import training
-from app.training_specs import LOSS_FORMS, TrainingRequest
+from app.schemas.training import (
+    ExperimentCreate, LossForm, SaveSchedule, SaveStepsOut, TrainingJobCreate, TrainingRequest,
+)
+from app.services import experiments, training
+from app.training_specs import LOSS_FORMS, PRESETS, Preset
 
 router = APIRouter(tags=["training"])
-MaxPoints = Annotated[int, Query(ge=1, le=training.MAX_CURVE_POINTS, description="Curve points to return at most.")]
+MaxPoints = Annotated[int, Query(ge=1, le=experiments.MAX_CURVE_POINTS, description="Curve points to return at most.")]
 
 
-@router.get("/training/presets")
+@router.get("/training/presets", response_model=list[Preset])
 def list_presets():
     """Model presets with their measured parameter counts."""
-    return training.list_presets()
+    return list(PRESETS.values())
 
 
-@router.get("/training/losses")
+@router.get("/training/losses", response_model=list[LossForm])
 def list_losses():
     """Loss spec forms accepted by training jobs and experiments."""
-    return [{"name": name, "usage": usage} for name, (_, usage) in LOSS_FORMS.items()]
+    return [LossForm(name=name, usage=usage) for name, (_, usage) in LOSS_FORMS.items()]
+
+
+@router.get("/training/save-steps", response_model=SaveStepsOut)
+def save_steps(schedule: Annotated[SaveSchedule, Query()]):
+    """The steps a training run checkpoints (and scores) at: 0, every save_every, and the last."""
+    return SaveStepsOut(steps=schedule.steps, save_every=schedule.save_every, save_steps=schedule.save_steps())
 
 
 @router.post("/training/jobs", response_model=JobOut, status_code=status.HTTP_201_CREATED)
@@ -40,36 +49,33 @@ def create_training_job(body: TrainingJobCreate, session: SessionDep, settings: 
 @router.post("/experiments", response_model=ExperimentOut, status_code=status.HTTP_201_CREATED)
 def create_experiment(body: ExperimentCreate, session: SessionDep, settings: SettingsDep):
     """Train one series per loss, same seed and settings, each scored on the eval corpus."""
-    experiment = training.create_experiment(session=session, settings=settings, **body.model_dump())
+    experiment = training.create_experiment(session=session, settings=settings, request=body)
     session.commit()
-    return experiments_out(session, [experiment])[0]
-
-
-def experiments_out(session, items) -> list[ExperimentOut]:
-    status = training.experiment_status(session=session, experiment_ids=[e.id for e in items])
-    return [ExperimentOut.model_validate(e).model_copy(update={"status": ExperimentStatus(**status[e.id])}) for e in items]
+    return experiments.describe_experiments(session=session, experiments=[experiment])[0]
 
 
 @router.get("/experiments", response_model=Page[ExperimentOut])
 def list_experiments(session: SessionDep, paging: PagingDep):
     """Experiments with a status summary each (train jobs, steps, checkpoints saved and scored)."""
-    items, total = training.list_experiments(session=session, offset=paging.offset, limit=paging.limit)
-    return Page(items=experiments_out(session, items), total=total, offset=paging.offset, limit=paging.limit)
+    items, total = experiments.list_experiments(session=session, offset=paging.offset, limit=paging.limit)
+    return Page(items=items, total=total, offset=paging.offset, limit=paging.limit)
 
 
 @router.get("/experiments/{experiment_id}", response_model=ExperimentOut)
 def get_experiment(experiment_id: int, session: SessionDep):
-    return experiments_out(session, [training.get_experiment(session=session, experiment_id=experiment_id)])[0]
+    experiment = experiments.get_experiment(session=session, experiment_id=experiment_id)
+    return experiments.describe_experiments(session=session, experiments=[experiment])[0]
 
 
-@router.get("/experiments/{experiment_id}/comparison")
-def experiment_comparison(experiment_id: int, session: SessionDep, max_points: MaxPoints = training.DEFAULT_CURVE_POINTS):
+@router.get("/experiments/{experiment_id}/comparison", response_model=ExperimentComparison)
+def experiment_comparison(experiment_id: int, session: SessionDep,
+                          max_points: MaxPoints = experiments.DEFAULT_CURVE_POINTS):
     """Per loss and checkpoint: held-out loss, perplexity, ECE, Brier, top-1 accuracy, rare vs frequent
     token loss, easy-token share; plus training curves and each series' job progress."""
-    return training.experiment_comparison(session=session, experiment_id=experiment_id, max_points=max_points)
+    return experiments.experiment_comparison(session=session, experiment_id=experiment_id, max_points=max_points)
 
 
-@router.get("/series/{series_id}/curve")
-def training_curve(series_id: int, session: SessionDep, max_points: MaxPoints = training.DEFAULT_CURVE_POINTS):
+@router.get("/series/{series_id}/curve", response_model=TrainingCurve)
+def training_curve(series_id: int, session: SessionDep, max_points: MaxPoints = experiments.DEFAULT_CURVE_POINTS):
     """A series' training loss curve (loss optimised and plain CE), at most max_points points."""
-    return training.training_curve(session=session, series_id=series_id, max_points=max_points)
+    return experiments.training_curve(session=session, series_id=series_id, max_points=max_points)
