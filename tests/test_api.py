@@ -373,7 +373,8 @@ def test_document_neighbours_errors(api, sessions):
 @pytest.mark.parametrize("path,thing", [
     ("/runs/{}", "run"), ("/runs/{}/documents", "run"), ("/runs/{}/summary", "run"), ("/corpora/{}", "corpus"),
     ("/corpora/{}/documents", "corpus"), ("/documents/{}", "document"), ("/checkpoints/{}", "checkpoint"),
-    ("/jobs/{}", "job"),
+    ("/jobs/{}", "job"), ("/experiments/{}", "experiment"), ("/experiments/{}/comparison", "experiment"),
+    ("/series/{}/curve", "series"),
 ])
 def test_every_path_id_is_checked_once_and_bounded(api, path, thing):
     url = API + path

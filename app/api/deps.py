@@ -16,8 +16,7 @@ from app.models.corpus import Corpus, Document
 from app.models.job import Job
 from app.models.run import Run
 from app.models.training import Experiment
-from app.services import checkpoints, corpora, jobs, run_documents, runs
-from app.services.errors import get_or_404
+from app.services import checkpoints, corpora, experiments, jobs, run_documents, runs
 
 # Every list endpoint is bounded: at most this many items per request.
 MAX_PAGE = 500
@@ -78,7 +77,7 @@ def valid_job(session: SessionDep, job_id: PathId) -> Job:
 
 
 def valid_experiment(session: SessionDep, experiment_id: PathId) -> Experiment:
-    return get_or_404(Experiment, experiment_id, session=session, thing="experiment")
+    return experiments.get_experiment(session=session, experiment_id=experiment_id)
 
 
 RunDep = Annotated[Run, Depends(valid_run)]

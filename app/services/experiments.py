@@ -19,7 +19,7 @@ from app.schemas.experiments import (
     SeriesJob, TrainingCurve,
 )
 from app.services import runs
-from app.services.errors import InvalidInput, NotFound
+from app.services.errors import InvalidInput, NotFound, get_or_404
 from app.vocab import CANCELLED, DONE, FAILED
 
 DEFAULT_CURVE_POINTS = 500
@@ -30,10 +30,7 @@ JOB_ERROR_CHARS = 500
 
 
 def get_experiment(*, session: Session, experiment_id: int) -> Experiment:
-    experiment = session.get(Experiment, experiment_id)
-    if experiment is None:
-        raise NotFound(f"experiment {experiment_id} not found")
-    return experiment
+    return get_or_404(Experiment, experiment_id, session=session, thing="experiment")
 
 
 def find_experiment(*, session: Session, ref: str) -> Experiment:
@@ -101,8 +98,7 @@ def training_curve(*, session: Session, series_id: int, max_points: int = DEFAUL
     """A series' training loss curve, at most `max_points` points (evenly strided, the last one kept)."""
     if not 1 <= max_points <= MAX_CURVE_POINTS:
         raise InvalidInput(f"max_points must be between 1 and {MAX_CURVE_POINTS}")
-    if session.get(ModelSeries, series_id) is None:
-        raise NotFound(f"series {series_id} not found")
+    get_or_404(ModelSeries, series_id, session=session, thing="series")
     total = session.scalar(select(func.count(TrainingMetric.id)).where(TrainingMetric.series_id == series_id)) or 0
     columns: dict[str, list] = {c: [] for c in CURVE_COLUMNS}
     if total:

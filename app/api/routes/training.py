@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from app.api.deps import PagingDep, SessionDep, SettingsDep
+from app.api.deps import ExperimentDep, PagingDep, SeriesDep, SessionDep, SettingsDep
 from app.schemas.common import Page
 from app.schemas.experiments import ExperimentComparison, ExperimentOut, TrainingCurve
 from app.schemas.job import JobOut
@@ -62,20 +62,19 @@ def list_experiments(session: SessionDep, paging: PagingDep):
 
 
 @router.get("/experiments/{experiment_id}", response_model=ExperimentOut)
-def get_experiment(experiment_id: int, session: SessionDep):
-    experiment = experiments.get_experiment(session=session, experiment_id=experiment_id)
+def get_experiment(experiment: ExperimentDep, session: SessionDep):
     return experiments.describe_experiments(session=session, experiments=[experiment])[0]
 
 
 @router.get("/experiments/{experiment_id}/comparison", response_model=ExperimentComparison)
-def experiment_comparison(experiment_id: int, session: SessionDep,
+def experiment_comparison(experiment: ExperimentDep, session: SessionDep,
                           max_points: MaxPoints = experiments.DEFAULT_CURVE_POINTS):
     """Per loss and checkpoint: held-out loss, perplexity, ECE, Brier, top-1 accuracy, rare vs frequent
     token loss, easy-token share; plus training curves and each series' job progress."""
-    return experiments.experiment_comparison(session=session, experiment_id=experiment_id, max_points=max_points)
+    return experiments.experiment_comparison(session=session, experiment_id=experiment.id, max_points=max_points)
 
 
 @router.get("/series/{series_id}/curve", response_model=TrainingCurve)
-def training_curve(series_id: int, session: SessionDep, max_points: MaxPoints = experiments.DEFAULT_CURVE_POINTS):
+def training_curve(series: SeriesDep, session: SessionDep, max_points: MaxPoints = experiments.DEFAULT_CURVE_POINTS):
     """A series' training loss curve (loss optimised and plain CE), at most max_points points."""
-    return experiments.training_curve(session=session, series_id=series_id, max_points=max_points)
+    return experiments.training_curve(session=session, series_id=series.id, max_points=max_points)
