@@ -53,7 +53,7 @@ ARCHITECTURES = {
 }
 if SMOKE:
     ARCHITECTURES = {name: (dict(cfg, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                                 num_key_value_heads=2, vocab_size=cfg["vocab_size"] // 16), 20_000, 3_000)
+                                 num_key_value_heads=2, vocab_size=cfg["vocab_size"] // 16), 8_000, 3_000)
                      for name, (cfg, _, _) in ARCHITECTURES.items()}
 # Large pools per claim: a GPU worker should claim runs in shards of this size (≈ 70k tokens here).
 SHARD_CHARS = 20_000 if SMOKE else 500_000
@@ -294,11 +294,11 @@ def main() -> None:
             settings = {k: best[k] for k in ("max_batch_tokens", "pack", "compile") if k in best}
             try:
                 low = build(models[0].config_kwargs, device)[1]
-                scale_run(models[0], low, device, settings, 200_000 if SMOKE else 10_000_000)
+                scale_run(models[0], low, device, settings, 20_000 if SMOKE else 10_000_000)
                 # Whether resident memory grows with torch.compile only: the same without it.
                 if settings.get("compile") and elapsed() < BUDGET_S - 40:
                     eager = {k: v for k, v in settings.items() if k != "compile"}
-                    scale_run(models[0], low, device, eager, 100_000 if SMOKE else 3_000_000, key="scale_eager")
+                    scale_run(models[0], low, device, eager, 10_000 if SMOKE else 3_000_000, key="scale_eager")
             except Exception:
                 SUMMARY["errors"].append(traceback.format_exc()[-3000:])
                 log(f"scale run failed:\n{traceback.format_exc()[-2000:]}")
