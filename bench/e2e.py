@@ -1,5 +1,5 @@
 """End to end through the database, as a worker scores: documents stored, shards queued, shards
-claimed lazily and scored by the pooled path (workers.score_job.run_score_shards), every per-token
+claimed lazily and scored by the pooled path (workers.scoring.job.run_score_shards), every per-token
 field committed. Shared by score_cpu and score_gpu; the model comes in already loaded, so load time
 is not part of the measurement."""
 
@@ -22,7 +22,7 @@ from app.services import checkpoints, corpora, queue, runs
 from app.vocab import KIND_SCORE
 from workers.context import JobContext
 from workers.models import LoadedModel
-from workers.score_job import MODEL_CACHE_KEY, SCORER_CACHE_KEY, run_score_shards
+from workers.scoring.job import MODEL_CACHE_KEY, SCORER_CACHE_KEY, run_score_shards
 
 # Long enough that a benchmark never needs a heartbeat.
 BENCH_LEASE_SECONDS = 3600.0
@@ -61,7 +61,7 @@ class Database:
         gets each shard's JobContext.report (the writer thread reports a shard when it commits)."""
         for name, value in {"pack": False, "compile": False, **settings}.items():
             # Bypasses validation so that worker options Settings does not define yet (compile, pack)
-            # reach workers.score_job.cached_scorer.
+            # reach workers.scoring.job.cached_scorer.
             object.__setattr__(self.settings, name, value)
         cache = {} if cache is None else cache
         cache[MODEL_CACHE_KEY] = ((self.source["weights_sha256"], self.source["path"], dtype, device), loaded)

@@ -25,9 +25,9 @@ from app.core.config import Settings
 from app.schemas.run import RunOptions
 from bench.common import cpu_name, logprob_deviation, peak_rss_mb, record
 from focalscope.demo_assets import heldout_documents
-from workers.accel import use_onednn_linears
 from workers.models import gguf_as_safetensors, load_safetensors_dir
-from workers.scorer import Scorer
+from workers.scoring.accel import use_onednn_linears
+from workers.scoring.scorer import Scorer
 
 MAX_BATCH_TOKENS = 4096
 

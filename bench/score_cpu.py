@@ -28,10 +28,10 @@ from bench.common import cpu_name, logprob_deviation, peak_rss_mb, record
 from bench.e2e import Database
 from app.assets import smollm2_gguf
 from focalscope.demo_assets import heldout_documents
-from workers.accel import _onednn_linear
 from workers.models import gguf_as_safetensors, load_safetensors_dir
-from workers.scorer import Scorer
-from workers.windows import rolling_windows
+from workers.scoring.accel import _onednn_linear
+from workers.scoring.scorer import Scorer
+from workers.scoring.windows import rolling_windows
 
 MODEL = "SmolLM2-135M-Instruct"
 MAX_LENGTH = 2048

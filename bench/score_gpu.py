@@ -32,8 +32,8 @@ from bench.common import cpu_name, logprob_deviation, peak_rss_mb, profile_table
 from bench.e2e import Database
 from bench.reference import build, corpus, naive, naive_total, padded, sharpen
 from workers.models import LoadedModel
-from workers.score_job import SCORER_CACHE_KEY
-from workers.scorer import Scorer, ScoringCounters
+from workers.scoring.job import SCORER_CACHE_KEY
+from workers.scoring.scorer import Scorer, ScoringCounters
 
 SMOKE = os.environ.get("BENCH_SMOKE") == "1"
 STARTED = time.monotonic()

@@ -10,11 +10,11 @@ import torch
 
 from app.schemas.run import RunOptions
 from tests.tiny_models import TRAINING_TEXT, tiny_gpt2_dir, tiny_llama_dir  # noqa: F401
-from workers import accel
-from workers.batching import plan_batches, split
-from workers.metrics import stats_from_hidden
 from workers.models import load_safetensors_dir
-from workers.scorer import Scorer
+from workers.scoring import accel
+from workers.scoring.batching import plan_batches, split
+from workers.scoring.metrics import stats_from_hidden
+from workers.scoring.scorer import Scorer
 
 TEXTS = [TRAINING_TEXT[:900], "Fair is foul.", "", "a", TRAINING_TEXT[100:400], TRAINING_TEXT[::-1][:200],
          "So foul and fair a day I have not seen."]

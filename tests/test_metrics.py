@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from workers.metrics import stats_from_hidden, stats_from_logits
+from workers.scoring.metrics import stats_from_hidden, stats_from_logits
 
 
 def reference(logits: np.ndarray, targets: np.ndarray, k: int) -> dict:

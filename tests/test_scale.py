@@ -23,9 +23,9 @@ from tests.tiny_models import tiny_llama_dir  # noqa: F401
 from workers.context import JobContext
 from workers.loop import Worker
 from workers.models import load_safetensors_dir
-from workers.pipeline import ShardInput
-from workers.score_job import run_score_shards
-from workers.scorer import Scorer
+from workers.scoring.job import run_score_shards
+from workers.scoring.pipeline import ShardInput
+from workers.scoring.scorer import Scorer
 
 WORDS = "when shall we three meet again in thunder lightning or rain fair is foul and".split()
 

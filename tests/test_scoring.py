@@ -11,7 +11,7 @@ from app.schemas.run import RunOptions
 from app.services.scores import token_texts
 from tests.tiny_models import TRAINING_TEXT, tiny_gpt2_dir, tiny_llama_dir  # noqa: F401
 from workers.models import load_safetensors_dir
-from workers.scorer import Scorer
+from workers.scoring.scorer import Scorer
 
 SHORT = "When shall we three meet again, in thunder, lightning, or in rain?"
 LONG = TRAINING_TEXT[:900] + "\nAnd some words the tokenizer never saw: quixotic zephyrs, 42 é ü 😀."

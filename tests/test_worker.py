@@ -18,7 +18,7 @@ from app.vocab import CANCELLED, DONE, FAILED, KIND_SCORE, KIND_SUMMARIZE, QUEUE
 from tests.tiny_models import tiny_llama_dir  # noqa: F401
 from workers.context import JobContext
 from workers.loop import Worker
-from workers.score_job import run_score_shard
+from workers.scoring.job import run_score_shard
 
 TEXTS = [
     "When shall we three meet again\nIn thunder, lightning, or in rain?",

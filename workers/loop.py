@@ -34,7 +34,7 @@ def _handlers() -> dict[str, Handler]:
     # Imported on first use: `summarize` needs no torch, and a worker started for summaries only
     # should not pay for importing it.
     def score(ctx: JobContext) -> None:
-        from workers.score_job import run_score_shard
+        from workers.scoring.job import run_score_shard
 
         run_score_shard(ctx)
 
@@ -128,7 +128,7 @@ class Worker:
         """Score up to `claim_shards` shards of the first shard's run as one pool: the scorer pulls
         further claims (lazily, from its tokenizer thread) as it needs work; each shard still
         commits, fails or is released on its own."""
-        from workers.score_job import run_score_shards
+        from workers.scoring.job import run_score_shards
 
         with contextlib.ExitStack() as held:
             contexts: list[JobContext] = []

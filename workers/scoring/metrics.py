@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 
 import torch
 
-from workers.accel import linear_f32
+from workers.scoring.accel import linear_f32
 
 # Logit elements materialised at once (float32: 4 bytes each): 2^25 ≈ 128 MiB.
 LOGITS_BUDGET = 1 << 25

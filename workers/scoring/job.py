@@ -24,9 +24,9 @@ from app.schemas.run import RunOptions
 from app.services import checkpoints, runs
 from workers.context import JobContext, JobInterrupted, PermanentError
 from workers.models import LoadedModel, load_checkpoint
-from workers.pipeline import ShardInput
-from workers.scorer import Scorer
-from workers.writer import ShardWriter, commit_shard
+from workers.scoring.pipeline import ShardInput
+from workers.scoring.scorer import Scorer
+from workers.scoring.writer import ShardWriter, commit_shard
 
 log = logging.getLogger("focalscope.worker")
 MODEL_CACHE_KEY = "model"
