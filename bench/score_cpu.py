@@ -29,7 +29,7 @@ from bench.e2e import Database
 from app.assets import smollm2_gguf
 from focalscope.demo_assets import heldout_documents
 from workers.models import gguf_as_safetensors, load_safetensors_dir
-from workers.scoring.accel import _onednn_linear
+from workers.scoring.accel import LinearRouting, onednn_linear
 from workers.scoring.scorer import Scorer
 from workers.scoring.windows import rolling_windows
 
@@ -65,7 +65,7 @@ def matmul_rates(config, rows: int = 2048) -> dict[str, float]:
     d, inter, kv = config.hidden_size, config.intermediate_size, config.num_key_value_heads * (config.hidden_size // config.num_attention_heads)
     shapes = [(d, d), (d, kv), (d, kv), (d, d), (d, inter), (d, inter), (inter, d), (d, config.vocab_size)]
     rates = {}
-    for name, fn in (("mkl", lambda x, w: F.linear(x, w)), ("onednn", lambda x, w: _onednn_linear(x, w, None))):
+    for name, fn in (("mkl", lambda x, w: F.linear(x, w)), ("onednn", lambda x, w: onednn_linear(x, w, None))):
         flops, seconds = 0, 0.0
         for n_in, n_out in shapes:
             x, w = torch.randn(rows, n_in), torch.randn(n_out, n_in)
@@ -111,8 +111,9 @@ def main(argv: list[str] | None = None) -> None:
     bf16 = load_safetensors_dir(directory, device=cpu, dtype=torch.bfloat16)
     texts = [d.text for d in heldout_documents()][: args.scenes]
     documents = list(enumerate(texts, start=1))
-    scorer = Scorer(ours, RunOptions(), max_batch_tokens=MAX_BATCH_TOKENS)
-    bf16_scorer = Scorer(bf16, RunOptions(dtype="bfloat16"), max_batch_tokens=MAX_BATCH_TOKENS)
+    routing = LinearRouting()  # as in a worker: linear kernels timed once, for every scorer of this process
+    scorer = Scorer(ours, RunOptions(), max_batch_tokens=MAX_BATCH_TOKENS, routing=routing)
+    bf16_scorer = Scorer(bf16, RunOptions(dtype="bfloat16"), max_batch_tokens=MAX_BATCH_TOKENS, routing=routing)
     reference = scorer.score(documents)  # warm-up, and the fp32 arrays bf16 is compared with
     bf16_scorer.score(documents[:2])  # oneDNN's bf16 kernels are slow on their first calls
     counts = [r.n_tokens for r in reference]
@@ -126,7 +127,8 @@ def main(argv: list[str] | None = None) -> None:
 
         def e2e():
             database.reset()
-            tokens, seconds, _ = database.score(ours, device="cpu", dtype="float32", max_batch_tokens=MAX_BATCH_TOKENS)
+            cache = database.model_cache(ours, device="cpu", routing=routing, max_batch_tokens=MAX_BATCH_TOKENS)
+            tokens, seconds, _ = database.score(ours, cache)
             assert tokens == n_tokens
             return seconds
 

@@ -32,7 +32,6 @@ from bench.common import cpu_name, logprob_deviation, peak_rss_mb, profile_table
 from bench.e2e import Database
 from bench.reference import build, corpus, naive, naive_total, padded, sharpen
 from workers.models import LoadedModel
-from workers.scoring.job import SCORER_CACHE_KEY
 from workers.scoring.scorer import Scorer, ScoringCounters
 
 SMOKE = os.environ.get("BENCH_SMOKE") == "1"
@@ -120,19 +119,18 @@ def fp32_scores(reference: LoadedModel, texts: list[str]) -> list:
 def measure(name: str, database: Database, warm: Database, loaded: LoadedModel, device: torch.device, label: str,
             baselines: dict, **settings) -> None:
     """Warm up (and compile) on a small database, then score the corpus end to end once."""
-    dtype = "bfloat16" if loaded.dtype == torch.bfloat16 else "float16"
-    cache: dict = {}
+    models = warm.model_cache(loaded, device=str(device), **settings)
     entry = {"model": name, "variant": label, **settings}
     try:
         warm.reset()
         started = time.perf_counter()
-        warm.score(loaded, device=str(device), dtype=dtype, cache=cache, **settings)
+        _, _, scorer = warm.score(loaded, models)
         entry["warmup_s"] = round(time.perf_counter() - started, 1)
-        cache[SCORER_CACHE_KEY][1].counters = ScoringCounters()
+        scorer.counters = ScoringCounters()
         database.reset()
         sync(device)
         reset_peak(device)
-        tokens, seconds, scorer = database.score(loaded, device=str(device), dtype=dtype, cache=cache, **settings)
+        tokens, seconds, scorer = database.score(loaded, models)
         sync(device)
         entry.update(tokens=tokens, seconds=round(seconds, 2), tokens_per_s=round(tokens / seconds),
                      padding=round(scorer.counters.padding_fraction, 4), oom_splits=scorer.counters.oom_splits,
@@ -142,7 +140,7 @@ def measure(name: str, database: Database, warm: Database, loaded: LoadedModel, 
                tokens_per_s=tokens / seconds, baselines=baselines, peak_mem_mb=peak_mb(device))
         if PROFILE_DIR and not settings.get("pack") and settings["max_batch_tokens"] == SMALL_BATCH:
             warm.reset()  # a second, warm pass over the small database, under the profiler
-            profile_table(lambda: warm.score(loaded, device=str(device), dtype=dtype, cache=cache, **settings),
+            profile_table(lambda: warm.score(loaded, models),
                           Path(PROFILE_DIR) / f"profile-score-{name}-{label.split(' mbt')[0].replace(' ', '-')}.txt",
                           cuda=device.type == "cuda")
     except Exception as exc:  # a failing variant is a result too; the next one runs
@@ -234,7 +232,8 @@ def scale_run(model: Model, low: LoadedModel, device: torch.device, settings: di
 
     try:
         reset_peak(device)
-        tokens, seconds, _ = database.score(low, device=str(device), dtype="bfloat16", on_progress=on_progress, **settings)
+        models = database.model_cache(low, device=str(device), **settings)
+        tokens, seconds, _ = database.score(low, models, on_progress=on_progress)
         tenth = max(1, len(samples) // 10)
         SUMMARY[key] = {"model": model.name, "tokens": tokens, "seconds": round(seconds, 1),
                         "tokens_per_s": round(tokens / seconds), "settings": settings,

@@ -34,7 +34,7 @@ import torch
 from app.schemas.run import RunOptions
 from app.services.scores import DocumentScores
 from app.vocab import WINDOW_ROLLING
-from workers.scoring.accel import Compiled, use_f32_attention, use_onednn_linears
+from workers.scoring.accel import Compiled, LinearRouting, plain_linears, use_f32_attention
 from workers.scoring.batching import Batch, build, plan_batches, split
 from workers.context import PermanentError
 from workers.scoring.metrics import LOGITS_BUDGET, chunk_partials, stats_from_hidden
@@ -78,9 +78,13 @@ class ScoringCounters:
 
 
 class Scorer:
+    """Scores documents with one loaded model under one run's options. `routing` is the worker's
+    LinearRouting, shared by the scorers it builds (None: this scorer measures its own)."""
+
     def __init__(self, loaded: LoadedModel, options: RunOptions, *, max_batch_tokens: int, pack: bool = False,
-                 compile: bool = False, pool_tokens: int | None = None):
+                 compile: bool = False, pool_tokens: int | None = None, routing: LinearRouting | None = None):
         self.loaded = loaded
+        self.routing = routing if routing is not None else LinearRouting()
         self.options = options
         self.max_length = min(options.max_length, loaded.max_positions or options.max_length)
         self.max_batch_tokens = max(max_batch_tokens, self.max_length)
@@ -89,7 +93,10 @@ class Scorer:
         self.cuda = loaded.device.type == "cuda"
         model = loaded.model
         if not self.cuda:
-            use_onednn_linears(model, enabled=not compile)
+            if compile:
+                plain_linears(model)
+            else:
+                self.routing.route_linears(model)
             if loaded.dtype != torch.float32:  # half-precision CPU kernels keep one kernel per shape
                 use_f32_attention(model)
         self.decoder = model.base_model
@@ -225,8 +232,8 @@ class Scorer:
         hidden = self.decode(input_ids.clone(), position_ids[0].clone() if position_ids else None)
         selected = hidden.reshape(-1, hidden.shape[-1]).index_select(0, flat_index)
         stats = stats_from_hidden(
-            selected, self.lm_head, targets, self.options.top_k, self.logit_transform,
-            budget=self.logits_budget, vocab_chunk=self.vocab_chunk, partials=self.partials,
+            selected, self.lm_head, targets, self.options.top_k, linear=self.routing.linear_f32,
+            logit_transform=self.logit_transform, budget=self.logits_budget, vocab_chunk=self.vocab_chunk, partials=self.partials,
             cache_elements=self.cache_elements,
         )
         # Two transfers per batch instead of six: every float field, then every integer field.
