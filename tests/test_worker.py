@@ -3,6 +3,7 @@ lost leases and shutdown."""
 
 from __future__ import annotations
 
+import argparse
 import threading
 import time
 
@@ -214,3 +215,21 @@ def test_pooled_worker_claims_shards_of_one_run_and_commits_each(settings, sessi
     with sessions() as session:
         assert session.scalar(select(func.count(TokenScores.id))) == 6
 
+
+def test_worker_command_line_copies_settings(tmp_path):
+    from app.core.config import Settings
+    from workers.cli import GPU_CLAIM_SHARDS, GPU_MAX_BATCH_TOKENS, add_arguments, worker_settings
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    settings = Settings(_env_file=None, data_dir=tmp_path, max_batch_tokens=2048)
+    on_gpu = worker_settings(parser.parse_args(["--pack"]), settings, "cuda:0")
+    # Set in the settings: kept; not set anywhere: the GPU's default; flags: applied.
+    assert (on_gpu.max_batch_tokens, on_gpu.claim_shards, on_gpu.pack, on_gpu.compile) == (2048, GPU_CLAIM_SHARDS, True, False)
+    on_cpu = worker_settings(parser.parse_args(["--max-batch-tokens", "512", "--compile"]), settings, "cpu")
+    assert (on_cpu.max_batch_tokens, on_cpu.claim_shards, on_cpu.pack, on_cpu.compile) == (512, 1, False, True)
+    assert worker_settings(parser.parse_args([]), settings.model_copy(update={"claim_shards": 2}), "cuda").claim_shards == 2
+    # The caller's settings are untouched.
+    assert (settings.max_batch_tokens, settings.claim_shards, settings.pack, settings.compile) == (2048, 1, False, False)
+    fresh = Settings(_env_file=None, data_dir=tmp_path)
+    assert worker_settings(parser.parse_args([]), fresh, "cuda").max_batch_tokens == GPU_MAX_BATCH_TOKENS
