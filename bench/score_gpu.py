@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import gc
 import json
 import os
 import tempfile
@@ -28,7 +27,8 @@ import numpy as np
 import torch
 
 from app.schemas.run import RunOptions
-from bench.common import cpu_name, logprob_deviation, peak_rss_mb, profile_table, record, rss_mb
+from bench.common import logprob_deviation, profile_table, record, rss_mb
+from bench.device import device_name, free, peak_mb, reset_peak, sync
 from bench.e2e import Database
 from bench.reference import build, corpus, naive, naive_total, padded, sharpen
 from workers.models import LoadedModel
@@ -66,20 +66,6 @@ def elapsed() -> float:
 
 def log(message: str) -> None:
     print(f"[{elapsed():6.1f}s] {message}", flush=True)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def peak_mb(device: torch.device) -> float:
-    return torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mb()
-
-
-def reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
 
 
 def exactness_check(name: str, reference: LoadedModel, texts: list[str], token_lists: list[list[int]]) -> None:
@@ -153,12 +139,6 @@ def measure(name: str, database: Database, warm: Database, loaded: LoadedModel, 
         torch.cuda.empty_cache()
 
 
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
-    return f"{cpu_name()} (torch {torch.__version__})"
-
-
 class Model:
     """One architecture's corpus, baselines and databases; the weights are built when needed."""
 
@@ -208,12 +188,6 @@ class Model:
         free(device)
         SUMMARY.setdefault("baselines", {})[self.name] = self.baselines
         return low
-
-
-def free(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
 
 
 def scale_run(model: Model, low: LoadedModel, device: torch.device, settings: dict, n_tokens: int, key: str = "scale") -> None:
