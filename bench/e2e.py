@@ -1,5 +1,5 @@
 """End to end through the database, as a worker scores: documents stored, shards queued, shards
-claimed lazily and scored by the pooled path (workers.score_job.run_score_shards), every per-token
+claimed lazily and scored by the pooled path (workers.scoring.job.run_score_shards), every per-token
 field committed. Shared by score_cpu and score_gpu; the model comes in already loaded, so load time
 is not part of the measurement."""
 
@@ -22,7 +22,10 @@ from app.services import checkpoints, corpora, queue, runs
 from app.vocab import KIND_SCORE
 from workers.context import JobContext
 from workers.models import LoadedModel
-from workers.score_job import MODEL_CACHE_KEY, SCORER_CACHE_KEY, run_score_shards
+from workers.scoring.accel import LinearRouting
+from workers.scoring.job import run_score_shards
+from workers.scoring.model_cache import CheckpointSource, ModelCache
+from workers.scoring.scorer import Scorer
 
 # Long enough that a benchmark never needs a heartbeat.
 BENCH_LEASE_SECONDS = 3600.0
@@ -36,10 +39,13 @@ class Database:
         directory.mkdir(parents=True, exist_ok=True)
         self.settings = Settings(_env_file=None, data_dir=directory, database_url=f"sqlite:///{directory / 'bench.db'}",
                                  lease_seconds=BENCH_LEASE_SECONDS, heartbeat_seconds=60)
+        self.options = options
         self.engine = make_engine(self.settings.db_url)
         Base.metadata.create_all(self.engine)
         self.sessions = make_sessionmaker(self.engine)
-        self.source = {"path": str(directory / "weights"), "format": "safetensors", "weights_sha256": weights_sha256}
+        # The same for every database of one model, so that one ModelCache keeps its (warm, compiled)
+        # scorer from a warm-up database to the measured one. The weights are never read from it.
+        self.source = {"path": f"in-memory:{weights_sha256}", "format": "safetensors", "weights_sha256": weights_sha256}
         with self.sessions() as session:
             series = ModelSeries(name="bench")
             session.add(series)
@@ -53,18 +59,18 @@ class Database:
             session.commit()
             self.run_id, self.fingerprint, self.n_documents = run.id, fingerprint, len(texts)
 
-    def score(self, loaded: LoadedModel, *, device: str, dtype: str, cache: dict | None = None,
-              on_progress=None, **settings) -> tuple[int, float, object]:
-        """Claim and score every shard with `loaded`; returns (tokens committed, seconds, scorer).
-        `settings` override worker settings (max_batch_tokens, compile, pack); pass the same `cache`
-        to measure again with the same (warm, compiled) scorer. `on_progress(job_id, progress)`
-        gets each shard's JobContext.report (the writer thread reports a shard when it commits)."""
-        for name, value in {"pack": False, "compile": False, **settings}.items():
-            # Bypasses validation so that worker options Settings does not define yet (compile, pack)
-            # reach workers.score_job.cached_scorer.
-            object.__setattr__(self.settings, name, value)
-        cache = {} if cache is None else cache
-        cache[MODEL_CACHE_KEY] = ((self.source["weights_sha256"], self.source["path"], dtype, device), loaded)
+    def model_cache(self, loaded: LoadedModel, *, device: str, routing: LinearRouting | None = None,
+                    **settings) -> ModelCache:
+        """A worker's ModelCache that holds `loaded` already (load time is not measured), under this
+        database's settings with `settings` (max_batch_tokens, compile, pack) overriding; give the
+        same one to several `score` calls to measure again with the same (warm, compiled) scorer."""
+        worker_settings = self.settings.model_copy(update={"pack": False, "compile": False, **settings})
+        return ModelCache(worker_settings, device=device, routing=routing, load=lambda source, dtype: loaded)
+
+    def score(self, loaded: LoadedModel, models: ModelCache, *, on_progress=None) -> tuple[int, float, Scorer]:
+        """Claim and score every shard with `loaded`, held by `models` (see `model_cache`); returns
+        (tokens committed, seconds, scorer). `on_progress(job_id, progress)` gets each shard's
+        JobContext.report (the writer thread reports a shard when it commits)."""
         with self.sessions() as session:  # as a worker does once per tokenizer, outside the timing
             if checkpoints.load_vocabulary(session=session, fingerprint=self.fingerprint) is None:
                 checkpoints.store_vocabulary(session=session, fingerprint=self.fingerprint,
@@ -81,11 +87,11 @@ class Database:
                 if claim is None:
                     return
                 report = None if on_progress is None else (lambda progress, job=claim.job_id: on_progress(job, progress))
-                yield JobContext(claim=claim, settings=self.settings, sessions=self.sessions, device=device,
-                                 stopping=stopping, cache=cache, on_report=report)
+                yield JobContext(claim=claim, settings=self.settings, sessions=self.sessions, device=models.device,
+                                 stopping=stopping, on_report=report)
 
         started = time.perf_counter()
-        outcomes = run_score_shards(claims())
+        outcomes = run_score_shards(claims(), models)
         elapsed = time.perf_counter() - started
         failed = {job: repr(error) for job, error in outcomes.items() if error is not None}
         if failed:
@@ -96,7 +102,8 @@ class Database:
             ).one()
         if stored != self.n_documents:
             raise RuntimeError(f"{stored} of {self.n_documents} documents stored")
-        return int(tokens), elapsed, cache[SCORER_CACHE_KEY][1]
+        # The scorer that did the work: still the one `models` holds for this run.
+        return int(tokens), elapsed, models.get_scorer(CheckpointSource(**self.source), self.options)
 
     def reset(self) -> None:
         """Forget every score and queue the run's shards again, for another measurement."""

@@ -25,9 +25,9 @@ from app.core.config import Settings
 from app.schemas.run import RunOptions
 from bench.common import cpu_name, logprob_deviation, peak_rss_mb, record
 from focalscope.demo_assets import heldout_documents
-from workers.accel import use_onednn_linears
 from workers.models import gguf_as_safetensors, load_safetensors_dir
-from workers.scorer import Scorer
+from workers.scoring.accel import LinearRouting, plain_linears
+from workers.scoring.scorer import Scorer
 
 MAX_BATCH_TOKENS = 4096
 
@@ -39,7 +39,7 @@ def bf16_rounded(tensor: torch.Tensor) -> torch.Tensor:
 def replace_linears(model: torch.nn.Module, forward, prepare=None) -> None:
     """Give every nn.Linear of `model` the method `forward` (after `prepare(module)`), replacing the
     oneDNN routing the Scorer set up — call it once the scorer is built."""
-    use_onednn_linears(model, enabled=False)
+    plain_linears(model)
     for module in model.modules():
         if isinstance(module, torch.nn.Linear):
             if prepare is not None:
@@ -95,9 +95,10 @@ def main(argv: list[str] | None = None) -> None:
     directory = gguf_as_safetensors(gguf, hashlib.sha256(gguf.read_bytes()).hexdigest(), Settings().cache_dir)
     documents = list(enumerate([d.text for d in heldout_documents()][: args.scenes], start=1))
     cpu = torch.device("cpu")
+    routing = LinearRouting()  # as in a worker: linear kernels timed once for every scorer
 
     def score(loaded, dtype: str, patch=None):
-        scorer = Scorer(loaded, RunOptions(dtype=dtype), max_batch_tokens=MAX_BATCH_TOKENS)
+        scorer = Scorer(loaded, RunOptions(dtype=dtype), max_batch_tokens=MAX_BATCH_TOKENS, routing=routing)
         if patch is not None:
             patch()
         scorer.score(documents[:1])  # warm-up: first calls build kernels

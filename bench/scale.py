@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> None:
     done: dict[int, int] = {}
     dtype = "float32" if model.dtype == torch.float32 else "bfloat16"
     with tempfile.TemporaryDirectory() as tmp:
-        # The run's dtype must be the loaded model's: the worker's model cache is keyed on it.
+        # The run's dtype is the loaded model's, as when a worker loads the model for this run.
         database = Database(Path(tmp), texts, RunOptions(dtype=dtype), shard_chars=500_000, weights_sha256="scale")
         started = time.perf_counter()
 
@@ -49,8 +49,8 @@ def main(argv: list[str] | None = None) -> None:
             gpu = torch.cuda.memory_allocated() / 2**20 if device.type == "cuda" else 0.0
             samples.append((time.perf_counter() - started, sum(done.values()), rss_mb(), gpu))
 
-        tokens, seconds, scorer = database.score(model, device=str(device), dtype=dtype, on_progress=on_progress,
-                                                 max_batch_tokens=args.max_batch_tokens)
+        models = database.model_cache(model, device=str(device), max_batch_tokens=args.max_batch_tokens)
+        tokens, seconds, scorer = database.score(model, models, on_progress=on_progress)
         database.close()
     tenths = []
     for k in range(1, 11):

@@ -28,10 +28,10 @@ from bench.common import cpu_name, logprob_deviation, peak_rss_mb, record
 from bench.e2e import Database
 from app.assets import smollm2_gguf
 from focalscope.demo_assets import heldout_documents
-from workers.accel import _onednn_linear
 from workers.models import gguf_as_safetensors, load_safetensors_dir
-from workers.scorer import Scorer
-from workers.windows import rolling_windows
+from workers.scoring.accel import LinearRouting, onednn_linear
+from workers.scoring.scorer import Scorer
+from workers.scoring.windows import rolling_windows
 
 MODEL = "SmolLM2-135M-Instruct"
 MAX_LENGTH = 2048
@@ -65,7 +65,7 @@ def matmul_rates(config, rows: int = 2048) -> dict[str, float]:
     d, inter, kv = config.hidden_size, config.intermediate_size, config.num_key_value_heads * (config.hidden_size // config.num_attention_heads)
     shapes = [(d, d), (d, kv), (d, kv), (d, d), (d, inter), (d, inter), (inter, d), (d, config.vocab_size)]
     rates = {}
-    for name, fn in (("mkl", lambda x, w: F.linear(x, w)), ("onednn", lambda x, w: _onednn_linear(x, w, None))):
+    for name, fn in (("mkl", lambda x, w: F.linear(x, w)), ("onednn", lambda x, w: onednn_linear(x, w, None))):
         flops, seconds = 0, 0.0
         for n_in, n_out in shapes:
             x, w = torch.randn(rows, n_in), torch.randn(n_out, n_in)
@@ -97,63 +97,65 @@ def model_flops(config, scorer: Scorer, token_counts: list[int]) -> float:
     return flops
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--scenes", type=int, default=None, help="only the first N scenes")
-    args = parser.parse_args(argv)
-    torch.manual_seed(0)
-    gguf = smollm2_gguf()
-    directory = gguf_as_safetensors(gguf, hashlib.sha256(gguf.read_bytes()).hexdigest(), Settings().cache_dir)
-    cpu = torch.device("cpu")
-    plain = load_safetensors_dir(directory, device=cpu, dtype=torch.float32)  # baselines: untouched
-    ours = load_safetensors_dir(directory, device=cpu, dtype=torch.float32)
-    bf16 = load_safetensors_dir(directory, device=cpu, dtype=torch.bfloat16)
-    texts = [d.text for d in heldout_documents()][: args.scenes]
+def rounds(variants: dict, n_rounds: int, n_tokens: int) -> dict[str, float]:
+    """Run every variant `n_rounds` times in round-robin; each one's best tokens/s (a variant may
+    return its own seconds, else it is timed whole)."""
+    best: dict[str, float] = {}
+    for round_ in range(n_rounds):
+        for name, run in variants.items():
+            started = time.perf_counter()
+            inner = run()
+            seconds = inner if isinstance(inner, float) else time.perf_counter() - started
+            best[name] = max(best.get(name, 0.0), n_tokens / seconds)
+            print(f"round {round_ + 1} {name}: {n_tokens / seconds:,.0f} tokens/s", flush=True)
+    return best
+
+
+def measure(models: dict, texts: list[str], n_rounds: int, routing: LinearRouting):
+    """Every variant and baseline on `texts`; returns (best tokens/s by variant, results, fp32 scorer,
+    per-document token counts)."""
     documents = list(enumerate(texts, start=1))
-    scorer = Scorer(ours, RunOptions(), max_batch_tokens=MAX_BATCH_TOKENS)
-    bf16_scorer = Scorer(bf16, RunOptions(dtype="bfloat16"), max_batch_tokens=MAX_BATCH_TOKENS)
+    ours, plain = models["ours"], models["plain"]
+    scorer = Scorer(ours, RunOptions(), max_batch_tokens=MAX_BATCH_TOKENS, routing=routing)
+    bf16_scorer = Scorer(models["bf16"], RunOptions(dtype="bfloat16"), max_batch_tokens=MAX_BATCH_TOKENS, routing=routing)
     reference = scorer.score(documents)  # warm-up, and the fp32 arrays bf16 is compared with
     bf16_scorer.score(documents[:2])  # oneDNN's bf16 kernels are slow on their first calls
     counts = [r.n_tokens for r in reference]
     n_tokens = sum(counts)
     print(f"{len(texts)} documents, {n_tokens} tokens, longest {max(counts)}", flush=True)
-
+    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         database = Database(Path(tmp), texts, RunOptions(), shard_chars=Settings().shard_chars, weights_sha256="smollm2")
-        best: dict[str, float] = {}
-        results = {}
 
         def e2e():
             database.reset()
-            tokens, seconds, _ = database.score(ours, device="cpu", dtype="float32", max_batch_tokens=MAX_BATCH_TOKENS)
+            cache = database.model_cache(ours, device="cpu", routing=routing, max_batch_tokens=MAX_BATCH_TOKENS)
+            tokens, seconds, _ = database.score(ours, cache)
             assert tokens == n_tokens
             return seconds
 
-        variants = {
+        best = rounds({
             "ours_fp32": lambda: results.__setitem__("fp32", scorer.score(documents)),
             "ours_e2e_sqlite": e2e,
             "ours_bf16": lambda: results.__setitem__("bf16", bf16_scorer.score(documents)),
             "naive": lambda: results.__setitem__("naive", naive(plain, texts)),
             "lm_eval": lambda: results.__setitem__("lm_eval", lm_eval_rolling(plain, texts)),
-        }
-        for round_ in range(args.rounds):
-            for name, run in variants.items():
-                started = time.perf_counter()
-                inner = run()
-                seconds = inner if isinstance(inner, float) else time.perf_counter() - started
-                best[name] = max(best.get(name, 0.0), n_tokens / seconds)
-                print(f"round {round_ + 1} {name}: {n_tokens / seconds:,.0f} tokens/s", flush=True)
+        }, n_rounds, n_tokens)
         database.close()
+    return best, results, scorer, counts
 
+
+def report(best: dict[str, float], results: dict, config, scorer: Scorer, counts: list[int]) -> None:
+    """Check the variants against each other and the baselines, print the summary, record it."""
     fp32_totals = np.array([r.arrays["logprob"].astype(np.float64).sum() for r in results["fp32"]])
     lm_eval_totals = np.array(results["lm_eval"])
     assert np.allclose(fp32_totals, lm_eval_totals, rtol=1e-4), (fp32_totals, lm_eval_totals)
     assert abs(fp32_totals.sum() / results["naive"] - 1) < 1e-4
     bf16 = logprob_deviation(results["fp32"], results["bf16"])
+    n_tokens = sum(counts)
 
-    rates = matmul_rates(ours.model.config)
-    flops = model_flops(ours.model.config, scorer, counts)
+    rates = matmul_rates(config)
+    flops = model_flops(config, scorer, counts)
     ceilings = {name: n_tokens / (flops / rate) for name, rate in rates.items()}
     print(f"matmul GFLOP/s: {', '.join(f'{k} {v / 1e9:.0f}' for k, v in rates.items())}; "
           f"{flops / n_tokens / 1e6:.0f} MFLOP per scored token; fp32 ceiling tokens/s: "
@@ -171,6 +173,26 @@ def main(argv: list[str] | None = None) -> None:
     record(model=f"{MODEL} fp32, all fields, end to end: SQLite → committed", tokens_per_s=best["ours_e2e_sqlite"], **common)
     record(model=f"{MODEL} bf16 APPROXIMATE (|Δlogprob| vs fp32: p99 {bf16['p99']:.2f}, "
                  f"max {bf16['max']:.2f}; totals {bf16['max_total_rel']:.0e} rel)", tokens_per_s=best["ours_bf16"], **common)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--scenes", type=int, default=None, help="only the first N scenes")
+    args = parser.parse_args(argv)
+    torch.manual_seed(0)
+    gguf = smollm2_gguf()
+    directory = gguf_as_safetensors(gguf, hashlib.sha256(gguf.read_bytes()).hexdigest(), Settings().cache_dir)
+    cpu = torch.device("cpu")
+    models = {
+        "plain": load_safetensors_dir(directory, device=cpu, dtype=torch.float32),  # baselines: untouched
+        "ours": load_safetensors_dir(directory, device=cpu, dtype=torch.float32),
+        "bf16": load_safetensors_dir(directory, device=cpu, dtype=torch.bfloat16),
+    }
+    texts = [d.text for d in heldout_documents()][: args.scenes]
+    # As in a worker: linear kernels are timed once, for every scorer of this process.
+    best, results, scorer, counts = measure(models, texts, args.rounds, LinearRouting())
+    report(best, results, models["ours"].model.config, scorer, counts)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import gc
 import json
 import os
 import tempfile
@@ -28,12 +27,12 @@ import numpy as np
 import torch
 
 from app.schemas.run import RunOptions
-from bench.common import cpu_name, logprob_deviation, peak_rss_mb, profile_table, record, rss_mb
+from bench.common import logprob_deviation, profile_table, record, rss_mb
+from bench.device import device_name, free, peak_mb, reset_peak, sync
 from bench.e2e import Database
 from bench.reference import build, corpus, naive, naive_total, padded, sharpen
 from workers.models import LoadedModel
-from workers.score_job import SCORER_CACHE_KEY
-from workers.scorer import Scorer, ScoringCounters
+from workers.scoring.scorer import Scorer, ScoringCounters
 
 SMOKE = os.environ.get("BENCH_SMOKE") == "1"
 STARTED = time.monotonic()
@@ -67,20 +66,6 @@ def elapsed() -> float:
 
 def log(message: str) -> None:
     print(f"[{elapsed():6.1f}s] {message}", flush=True)
-
-
-def sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-
-
-def peak_mb(device: torch.device) -> float:
-    return torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else peak_rss_mb()
-
-
-def reset_peak(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
 
 
 def exactness_check(name: str, reference: LoadedModel, texts: list[str], token_lists: list[list[int]]) -> None:
@@ -120,19 +105,18 @@ def fp32_scores(reference: LoadedModel, texts: list[str]) -> list:
 def measure(name: str, database: Database, warm: Database, loaded: LoadedModel, device: torch.device, label: str,
             baselines: dict, **settings) -> None:
     """Warm up (and compile) on a small database, then score the corpus end to end once."""
-    dtype = "bfloat16" if loaded.dtype == torch.bfloat16 else "float16"
-    cache: dict = {}
+    models = warm.model_cache(loaded, device=str(device), **settings)
     entry = {"model": name, "variant": label, **settings}
     try:
         warm.reset()
         started = time.perf_counter()
-        warm.score(loaded, device=str(device), dtype=dtype, cache=cache, **settings)
+        _, _, scorer = warm.score(loaded, models)
         entry["warmup_s"] = round(time.perf_counter() - started, 1)
-        cache[SCORER_CACHE_KEY][1].counters = ScoringCounters()
+        scorer.counters = ScoringCounters()
         database.reset()
         sync(device)
         reset_peak(device)
-        tokens, seconds, scorer = database.score(loaded, device=str(device), dtype=dtype, cache=cache, **settings)
+        tokens, seconds, scorer = database.score(loaded, models)
         sync(device)
         entry.update(tokens=tokens, seconds=round(seconds, 2), tokens_per_s=round(tokens / seconds),
                      padding=round(scorer.counters.padding_fraction, 4), oom_splits=scorer.counters.oom_splits,
@@ -142,7 +126,7 @@ def measure(name: str, database: Database, warm: Database, loaded: LoadedModel, 
                tokens_per_s=tokens / seconds, baselines=baselines, peak_mem_mb=peak_mb(device))
         if PROFILE_DIR and not settings.get("pack") and settings["max_batch_tokens"] == SMALL_BATCH:
             warm.reset()  # a second, warm pass over the small database, under the profiler
-            profile_table(lambda: warm.score(loaded, device=str(device), dtype=dtype, cache=cache, **settings),
+            profile_table(lambda: warm.score(loaded, models),
                           Path(PROFILE_DIR) / f"profile-score-{name}-{label.split(' mbt')[0].replace(' ', '-')}.txt",
                           cuda=device.type == "cuda")
     except Exception as exc:  # a failing variant is a result too; the next one runs
@@ -153,12 +137,6 @@ def measure(name: str, database: Database, warm: Database, loaded: LoadedModel, 
     log(f"{name} {label}: {json.dumps(entry)}")
     if device.type == "cuda":
         torch.cuda.empty_cache()
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)} (torch {torch.__version__})"
-    return f"{cpu_name()} (torch {torch.__version__})"
 
 
 class Model:
@@ -212,12 +190,6 @@ class Model:
         return low
 
 
-def free(device: torch.device) -> None:
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
 def scale_run(model: Model, low: LoadedModel, device: torch.device, settings: dict, n_tokens: int, key: str = "scale") -> None:
     """One worker on a corpus of n_tokens: throughput per interval, resident and GPU memory."""
     texts = corpus(low.model.config.vocab_size, n_tokens, seed=1)
@@ -234,7 +206,8 @@ def scale_run(model: Model, low: LoadedModel, device: torch.device, settings: di
 
     try:
         reset_peak(device)
-        tokens, seconds, _ = database.score(low, device=str(device), dtype="bfloat16", on_progress=on_progress, **settings)
+        models = database.model_cache(low, device=str(device), **settings)
+        tokens, seconds, _ = database.score(low, models, on_progress=on_progress)
         tenth = max(1, len(samples) // 10)
         SUMMARY[key] = {"model": model.name, "tokens": tokens, "seconds": round(seconds, 1),
                         "tokens_per_s": round(tokens / seconds), "settings": settings,

@@ -10,11 +10,11 @@ import torch
 
 from app.schemas.run import RunOptions
 from tests.tiny_models import TRAINING_TEXT, tiny_gpt2_dir, tiny_llama_dir  # noqa: F401
-from workers import accel
-from workers.batching import plan_batches, split
-from workers.metrics import stats_from_hidden
 from workers.models import load_safetensors_dir
-from workers.scorer import Scorer
+from workers.scoring import accel
+from workers.scoring.batching import plan_batches, split
+from workers.scoring.metrics import stats_from_hidden
+from workers.scoring.scorer import Scorer
 
 TEXTS = [TRAINING_TEXT[:900], "Fair is foul.", "", "a", TRAINING_TEXT[100:400], TRAINING_TEXT[::-1][:200],
          "So foul and fair a day I have not seen."]
@@ -113,9 +113,10 @@ def test_vocabulary_chunks_equal_one_pass():
     head = torch.nn.Linear(16, 700, bias=True)
     hidden, targets = torch.randn(37, 16) * 3, torch.randint(0, 700, (37,))
     targets[:5] = (hidden[:5] @ head.weight.T + head.bias).argmax(-1)  # rank 0, top-1 = target
-    whole = stats_from_hidden(hidden, head, targets, top_k=5)
+    linear = accel.LinearRouting().linear_f32
+    whole = stats_from_hidden(hidden, head, targets, top_k=5, linear=linear)
     for chunk in (700, 128, 99, 3):  # 99 does not divide 700; 3 is smaller than k
-        chunked = stats_from_hidden(hidden, head, targets, top_k=5, budget=10 * chunk, vocab_chunk=chunk)
+        chunked = stats_from_hidden(hidden, head, targets, top_k=5, linear=linear, budget=10 * chunk, vocab_chunk=chunk)
         for name in ("logprob", "entropy", "sum_p2", "top_logprobs"):
             torch.testing.assert_close(getattr(chunked, name), getattr(whole, name), rtol=1e-5, atol=1e-5)
         assert torch.equal(chunked.rank, whole.rank) and torch.equal(chunked.top_ids, whole.top_ids)
@@ -151,9 +152,10 @@ def test_failed_regional_compile_restores_the_blocks(monkeypatch):
 def test_onednn_linears_agree_with_f_linear(monkeypatch):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    if not accel.onednn_usable(torch.float32):
+    routing = accel.LinearRouting()
+    if not routing.onednn_usable(torch.float32):
         pytest.skip("this torch build has no oneDNN linear")
-    monkeypatch.setattr(accel, "onednn_faster", lambda weight: True)  # whichever is faster on this CPU
+    monkeypatch.setattr(routing, "onednn_faster", lambda weight: True)  # whichever is faster on this CPU
     torch.manual_seed(0)
     config = LlamaConfig(vocab_size=512, hidden_size=256, intermediate_size=512, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2)
@@ -163,7 +165,7 @@ def test_onednn_linears_agree_with_f_linear(monkeypatch):
     with torch.inference_mode():
         reference = model(input_ids=ids).logits
         # q, o, gate, up, down in each layer and the head; k and v (256 × 128) stay below the size threshold.
-        assert accel.use_onednn_linears(model) == 2 * 5 + 1
+        assert routing.route_linears(model) == 2 * 5 + 1
         routed = model(input_ids=ids).logits
     torch.testing.assert_close(routed, reference, rtol=1e-4, atol=1e-4)
     assert model.lm_head.weight.data_ptr() == head_weight  # weights are used in place, not copied
@@ -172,11 +174,14 @@ def test_onednn_linears_agree_with_f_linear(monkeypatch):
 def test_fp32_linears_stay_on_f_linear_where_onednn_is_not_faster(monkeypatch):
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    monkeypatch.setattr(accel, "onednn_faster", lambda weight: False)
+    routing = accel.LinearRouting()
+    monkeypatch.setattr(routing, "onednn_faster", lambda weight: False)
     model = LlamaForCausalLM(LlamaConfig(vocab_size=512, hidden_size=256, intermediate_size=512, num_hidden_layers=1,
                                          num_attention_heads=4, num_key_value_heads=2)).eval()
-    assert accel.use_onednn_linears(model) == 0
+    assert routing.route_linears(model) == 0
     assert all("forward" not in m.__dict__ for m in model.modules())
     # Half precision routes regardless: row tiles bound the kernel shapes oneDNN keeps.
-    if accel.onednn_usable(torch.bfloat16):
-        assert accel.use_onednn_linears(model.to(torch.bfloat16)) == 1 + 5 + 2  # head, q o gate up down, k v
+    if routing.onednn_usable(torch.bfloat16):
+        assert routing.route_linears(model.to(torch.bfloat16)) == 1 + 5 + 2  # head, q o gate up down, k v
+        accel.plain_linears(model)  # as for a compiled model: back to F.linear
+        assert all("forward" not in m.__dict__ for m in model.modules())

@@ -13,7 +13,7 @@ from lm_eval.models.huggingface import HFLM
 from app.schemas.run import RunOptions
 from tests.tiny_models import TRAINING_TEXT, tiny_gpt2_dir, tiny_llama_dir  # noqa: F401
 from workers.models import load_safetensors_dir
-from workers.scorer import Scorer
+from workers.scoring.scorer import Scorer
 
 # A small max_length forces many windows, including a short last one.
 MAX_LENGTH = 16

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from workers.metrics import stats_from_hidden, stats_from_logits
+from workers.scoring.accel import LinearRouting
+from workers.scoring.metrics import stats_from_hidden, stats_from_logits
 
 
 def reference(logits: np.ndarray, targets: np.ndarray, k: int) -> dict:
@@ -66,9 +67,10 @@ def test_row_chunks_equal_one_pass():
     hidden = torch.randn(37, 16)
     targets = torch.randint(0, 700, (37,))
     whole = stats_from_logits(head(hidden), targets, top_k=5)
-    chunked = stats_from_hidden(hidden, head, targets, top_k=5, budget=700 * 4)  # 4 rows per chunk
+    linear = LinearRouting().linear_f32
+    chunked = stats_from_hidden(hidden, head, targets, top_k=5, linear=linear, budget=700 * 4)  # 4 rows per chunk
     for name in ("logprob", "entropy", "sum_p2", "top_logprobs"):
         torch.testing.assert_close(getattr(chunked, name), getattr(whole, name), rtol=1e-6, atol=1e-6)
     assert torch.equal(chunked.rank, whole.rank) and torch.equal(chunked.top_ids, whole.top_ids)
-    empty = stats_from_hidden(hidden[:0], head, targets[:0], top_k=5)
+    empty = stats_from_hidden(hidden[:0], head, targets[:0], top_k=5, linear=linear)
     assert empty.logprob.shape == (0,) and empty.top_ids.shape == (0, 5)

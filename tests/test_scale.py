@@ -23,9 +23,10 @@ from tests.tiny_models import tiny_llama_dir  # noqa: F401
 from workers.context import JobContext
 from workers.loop import Worker
 from workers.models import load_safetensors_dir
-from workers.pipeline import ShardInput
-from workers.score_job import run_score_shards
-from workers.scorer import Scorer
+from workers.scoring.job import run_score_shards
+from workers.scoring.model_cache import ModelCache
+from workers.scoring.pipeline import ShardInput
+from workers.scoring.scorer import Scorer
 
 WORDS = "when shall we three meet again in thunder lightning or rain fair is foul and".split()
 
@@ -94,10 +95,10 @@ def test_pooled_shards_commit_each_on_its_own_claim(settings, sessions, tiny_lla
     with sessions() as session:  # another worker took this one over meanwhile
         session.execute(update(Job).where(Job.id == stolen.job_id).values(claim_token="someone-else"))
         session.commit()
-    stopping, cache = threading.Event(), {}
-    contexts = [JobContext(claim=c, settings=settings, sessions=sessions, device="cpu", stopping=stopping, cache=cache)
+    stopping, models = threading.Event(), ModelCache(settings, device="cpu")
+    contexts = [JobContext(claim=c, settings=settings, sessions=sessions, device="cpu", stopping=stopping)
                 for c in claims]
-    outcomes = run_score_shards(contexts)
+    outcomes = run_score_shards(contexts, models)
     assert isinstance(outcomes.pop(stolen.job_id), queue.LeaseLost)
     assert set(outcomes.values()) == {None}
     with sessions() as session:
@@ -112,9 +113,9 @@ def test_pooled_shards_commit_each_on_its_own_claim(settings, sessions, tiny_lla
     assert statuses.pop(stolen.job_id) == RUNNING and set(statuses.values()) == {DONE}
     assert len(stored) == len(TEXTS) - 1 and stolen.payload["document_ids"][0] not in stored
     # Pooling changes nothing: each document's arrays equal scoring it alone.
-    _, scorer = cache["scorer"]
+    loaded = load_safetensors_dir(tiny_llama_dir, device=torch.device("cpu"), dtype=torch.float32)
     for document_id, (logprob, top_ids, text) in stored.items():
-        [alone] = Scorer(scorer.loaded, RunOptions(max_length=16), max_batch_tokens=16).score([(document_id, text)])
+        [alone] = Scorer(loaded, RunOptions(max_length=16), max_batch_tokens=16).score([(document_id, text)])
         np.testing.assert_allclose(logprob, alone.arrays["logprob"], atol=1e-5)
         np.testing.assert_array_equal(top_ids, alone.arrays["top_ids"].reshape(-1))
 

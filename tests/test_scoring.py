@@ -11,7 +11,7 @@ from app.schemas.run import RunOptions
 from app.services.scores import token_texts
 from tests.tiny_models import TRAINING_TEXT, tiny_gpt2_dir, tiny_llama_dir  # noqa: F401
 from workers.models import load_safetensors_dir
-from workers.scorer import Scorer
+from workers.scoring.scorer import Scorer
 
 SHORT = "When shall we three meet again, in thunder, lightning, or in rain?"
 LONG = TRAINING_TEXT[:900] + "\nAnd some words the tokenizer never saw: quixotic zephyrs, 42 é ü 😀."
@@ -144,3 +144,31 @@ def test_non_finite_predictions_fail_with_a_clear_error(tiny_llama_dir, dtype):
     name = "float16" if dtype == torch.float16 else "float32"
     with pytest.raises(PermanentError, match="bfloat16 or float32" if dtype == torch.float16 else "NaN/inf"):
         Scorer(loaded, RunOptions(dtype=name), max_batch_tokens=256).score([(1, SHORT)])
+
+
+def test_model_cache_holds_one_model_and_reuses_its_scorer(tiny_llama_dir, tmp_path):
+    from app.core.config import Settings
+    from workers.models import DTYPES
+    from workers.scoring.model_cache import CheckpointSource, ModelCache
+
+    loads = []
+
+    def load(source: CheckpointSource, dtype: str):
+        loads.append(dtype)
+        return load_safetensors_dir(tiny_llama_dir, device=torch.device("cpu"), dtype=DTYPES[dtype])
+
+    models = ModelCache(Settings(_env_file=None, data_dir=tmp_path), device="cpu", load=load)
+    source = CheckpointSource(str(tiny_llama_dir), "safetensors", "sha-a")
+    first = models.get_scorer(source, RunOptions(max_length=16))
+    assert models.get_scorer(source, RunOptions(max_length=16)) is first  # the next shard: nothing rebuilt
+    longer = models.get_scorer(source, RunOptions(max_length=32))
+    assert longer is not first and longer.loaded is first.loaded and loads == ["float32"]
+    bf16 = models.get_scorer(source, RunOptions(max_length=16, dtype="bfloat16"))
+    assert bf16.loaded.dtype == torch.bfloat16 and loads == ["float32", "bfloat16"]
+    # One model at a time: the float32 one was dropped and loads again; another checkpoint does too.
+    again = models.get_scorer(source, RunOptions(max_length=16))
+    assert again.loaded is not first.loaded and loads == ["float32", "bfloat16", "float32"]
+    models.get_scorer(CheckpointSource(str(tiny_llama_dir), "safetensors", "sha-b"), RunOptions(max_length=16))
+    assert len(loads) == 4
+    # Every scorer shares the worker's linear-routing measurements.
+    assert first.routing is bf16.routing is again.routing is models.routing

@@ -15,7 +15,7 @@ import torch
 from app.schemas.run import RunOptions
 from tests.tiny_models import TRAINING_TEXT, tiny_gpt2_dir, tiny_llama_dir  # noqa: F401
 from workers.models import load_safetensors_dir
-from workers.scorer import Scorer
+from workers.scoring.scorer import Scorer
 
 MAX_LENGTH = 16
 TEXTS = [TRAINING_TEXT[:400], "Fair is foul, and foul is fair."]

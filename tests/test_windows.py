@@ -3,7 +3,7 @@
 import pytest
 from lm_eval.utils import get_rolling_token_windows, make_disjoint_window
 
-from workers.windows import rolling_windows, strided_windows
+from workers.scoring.windows import rolling_windows, strided_windows
 
 PREFIX = 1
 

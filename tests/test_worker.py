@@ -3,6 +3,7 @@ lost leases and shutdown."""
 
 from __future__ import annotations
 
+import argparse
 import threading
 import time
 
@@ -18,7 +19,8 @@ from app.vocab import CANCELLED, DONE, FAILED, KIND_SCORE, KIND_SUMMARIZE, QUEUE
 from tests.tiny_models import tiny_llama_dir  # noqa: F401
 from workers.context import JobContext
 from workers.loop import Worker
-from workers.score_job import run_score_shard
+from workers.models import load_checkpoint
+from workers.scoring.job import run_score_shard
 
 TEXTS = [
     "When shall we three meet again\nIn thunder, lightning, or in rain?",
@@ -46,11 +48,16 @@ def status(sessions, run_id):
         return runs.run_progress(session=session, run_ids=[run_id])[run_id]
 
 
-def test_run_is_scored_and_summarized(settings, sessions, tiny_llama_dir):
+def test_run_is_scored_and_summarized(settings, sessions, tiny_llama_dir, monkeypatch):
+    from workers.scoring import model_cache
+
+    loads = []
+    monkeypatch.setattr(model_cache, "load_checkpoint", lambda **kw: loads.append(kw) or load_checkpoint(**kw))
     run_id = make_run(sessions, tiny_llama_dir, shard_chars=60)
     with sessions() as session:
         assert session.scalar(select(func.count(Job.id)).where(Job.kind == KIND_SCORE)) == 4
     assert Worker(settings, device="cpu").run_forever(exit_when_idle=True) == 5  # 4 shards + summary
+    assert len(loads) == 1  # the worker's ModelCache kept the model from shard to shard
     state = status(sessions, run_id)
     assert (state.status, state.documents_done, state.documents_total) == (DONE, 5, 5)
     with sessions() as session:
@@ -131,9 +138,10 @@ def test_results_of_a_worker_that_lost_its_lease_are_discarded(settings, session
         with ctx.sessions() as session:
             session.execute(update(Job).where(Job.id == ctx.claim.job_id).values(claim_token="someone-else"))
             session.commit()
-        run_score_shard(ctx)
+        run_score_shard(ctx, worker.scoring_models())
 
-    Worker(settings, device="cpu", handlers={KIND_SCORE: stolen_then_scored}).run_forever(exit_when_idle=True)
+    worker = Worker(settings, device="cpu", handlers={KIND_SCORE: stolen_then_scored})
+    worker.run_forever(exit_when_idle=True)
     with sessions() as session:
         assert session.scalar(select(func.count(TokenScores.id))) == 0
         job = session.scalar(select(Job).where(Job.run_id == run_id))
@@ -206,3 +214,22 @@ def test_pooled_worker_claims_shards_of_one_run_and_commits_each(settings, sessi
     assert status(sessions, first).status == DONE and status(sessions, second).status == DONE
     with sessions() as session:
         assert session.scalar(select(func.count(TokenScores.id))) == 6
+
+
+def test_worker_command_line_copies_settings(tmp_path):
+    from app.core.config import Settings
+    from workers.cli import GPU_CLAIM_SHARDS, GPU_MAX_BATCH_TOKENS, add_arguments, worker_settings
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    settings = Settings(_env_file=None, data_dir=tmp_path, max_batch_tokens=2048)
+    on_gpu = worker_settings(parser.parse_args(["--pack"]), settings, "cuda:0")
+    # Set in the settings: kept; not set anywhere: the GPU's default; flags: applied.
+    assert (on_gpu.max_batch_tokens, on_gpu.claim_shards, on_gpu.pack, on_gpu.compile) == (2048, GPU_CLAIM_SHARDS, True, False)
+    on_cpu = worker_settings(parser.parse_args(["--max-batch-tokens", "512", "--compile"]), settings, "cpu")
+    assert (on_cpu.max_batch_tokens, on_cpu.claim_shards, on_cpu.pack, on_cpu.compile) == (512, 1, False, True)
+    assert worker_settings(parser.parse_args([]), settings.model_copy(update={"claim_shards": 2}), "cuda").claim_shards == 2
+    # The caller's settings are untouched.
+    assert (settings.max_batch_tokens, settings.claim_shards, settings.pack, settings.compile) == (2048, 1, False, False)
+    fresh = Settings(_env_file=None, data_dir=tmp_path)
+    assert worker_settings(parser.parse_args([]), fresh, "cuda").max_batch_tokens == GPU_MAX_BATCH_TOKENS

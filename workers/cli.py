@@ -31,6 +31,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="worker name shown on its jobs (default: host:pid:device)")
 
 
+def worker_settings(args: argparse.Namespace, settings: Settings, device: str) -> Settings:
+    """`settings` with the command line's worker options applied (a copy: the caller's stays as it was)."""
+    update = {}
+    gpu_defaults = {"max_batch_tokens": GPU_MAX_BATCH_TOKENS, "claim_shards": GPU_CLAIM_SHARDS}
+    for name, gpu_default in gpu_defaults.items():
+        if getattr(args, name):
+            update[name] = getattr(args, name)
+        elif device.startswith("cuda") and name not in settings.model_fields_set:
+            update[name] = gpu_default  # not set anywhere: the GPU's own default
+    update["compile"] = args.compile or settings.compile
+    update["pack"] = args.pack or settings.pack
+    return settings.model_copy(update=update)
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from workers.loop import Worker
     from workers.models import resolve_device
@@ -40,15 +54,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if unknown:
         raise SystemExit(f"error: unknown job kinds {', '.join(sorted(unknown))}; choose from {', '.join(JOB_KINDS)}")
     device = str(resolve_device(args.device))
-    gpu_defaults = {"max_batch_tokens": GPU_MAX_BATCH_TOKENS, "claim_shards": GPU_CLAIM_SHARDS}
-    for name, gpu_default in gpu_defaults.items():
-        if getattr(args, name):
-            setattr(settings, name, getattr(args, name))
-        elif device.startswith("cuda") and name not in settings.model_fields_set:
-            setattr(settings, name, gpu_default)  # not set anywhere: the GPU's own default
-    settings.compile = args.compile or settings.compile
-    settings.pack = args.pack or settings.pack
-    worker = Worker(settings, device=device, kinds=kinds, name=args.name)
+    worker = Worker(worker_settings(args, settings, device), device=device, kinds=kinds, name=args.name)
 
     def _stop(signum, _frame):
         logging.getLogger("focalscope.worker").info("signal %d: stopping after the current batch", signum)

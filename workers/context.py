@@ -51,7 +51,8 @@ class JobContext:
     sessions: sessionmaker[Session]
     device: str
     stopping: threading.Event
-    # Per-process state shared across jobs (e.g. the last loaded model), owned by the Worker.
+    # Per-process state shared across jobs (the training job's SmolLM2 tokenizer), owned by the
+    # Worker. Scoring's model and scorer live in the Worker's ModelCache instead.
     cache: dict = field(default_factory=dict)
     lost: threading.Event = field(default_factory=threading.Event)
     progress: Progress = field(default_factory=Progress)

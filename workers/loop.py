@@ -13,13 +13,16 @@ import socket
 import threading
 import time
 import traceback
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from app.core.config import Settings
 from app.db.engine import make_engine, make_sessionmaker
 from app.services import queue
 from app.vocab import JOB_KINDS, KIND_SCORE, KIND_SUMMARIZE, KIND_TRAIN
 from workers.context import JobContext, JobInterrupted, PermanentError
+
+if TYPE_CHECKING:
+    from workers.scoring.model_cache import ModelCache
 
 log = logging.getLogger("focalscope.worker")
 
@@ -30,13 +33,13 @@ IDLE_POLL_SECONDS = 1.0
 Handler = Callable[[JobContext], None]
 
 
-def _handlers() -> dict[str, Handler]:
+def _handlers(models: Callable[[], ModelCache]) -> dict[str, Handler]:
     # Imported on first use: `summarize` needs no torch, and a worker started for summaries only
     # should not pay for importing it.
     def score(ctx: JobContext) -> None:
-        from workers.score_job import run_score_shard
+        from workers.scoring.job import run_score_shard
 
-        run_score_shard(ctx)
+        run_score_shard(ctx, models())
 
     def summarize(ctx: JobContext) -> None:
         from workers.summarize_job import run_summarize
@@ -62,13 +65,24 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{device}"
         self.engine = make_engine(settings.db_url)
         self.sessions = make_sessionmaker(self.engine)
-        self.handlers = {**_handlers(), **(handlers or {})}
+        self.handlers = {**_handlers(self.scoring_models), **(handlers or {})}
         # Kinds whose handler a caller replaced (tests): those always run one job at a time.
         self._custom = set(handlers or {})
         self.stopping = threading.Event()
         self._last_reap = 0.0
-        # Shared across jobs of this process, e.g. the last loaded model (workers.models).
+        # The model and scorer kept between score jobs; made by the first one (see scoring_models).
+        self._models: ModelCache | None = None
+        # Other per-process state shared across jobs (the training job's SmolLM2 tokenizer).
         self.cache: dict = {}
+
+    def scoring_models(self) -> ModelCache:
+        """This worker's ModelCache, made on first use: importing the scoring path imports torch,
+        which a worker that only summarizes never needs."""
+        if self._models is None:
+            from workers.scoring.model_cache import ModelCache
+
+            self._models = ModelCache(self.settings, device=self.device)
+        return self._models
 
     def stop(self) -> None:
         self.stopping.set()
@@ -128,7 +142,7 @@ class Worker:
         """Score up to `claim_shards` shards of the first shard's run as one pool: the scorer pulls
         further claims (lazily, from its tokenizer thread) as it needs work; each shard still
         commits, fails or is released on its own."""
-        from workers.score_job import run_score_shards
+        from workers.scoring.job import run_score_shards
 
         with contextlib.ExitStack() as held:
             contexts: list[JobContext] = []
@@ -149,7 +163,7 @@ class Worker:
                     yield contexts[-1]
 
             try:
-                outcomes = run_score_shards(claims())
+                outcomes = run_score_shards(claims(), self.scoring_models())
             except Exception as exc:  # before any shard was scored (e.g. the model would not load)
                 outcomes = {ctx.claim.job_id: exc for ctx in contexts}
             for ctx in contexts:

@@ -19,8 +19,8 @@ from itertools import chain
 import numpy as np
 
 from app.services.scores import DocumentScores
-from workers.batching import Batch, Windows, build
-from workers.windows import Span
+from workers.scoring.batching import Batch, Windows, build
+from workers.scoring.windows import Span
 
 # Pools ready ahead of the one being scored (the feeder may be building one more): enough to hide
 # tokenization; more would only hold memory.

@@ -1,25 +1,25 @@
 """Score documents with a causal LM: every per-token field, in per-document arrays, in the order given.
 
 The device side of scoring (the host side — tokenizing, windows, batch planning — is
-workers.pipeline and workers.batching):
+pipeline.py and batching.py):
 
 - the decoder runs on a batch (weights in the run's dtype: bf16/fp16 on a GPU, fp32 on a CPU);
   only the hidden states of scored positions go through the LM head, in float32, a bounded block of
-  rows × vocabulary at a time (workers.metrics);
+  rows × vocabulary at a time (metrics.py);
 - on a GPU, results come back through pinned memory with asynchronous copies while the next batch
   computes; inputs go up the same way, all of a batch's in one copy; the pinned buffers are
-  allocated once and reused (workers.staging);
+  allocated once and reused (staging.py);
 - a batch that runs out of device memory is split in two and retried (and later pools use the
   smaller size); a single window that still does not fit retries with smaller LM-head blocks;
 - `compile=True` compiles the decoder's layers (regionally) and the statistics kernel with
-  torch.compile, falling back to eager on any compile error (workers.accel.Compiled);
-- on a CPU the model's linears run through oneDNN (workers.accel), the statistics a cache-sized
-  block of rows at a time; a half-precision CPU model attends in float32, so that memory stays
+  torch.compile, falling back to eager on any compile error (accel.Compiled);
+- on a CPU the model's linears run through oneDNN (accel.py), the statistics a cache-sized block
+  of rows at a time; a half-precision CPU model attends in float32, so that memory stays
   flat over a corpus's ever-changing batch shapes.
 
 Buckets (default) pad each batch on the right and run without an attention mask: under a causal
 mask a real token never attends to the padding after it, so its prediction is exactly what it
-would be alone. `pack=True` shares rows between windows instead (workers.batching).
+would be alone. `pack=True` shares rows between windows instead (batching.py).
 """
 
 from __future__ import annotations
@@ -34,14 +34,14 @@ import torch
 from app.schemas.run import RunOptions
 from app.services.scores import DocumentScores
 from app.vocab import WINDOW_ROLLING
-from workers.accel import Compiled, use_f32_attention, use_onednn_linears
-from workers.batching import Batch, build, plan_batches, split
+from workers.scoring.accel import Compiled, LinearRouting, plain_linears, use_f32_attention
+from workers.scoring.batching import Batch, build, plan_batches, split
 from workers.context import PermanentError
-from workers.metrics import LOGITS_BUDGET, chunk_partials, stats_from_hidden
+from workers.scoring.metrics import LOGITS_BUDGET, chunk_partials, stats_from_hidden
 from workers.models import LoadedModel
-from workers.pipeline import Feeder, Pool, ShardInput
-from workers.staging import Slot, Staging, pack_inputs, unpack_inputs
-from workers.windows import Span, Window, rolling_spans, strided_spans, windows_of
+from workers.scoring.pipeline import Feeder, Pool, ShardInput
+from workers.scoring.staging import Slot, Staging, pack_inputs, unpack_inputs
+from workers.scoring.windows import Span, Window, rolling_spans, strided_spans, windows_of
 
 # A stream pool holds at least this many tokens (and 8 batches): enough documents for length
 # sorting to leave little padding, small enough that results commit every few seconds.
@@ -78,9 +78,13 @@ class ScoringCounters:
 
 
 class Scorer:
+    """Scores documents with one loaded model under one run's options. `routing` is the worker's
+    LinearRouting, shared by the scorers it builds (None: this scorer measures its own)."""
+
     def __init__(self, loaded: LoadedModel, options: RunOptions, *, max_batch_tokens: int, pack: bool = False,
-                 compile: bool = False, pool_tokens: int | None = None):
+                 compile: bool = False, pool_tokens: int | None = None, routing: LinearRouting | None = None):
         self.loaded = loaded
+        self.routing = routing if routing is not None else LinearRouting()
         self.options = options
         self.max_length = min(options.max_length, loaded.max_positions or options.max_length)
         self.max_batch_tokens = max(max_batch_tokens, self.max_length)
@@ -89,7 +93,10 @@ class Scorer:
         self.cuda = loaded.device.type == "cuda"
         model = loaded.model
         if not self.cuda:
-            use_onednn_linears(model, enabled=not compile)
+            if compile:
+                plain_linears(model)
+            else:
+                self.routing.route_linears(model)
             if loaded.dtype != torch.float32:  # half-precision CPU kernels keep one kernel per shape
                 use_f32_attention(model)
         self.decoder = model.base_model
@@ -225,8 +232,8 @@ class Scorer:
         hidden = self.decode(input_ids.clone(), position_ids[0].clone() if position_ids else None)
         selected = hidden.reshape(-1, hidden.shape[-1]).index_select(0, flat_index)
         stats = stats_from_hidden(
-            selected, self.lm_head, targets, self.options.top_k, self.logit_transform,
-            budget=self.logits_budget, vocab_chunk=self.vocab_chunk, partials=self.partials,
+            selected, self.lm_head, targets, self.options.top_k, linear=self.routing.linear_f32,
+            logit_transform=self.logit_transform, budget=self.logits_budget, vocab_chunk=self.vocab_chunk, partials=self.partials,
             cache_elements=self.cache_elements,
         )
         # Two transfers per batch instead of six: every float field, then every integer field.

@@ -3,9 +3,9 @@
 - CPU: PyTorch's fp32 `F.linear` goes to MKL, which on AMD processors takes a generic code path;
   oneDNN (`mkldnn::_linear_pointwise`, the kernel inductor itself uses) picks AVX-512 by CPU feature
   and runs the same fp32 matmuls about twice as fast on the project's Zen CPUs (357 vs 182
-  GFLOP/s) — but on its Xeons MKL is the faster one on most shapes (260 vs 238). `use_onednn_linears`
-  routes each of a model's `nn.Linear` layers through oneDNN where it agrees with `F.linear` and,
-  timed once per weight shape and process, is faster.
+  GFLOP/s) — but on its Xeons MKL is the faster one on most shapes (260 vs 238).
+  `LinearRouting.route_linears` routes each of a model's `nn.Linear` layers through oneDNN where it
+  agrees with `F.linear` and, timed once per weight shape by the worker's `LinearRouting`, is faster.
 - GPU: the LM head runs on bf16/fp16 weights but must give float32 logits: `torch.mm(...,
   out_dtype=float32)` keeps the fp32 accumulator instead of rounding logits to 8 bits of mantissa.
 - CPU, half precision: oneDNN and PyTorch's CPU brgemm kernels build and keep a kernel for every
@@ -42,9 +42,13 @@ ONEDNN_MIN_WEIGHT = 1 << 16
 # shapes grew a worker by ~1 GB). Costs ≤ 63 padded rows per call.
 ONEDNN_ROW_TILE = 2048
 ONEDNN_ROW_STEP = 64
+# oneDNN must be this much faster to be used; rows of the timing probe.
+ONEDNN_MIN_SPEEDUP = 1.05
+ONEDNN_PROBE_ROWS = 512
 
 
-def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """x @ weight.T (+ bias) through oneDNN, a bounded set of row-tile shapes at a time."""
     rows = x.reshape(-1, x.shape[-1])
     parts = [_onednn_rows(rows[start : start + ONEDNN_ROW_TILE], weight, bias)
              for start in range(0, rows.shape[0], ONEDNN_ROW_TILE)]
@@ -61,16 +65,6 @@ def _onednn_rows(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     return torch.ops.mkldnn._linear_pointwise(rows, weight, bias, "none", [], "")[:n]
 
 
-def onednn_usable(dtype: torch.dtype) -> bool:
-    """Whether oneDNN linears run here and agree with F.linear (probed once per dtype)."""
-    if dtype not in _PROBED:
-        _PROBED[dtype] = _probe(dtype)
-    return _PROBED[dtype]
-
-
-_PROBED: dict[torch.dtype, bool] = {}
-
-
 def _probe(dtype: torch.dtype) -> bool:
     if not (torch.backends.mkldnn.is_available() and hasattr(torch.ops.mkldnn, "_linear_pointwise")):
         return False
@@ -80,40 +74,12 @@ def _probe(dtype: torch.dtype) -> bool:
     bias = torch.randn(48, generator=generator).to(dtype)
     try:
         with torch.inference_mode():
-            ours, reference = _onednn_linear(x, weight, bias), F.linear(x, weight, bias)
+            ours, reference = onednn_linear(x, weight, bias), F.linear(x, weight, bias)
     except RuntimeError as exc:
         log.info("oneDNN linear unavailable: %s", exc)
         return False
     tolerance = ONEDNN_PROBE_TOLERANCE if dtype == torch.float32 else 5e-2
     return ours.shape == reference.shape and bool(torch.allclose(ours.float(), reference.float(), rtol=tolerance, atol=tolerance))
-
-
-def onednn_faster(weight: torch.Tensor) -> bool:
-    """Whether oneDNN runs an fp32 linear of this weight's shape faster than F.linear (MKL) on this
-    CPU, timed once per shape and process (a model has a handful). Which one wins depends on the
-    CPU and the shape: on this project's Xeons MKL is faster on a transformer block's matrices, while
-    on a 49k-vocabulary LM head the two are even at 512 rows and oneDNN leads at 2048 (397 against
-    451 ms). oneDNN must win by ONEDNN_MIN_SPEEDUP; both are exact, so
-    a close or noisy call costs little either way."""
-    key = tuple(weight.shape)
-    if key not in _FASTER:
-        x = torch.randn(ONEDNN_PROBE_ROWS, weight.shape[1])
-        with torch.inference_mode():
-            F.linear(x, weight), _onednn_linear(x, weight, None)  # first calls: kernel selection, allocation
-            mkl = onednn = float("inf")
-            for _ in range(3):  # interleaved, so that a busy moment hits both
-                mkl = min(mkl, _timed(lambda: F.linear(x, weight)))
-                onednn = min(onednn, _timed(lambda: _onednn_linear(x, weight, None)))
-        _FASTER[key] = onednn * ONEDNN_MIN_SPEEDUP < mkl
-        log.info("fp32 linear %s: oneDNN %.1f ms, MKL %.1f ms per %d rows: %s", "×".join(map(str, key)), 1e3 * onednn,
-                 1e3 * mkl, ONEDNN_PROBE_ROWS, "oneDNN" if _FASTER[key] else "MKL")
-    return _FASTER[key]
-
-
-_FASTER: dict[tuple[int, ...], bool] = {}
-# oneDNN must be this much faster to be used; rows of the timing probe.
-ONEDNN_MIN_SPEEDUP = 1.05
-ONEDNN_PROBE_ROWS = 512
 
 
 def _timed(fn) -> float:
@@ -123,53 +89,101 @@ def _timed(fn) -> float:
 
 
 def _linear_forward(self, x):
-    return _onednn_linear(x, self.weight, self.bias)
+    return onednn_linear(x, self.weight, self.bias)
 
 
-def use_onednn_linears(model: torch.nn.Module, enabled: bool = True) -> int:
-    """Route a CPU model's nn.Linear layers through oneDNN (weights untouched, ties kept), or back to
-    F.linear when not `enabled` (inductor lowers plain linears itself and cannot lower this op with
-    dynamic shapes); returns how many are routed (0 where oneDNN is missing or disagrees). In half
-    precision every linear is routed, however small: its row tiles bound the shapes F.linear's
-    oneDNN path would otherwise keep a kernel for."""
-    linears = [
+def _routable(model: torch.nn.Module) -> list[torch.nn.Linear]:
+    return [
         m for m in model.modules()
         if isinstance(m, torch.nn.Linear) and m.weight.device.type == "cpu"
         and (m.weight.numel() >= ONEDNN_MIN_WEIGHT or m.weight.dtype != torch.float32)
     ]
-    usable = enabled and bool(linears) and onednn_usable(linears[0].weight.dtype)
-    routed = 0
-    for module in linears:
-        if usable and (module.weight.dtype != torch.float32 or onednn_faster(module.weight)):
-            module.forward = types.MethodType(_linear_forward, module)
-            routed += 1
-        else:
-            module.__dict__.pop("forward", None)
-    return routed
 
 
-def linear_f32(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """x @ weight.T (+ bias) as float32, whatever the input dtype. Inputs are cast to the weights'
-    dtype (a half-precision head takes half-precision inputs, accumulating in fp32)."""
-    x = x.to(weight.dtype)
-    on_cpu = x.device.type == "cpu"
-    if x.dtype == torch.float32:
-        if on_cpu and weight.numel() >= ONEDNN_MIN_WEIGHT and onednn_usable(torch.float32) and onednn_faster(weight):
-            return _onednn_linear(x, weight, bias)
-        return F.linear(x, weight, bias)
-    if on_cpu and onednn_usable(x.dtype):  # row tiles: a bounded set of kernel shapes (see above)
-        return _onednn_linear(x, weight, bias).float()
-    if x.is_cuda and _MM_OUT_DTYPE.get("ok", True):
-        try:
-            logits = torch.mm(x, weight.t(), out_dtype=torch.float32)
-            return logits if bias is None else logits + bias.float()
-        except (RuntimeError, TypeError) as exc:  # an older torch without mm(out_dtype=)
-            _MM_OUT_DTYPE["ok"] = False
-            log.warning("fp32-output matmul unavailable (%s); the LM head rounds logits to %s", exc, x.dtype)
-    return F.linear(x, weight, bias).float()
+def plain_linears(model: torch.nn.Module) -> None:
+    """Undo `LinearRouting.route_linears`: the model's linears run F.linear again (what a compiled
+    model needs: inductor lowers plain linears itself and cannot lower the oneDNN op with dynamic
+    shapes)."""
+    for module in _routable(model):
+        module.__dict__.pop("forward", None)
 
 
-_MM_OUT_DTYPE: dict[str, bool] = {}
+class LinearRouting:
+    """How this process runs linear layers, measured once and remembered: whether oneDNN works
+    here (per dtype), whether it beats MKL (per fp32 weight shape), and whether the GPU matmul can
+    return float32 logits. The answers hold for the life of the process (same CPU, same torch), so
+    the worker owns one (through its ModelCache) and hands it to every scorer it builds; a scorer
+    made alone measures its own."""
+
+    def __init__(self) -> None:
+        self._usable: dict[torch.dtype, bool] = {}
+        self._faster: dict[tuple[int, ...], bool] = {}
+        self._mm_out_dtype = True
+
+    def onednn_usable(self, dtype: torch.dtype) -> bool:
+        """Whether oneDNN linears run here and agree with F.linear (probed once per dtype)."""
+        if dtype not in self._usable:
+            self._usable[dtype] = _probe(dtype)
+        return self._usable[dtype]
+
+    def onednn_faster(self, weight: torch.Tensor) -> bool:
+        """Whether oneDNN runs an fp32 linear of this weight's shape faster than F.linear (MKL) on
+        this CPU, timed once per shape (a model has a handful). Which one wins depends on the CPU
+        and the shape: on this project's Xeons MKL is faster on a transformer block's matrices,
+        while on a 49k-vocabulary LM head the two are even at 512 rows and oneDNN leads at 2048
+        (397 against 451 ms). oneDNN must win by ONEDNN_MIN_SPEEDUP; both are exact, so a close or
+        noisy call costs little either way."""
+        key = tuple(weight.shape)
+        if key not in self._faster:
+            x = torch.randn(ONEDNN_PROBE_ROWS, weight.shape[1])
+            with torch.inference_mode():
+                F.linear(x, weight), onednn_linear(x, weight, None)  # first calls: kernel selection, allocation
+                mkl = onednn = float("inf")
+                for _ in range(3):  # interleaved, so that a busy moment hits both
+                    mkl = min(mkl, _timed(lambda: F.linear(x, weight)))
+                    onednn = min(onednn, _timed(lambda: onednn_linear(x, weight, None)))
+            self._faster[key] = onednn * ONEDNN_MIN_SPEEDUP < mkl
+            log.info("fp32 linear %s: oneDNN %.1f ms, MKL %.1f ms per %d rows: %s", "×".join(map(str, key)),
+                     1e3 * onednn, 1e3 * mkl, ONEDNN_PROBE_ROWS, "oneDNN" if self._faster[key] else "MKL")
+        return self._faster[key]
+
+    def route_linears(self, model: torch.nn.Module) -> int:
+        """Route a CPU model's nn.Linear layers through oneDNN (weights untouched, ties kept);
+        returns how many are routed (0 where oneDNN is missing or disagrees). In half precision
+        every linear is routed, however small: its row tiles bound the shapes F.linear's oneDNN
+        path would otherwise keep a kernel for."""
+        linears = _routable(model)
+        usable = bool(linears) and self.onednn_usable(linears[0].weight.dtype)
+        routed = 0
+        for module in linears:
+            if usable and (module.weight.dtype != torch.float32 or self.onednn_faster(module.weight)):
+                module.forward = types.MethodType(_linear_forward, module)
+                routed += 1
+            else:
+                module.__dict__.pop("forward", None)
+        return routed
+
+    def linear_f32(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """x @ weight.T (+ bias) as float32, whatever the input dtype. Inputs are cast to the
+        weights' dtype (a half-precision head takes half-precision inputs, accumulating in fp32)."""
+        x = x.to(weight.dtype)
+        on_cpu = x.device.type == "cpu"
+        if x.dtype == torch.float32:
+            if on_cpu and weight.numel() >= ONEDNN_MIN_WEIGHT and self.onednn_usable(torch.float32) \
+                    and self.onednn_faster(weight):
+                return onednn_linear(x, weight, bias)
+            return F.linear(x, weight, bias)
+        if on_cpu and self.onednn_usable(x.dtype):  # row tiles: a bounded set of kernel shapes (see above)
+            return onednn_linear(x, weight, bias).float()
+        if x.is_cuda and self._mm_out_dtype:
+            try:
+                logits = torch.mm(x, weight.t(), out_dtype=torch.float32)
+                return logits if bias is None else logits + bias.float()
+            except (RuntimeError, TypeError) as exc:  # an older torch without mm(out_dtype=)
+                self._mm_out_dtype = False
+                log.warning("fp32-output matmul unavailable (%s); the LM head rounds logits to %s", exc, x.dtype)
+        return F.linear(x, weight, bias).float()
+
 
 # The attention implementation `use_f32_attention` registers with transformers.
 F32_ATTENTION = "focalscope_f32_sdpa"

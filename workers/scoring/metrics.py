@@ -14,14 +14,16 @@ extra statistics nearly free next to the LM head's matmul on a CPU.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 import torch
 
-from workers.accel import linear_f32
-
 # Logit elements materialised at once (float32: 4 bytes each): 2^25 ≈ 128 MiB.
 LOGITS_BUDGET = 1 << 25
+
+# (x, weight, bias) -> x @ weight.T + bias as float32: the LM head's matmul (LinearRouting.linear_f32).
+LinearF32 = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
 
 
 @dataclass
@@ -105,12 +107,13 @@ def stats_from_logits(logits: torch.Tensor, targets: torch.Tensor, top_k: int) -
 
 
 def stats_from_hidden(
-    hidden: torch.Tensor, lm_head: torch.nn.Module, targets: torch.Tensor, top_k: int,
+    hidden: torch.Tensor, lm_head: torch.nn.Module, targets: torch.Tensor, top_k: int, *, linear: LinearF32,
     logit_transform=None, budget: int = LOGITS_BUDGET, vocab_chunk: int | None = None, partials=chunk_partials,
     cache_elements: int | None = None,
 ) -> TokenStats:
     """Statistics for hidden states [N, H] under the LM head, `budget` logits at a time: the whole
     vocabulary per row block when it fits (`vocab_chunk` None), else chunks of `vocab_chunk` ids.
+    `linear` computes the head's float32 logits (the worker's LinearRouting.linear_f32).
     With `cache_elements` (CPU), the statistics passes over a block's logits go a few rows at a
     time, so that the ~8 passes read cache instead of memory (5× faster on a 2-core EPYC)."""
     weight = lm_head.weight
@@ -125,7 +128,7 @@ def stats_from_hidden(
     for start in range(0, hidden.shape[0], rows):
         block, block_targets = hidden[start : start + rows], targets[start : start + rows]
         if chunk == vocab:
-            z = _logits(block, weight, bias, logit_transform)
+            z = _logits(linear, block, weight, bias, logit_transform)
             step = max(1, cache_elements // vocab) if cache_elements else z.shape[0]
             everywhere = torch.ones_like(block_targets, dtype=torch.bool)
             for sub in range(0, z.shape[0], step):
@@ -137,7 +140,8 @@ def stats_from_hidden(
             continue
         running = _Running(_target_logits(block, weight, bias, block_targets, logit_transform), k)
         for offset in range(0, vocab, chunk):
-            z = _logits(block, weight[offset : offset + chunk], None if bias is None else bias[offset : offset + chunk], logit_transform)
+            chunk_bias = None if bias is None else bias[offset : offset + chunk]
+            z = _logits(linear, block, weight[offset : offset + chunk], chunk_bias, logit_transform)
             local = block_targets - offset
             in_chunk = (local >= 0) & (local < z.shape[1])
             chunk_k = min(k, z.shape[1])
@@ -150,8 +154,8 @@ def stats_from_hidden(
     return parts[0] if len(parts) == 1 else TokenStats.cat(parts)
 
 
-def _logits(hidden, weight, bias, logit_transform) -> torch.Tensor:
-    logits = linear_f32(hidden, weight, bias)
+def _logits(linear: LinearF32, hidden, weight, bias, logit_transform) -> torch.Tensor:
+    logits = linear(hidden, weight, bias)
     return logits if logit_transform is None else logit_transform(logits)
 
 

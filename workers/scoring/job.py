@@ -1,12 +1,13 @@
 """The `score` job: score claimed shards of a run and commit each one, with its done mark, in one
 transaction conditioned on its claim.
 
-`run_score_shard(ctx)` handles one claimed shard (the worker loop's unit). `run_score_shards(ctxs)`
-takes several claimed shards of one run — how a GPU worker gets enough work per pool — and scores
+`run_score_shard(ctx, models)` handles one claimed shard (the worker loop's unit).
+`run_score_shards(ctxs, models)` takes several claimed shards of one run — how a GPU worker gets enough work per pool — and scores
 them as one stream: documents are read and tokenized ahead of the device, shards are pooled into
 full batches, and each shard is committed by the writer thread as soon as it is scored, while the
 device goes on with the next. `ctxs` may be a lazy iterator that claims the next shard only when
-the feeder asks for it, so a worker holds no more claims than it is about to score.
+the feeder asks for it, so a worker holds no more claims than it is about to score. `models` is the
+worker's ModelCache: the model and scorer it keeps between jobs.
 """
 
 from __future__ import annotations
@@ -22,24 +23,21 @@ from app.models.corpus import Document
 from app.models.run import TokenScores
 from app.schemas.run import RunOptions
 from app.services import checkpoints, runs
-from workers.context import JobContext, JobInterrupted, PermanentError
-from workers.models import LoadedModel, load_checkpoint
-from workers.pipeline import ShardInput
-from workers.scorer import Scorer
-from workers.writer import ShardWriter, commit_shard
+from workers.context import JobContext, JobInterrupted
+from workers.scoring.model_cache import CheckpointSource, ModelCache
+from workers.scoring.pipeline import ShardInput
+from workers.scoring.writer import ShardWriter, commit_shard
 
 log = logging.getLogger("focalscope.worker")
-MODEL_CACHE_KEY = "model"
-SCORER_CACHE_KEY = "scorer"
 
 
-def run_score_shard(ctx: JobContext) -> None:
-    outcome = run_score_shards([ctx])[ctx.claim.job_id]
+def run_score_shard(ctx: JobContext, models: ModelCache) -> None:
+    outcome = run_score_shards([ctx], models)[ctx.claim.job_id]
     if outcome is not None:
         raise outcome
 
 
-def run_score_shards(contexts: Iterable[JobContext]) -> dict[int, BaseException | None]:
+def run_score_shards(contexts: Iterable[JobContext], models: ModelCache) -> dict[int, BaseException | None]:
     """Score and commit claimed shards of one run; returns each job's outcome: None when committed,
     else the exception that stopped it (queue.LeaseLost, JobInterrupted, a scoring error), for the
     caller to record on that job as the worker loop does for a single shard."""
@@ -52,13 +50,13 @@ def run_score_shards(contexts: Iterable[JobContext]) -> dict[int, BaseException 
         checkpoint = run.checkpoint
         run_id, fingerprint = run.id, checkpoint.tokenizer_fingerprint
         has_vocabulary = checkpoints.load_vocabulary(session=session, fingerprint=fingerprint) is not None
-        source = {"path": checkpoint.path, "format": checkpoint.format, "weights_sha256": checkpoint.weights_sha256}
-    loaded = cached_model(first, source, options.dtype)
+        source = CheckpointSource(checkpoint.path, checkpoint.format, checkpoint.weights_sha256)
+    scorer = models.get_scorer(source, options)
     if not has_vocabulary:
         with first.sessions() as session:
-            checkpoints.store_vocabulary(session=session, fingerprint=fingerprint, tokens=loaded.display_vocabulary())
+            checkpoints.store_vocabulary(session=session, fingerprint=fingerprint,
+                                         tokens=scorer.loaded.display_vocabulary())
             session.commit()
-    scorer = cached_scorer(first, loaded, options)
 
     outcomes: dict[int, BaseException | None] = {}
     started = time.monotonic()
@@ -121,33 +119,3 @@ def _progress(seen: list[JobContext]):
             seen[0].report(done=documents, tokens=tokens)
 
     return report
-
-
-def cached_model(ctx: JobContext, source: dict, dtype: str) -> LoadedModel:
-    """The last loaded model stays in memory: consecutive shards of a run reuse it."""
-    key = (source["weights_sha256"], source["path"], dtype, ctx.device)
-    cached = ctx.cache.get(MODEL_CACHE_KEY)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    ctx.cache.pop(SCORER_CACHE_KEY, None)
-    ctx.cache.pop(MODEL_CACHE_KEY, None)  # free the previous model before loading the next
-    try:
-        loaded = load_checkpoint(cache_dir=ctx.settings.cache_dir, device=ctx.device, dtype=dtype, **source)
-    except FileNotFoundError as exc:
-        raise PermanentError(str(exc)) from exc
-    ctx.cache[MODEL_CACHE_KEY] = (key, loaded)
-    return loaded
-
-
-def cached_scorer(ctx: JobContext, loaded: LoadedModel, options: RunOptions) -> Scorer:
-    """One scorer per model and options: a compiled graph is built once per worker process."""
-    settings = ctx.settings
-    # `compile` and `pack` are worker settings (Settings.compile / Settings.pack where defined).
-    compile, pack = settings.compile, settings.pack
-    key = (id(loaded), options.key(), settings.max_batch_tokens, compile, pack)
-    cached = ctx.cache.get(SCORER_CACHE_KEY)
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    scorer = Scorer(loaded, options, max_batch_tokens=settings.max_batch_tokens, pack=pack, compile=compile)
-    ctx.cache[SCORER_CACHE_KEY] = (key, scorer)
-    return scorer

@@ -1,0 +1,75 @@
+"""The model a worker keeps loaded between score jobs, and the scorer built on it.
+
+Consecutive shards of a run reuse both: the weights load once, and a compiled graph is built once
+per worker process. Eviction: one model at a time. Asking for another checkpoint or dtype drops the
+held model and its scorer before the next one loads (two models at once may not fit in memory);
+other run options on the same model build a new scorer and drop the old one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from app.core.config import Settings
+from app.schemas.run import RunOptions
+from workers.context import PermanentError
+from workers.models import LoadedModel, load_checkpoint
+from workers.scoring.accel import LinearRouting
+from workers.scoring.scorer import Scorer
+
+
+@dataclass(frozen=True)
+class CheckpointSource:
+    """Where a run's checkpoint lies, as registered (its row in `checkpoints`)."""
+
+    path: str
+    format: str
+    weights_sha256: str
+
+
+# (source, dtype) -> the loaded model; a benchmark passes one that returns a model already in memory.
+Loader = Callable[[CheckpointSource, str], LoadedModel]
+
+
+class ModelCache:
+    """Owned by the Worker (one per process and device). `settings` are the worker's: its cache
+    directory, batch size, packing and compilation."""
+
+    def __init__(self, settings: Settings, *, device: str, routing: LinearRouting | None = None,
+                 load: Loader | None = None):
+        self.settings = settings
+        self.device = device
+        # Which linear kernels win on this machine, measured once for every scorer built here.
+        self.routing = routing if routing is not None else LinearRouting()
+        self._load = load if load is not None else self._load_checkpoint
+        self._model: tuple[tuple[CheckpointSource, str], LoadedModel] | None = None
+        self._scorer: tuple[str, Scorer] | None = None
+
+    def get_scorer(self, source: CheckpointSource, options: RunOptions) -> Scorer:
+        """The scorer for `source` under `options`, loading the model where it is not the held one."""
+        loaded = self._model_for(source, options.dtype)
+        key = options.key()
+        if self._scorer is None or self._scorer[0] != key or self._scorer[1].loaded is not loaded:
+            self._scorer = None  # free the old scorer's buffers before building the next
+            settings = self.settings
+            scorer = Scorer(loaded, options, max_batch_tokens=settings.max_batch_tokens, pack=settings.pack,
+                            compile=settings.compile, routing=self.routing)
+            self._scorer = (key, scorer)
+        return self._scorer[1]
+
+    def _model_for(self, source: CheckpointSource, dtype: str) -> LoadedModel:
+        key = (source, dtype)
+        if self._model is not None and self._model[0] == key:
+            return self._model[1]
+        self._scorer = self._model = None  # free the previous model before loading the next
+        loaded = self._load(source, dtype)
+        self._model = (key, loaded)
+        return loaded
+
+    def _load_checkpoint(self, source: CheckpointSource, dtype: str) -> LoadedModel:
+        try:
+            return load_checkpoint(path=source.path, format=source.format, weights_sha256=source.weights_sha256,
+                                   cache_dir=self.settings.cache_dir, device=self.device, dtype=dtype)
+        except FileNotFoundError as exc:
+            raise PermanentError(str(exc)) from exc
