@@ -16,6 +16,7 @@ from app.main import create_app
 from app.models import Checkpoint, Job, ModelSeries, Run
 from app.schemas.run import RunOptions
 from app.services import corpora, series_stream
+from app.services.checkpoints import store_vocabulary
 from app.services.scores import DocumentScores, store_scores, token_texts
 from app.services.series_cache import ResultCache
 from app.services.series_output import display_texts_at, round_significant
@@ -107,7 +108,7 @@ def url(series: dict, corpus: dict, tail: str) -> str:
     return f"{API}/series/{series['id']}/corpora/{corpus['id']}/{tail}"
 
 
-def test_checkpoints_and_one_documents_trajectory(client, sessions, corpus):
+def test_checkpoints_and_trajectories(client, sessions, corpus):
     series = add_series(sessions, corpus, "ce")
     listed = client.get(url(series, corpus, "checkpoints")).json()
     assert (listed["aligned"], listed["problem"], listed["options"]) == (True, None, RunOptions().model_dump())
@@ -123,6 +124,17 @@ def test_checkpoints_and_one_documents_trajectory(client, sessions, corpus):
     assert trajectory["rank"] == RANK[1]
     assert trajectory["entropy"] == [[1.235] * 4, [2.235] * 4, [3.235] * 4]
     assert "not in corpus" in error_of(client.get(url(series, corpus, f"documents/{corpus['foreign']}/trajectory")), 404)
+
+    with sessions() as session:  # as the first worker to load the tokenizer does
+        store_vocabulary(session=session, fingerprint="f" * 64, tokens=[f"<{i}>" for i in range(10)])
+        session.commit()
+    ran = client.get(url(series, corpus, f"documents/{second}/tokens/2")).json()
+    assert (ran["text"], ran["token_id"], ran["steps"], ran["rank"]) == (" ran", 6, STEPS, [0, 0, 1])
+    assert (ran["p"], ran["loss"], ran["entropy"]) == ([0.7, 0.9, 0.4], [0.3567, 0.1054, 0.9163], [1.235, 2.235, 3.235])
+    assert (ran["top_ids"], ran["top_text"]) == ([[6], [6], [6]], [["<6>"], ["<6>"], ["<6>"]])
+    assert ran["top_logprobs"] == [[-0.3567], [-0.1054], [-0.9163]]
+    message = error_of(client.get(url(series, corpus, f"documents/{second}/tokens/4")), 422)
+    assert message == "position 4 is outside the document's 4 tokens"
 
 
 def test_transitions_and_their_occurrences(client, sessions, corpus, monkeypatch):

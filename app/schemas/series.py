@@ -48,6 +48,27 @@ class SeriesTrajectory(BaseModel):
     entropy: list[list[float]] = Field(description=f"Entropy of the prediction (nats) per step and token, {ROUNDED}.")
 
 
+class TokenTrajectory(BaseModel):
+    """One token occurrence at every step, with the model's top-k alternatives there ([step][k])."""
+
+    series_id: int
+    corpus_id: int
+    document_id: int
+    position: int
+    token_id: int
+    text: str
+    steps: list[int]
+    run_ids: list[int]
+    p: list[float] = Field(description=f"p of the true token per step, {ROUNDED} (as are loss, entropy, top_logprobs).")
+    loss: list[float]
+    rank: list[int]
+    entropy: list[float]
+    top_ids: list[list[int]]
+    top_logprobs: list[list[float]]
+    top_text: list[list[str]] = Field(description="Display text of each alternative (empty until a worker has "
+                                                  "stored the tokenizer's vocabulary).")
+
+
 class TransitionQuestion(BaseModel):
     steps: list[int] = Field(description="Every scored step of the series.")
     step_a: int

@@ -57,7 +57,8 @@ def tokens_in_text(*, session: Session, run_id: int,
         shown = display_texts_at(text, row["char_start"], row["char_end"], wanted)
         found[document_id] = [
             TokenInText(text=token, char_start=start, char_end=end,
-                        context_before=text[max(0, start - CONTEXT_CHARS):start], context_after=text[end:end + CONTEXT_CHARS])
+                        context_before=text[max(0, start - CONTEXT_CHARS):start],
+                        context_after=text[end:end + CONTEXT_CHARS])
             for token, start, end in zip(shown, row["char_start"][wanted].tolist(), row["char_end"][wanted].tolist())
         ]
     return found
@@ -67,7 +68,8 @@ def document_texts(*, session: Session, document_ids) -> dict[int, str]:
     ids = sorted(set(document_ids))
     found = {}
     for i in range(0, len(ids), ID_CHUNK):
-        found.update(session.execute(select(Document.id, Document.text).where(Document.id.in_(ids[i:i + ID_CHUNK]))).all())
+        chunk = ids[i:i + ID_CHUNK]
+        found.update(session.execute(select(Document.id, Document.text).where(Document.id.in_(chunk))).all())
     return found
 
 

@@ -55,10 +55,6 @@ class AlignedRuns:
     def run_ids(self) -> list[int]:
         return [r.run_id for r in self.runs]
 
-    @property
-    def options(self) -> RunOptions:
-        return RunOptions.model_validate(json.loads(self.runs[0].options_key))
-
     def key(self) -> tuple:
         """What the stored scores depend on: the runs. Their creation times are part of it because
         SQLite gives a new row the id of a deleted last one."""
@@ -88,10 +84,9 @@ class SeriesOnCorpus:
         by_options = _grouped(self.runs, "options_key")
         if len(by_options) > 1:
             sets = "; ".join(f"{key} (runs {_ids(runs)})" for key, runs in by_options.items())
-            return InvalidInput(
-                f"the runs of {where} were scored with different options: {sets}; choose one set with the "
-                f"`options` parameter", detail={"options": [{"options": json.loads(key), "run_ids": [r.run_id for r in runs]}
-                                                            for key, runs in by_options.items()]})
+            detail = [{"options": json.loads(key), "run_ids": [r.run_id for r in runs]} for key, runs in by_options.items()]
+            return InvalidInput(f"the runs of {where} were scored with different options: {sets}; choose one set "
+                                f"with the `options` parameter", detail={"options": detail})
         by_tokenizer = _grouped(self.runs, "tokenizer_fingerprint")
         if len(by_tokenizer) > 1:
             sets = "; ".join(f"{fingerprint[:12]}… (runs {_ids(runs)})" for fingerprint, runs in by_tokenizer.items())

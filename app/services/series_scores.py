@@ -1,5 +1,5 @@
 """Statistics across the checkpoints of a series on a corpus, from the stored scores: one document's
-trajectory, transitions between two steps (with their token occurrences, paged) and learned-at steps.
+or one token's trajectory, transitions between two steps (with their token occurrences, paged) and learned-at steps.
 Cartography: series_cartography. Definitions and defaults: docs/formulas.md and app/analytics/.
 
 Corpus-wide statistics stream the corpus once (series_stream) and keep their small result in a
@@ -15,12 +15,14 @@ import numpy as np
 from sqlalchemy.orm import Session
 
 from app.analytics.learned_at import LearnedAtHistogram, LearnedAtTally, StepHistogram, validate_easy_p
+from app.analytics.trajectories import trajectory
 from app.analytics.transitions import CELLS, TransitionCounts, TransitionTally, transitions, validate_transition
 from app.models.corpus import Document
 from app.services.errors import InvalidInput, NotFound
+from app.services.checkpoints import load_vocabulary
 from app.services.scores import token_texts
 from app.services.series_cache import ResultCache, cached
-from app.services.series_output import round_significant, tokens_in_text
+from app.services.series_output import display_texts_at, round_significant, tokens_in_text
 from app.services.series_runs import AlignedRuns
 from app.services.series_stream import STATISTIC_COLUMNS, read_scores, series_documents, stack_document
 
@@ -36,22 +38,56 @@ def invalid_input():
 
 def document_trajectory(*, session: Session, aligned: AlignedRuns, document_id: int) -> dict:
     """One document's per-step log p, rank and entropy ([step][token], rounded) with its tokens' texts once."""
-    document = session.get(Document, document_id)
-    if document is None or document.corpus_id != aligned.corpus_id:
-        raise NotFound(f"document {document_id} is not in corpus {aligned.corpus_id}")
-    columns = (*STATISTIC_COLUMNS, "entropy", "char_start", "char_end")
-    rows = read_scores(session=session, run_ids=aligned.run_ids, columns=columns, document_ids=[document_id])
-    stacked = stack_document(aligned, document_id, rows.get(document_id, {}))
-    first = rows[document_id][aligned.run_ids[0]]
-    entropy = np.stack([rows[document_id][run_id]["entropy"] for run_id in aligned.run_ids])
+    document = _document_in_corpus(session, aligned, document_id)
+    rows, stacked = _document_rows(session, aligned, document_id, ("entropy", "char_start", "char_end"))
+    first = rows[aligned.run_ids[0]]
     return {
         "series_id": aligned.series_id, "corpus_id": aligned.corpus_id, "document_id": document_id,
         "n_tokens": stacked.n_tokens, "steps": stacked.steps.tolist(), "run_ids": aligned.run_ids,
         "token_id": stacked.token_id.tolist(), "text": token_texts(document.text, first["char_start"], first["char_end"]),
         "char_start": first["char_start"].tolist(), "char_end": first["char_end"].tolist(),
         "logprob": round_significant(stacked.logprob).tolist(), "rank": stacked.rank.tolist(),
-        "entropy": round_significant(entropy).tolist(),
+        "entropy": round_significant(np.stack([rows[run_id]["entropy"] for run_id in aligned.run_ids])).tolist(),
     }
+
+
+def token_trajectory(*, session: Session, aligned: AlignedRuns, document_id: int, position: int) -> dict:
+    """One token occurrence at every step: p, loss, rank, entropy and the top-k alternatives."""
+    document = _document_in_corpus(session, aligned, document_id)
+    columns = ("entropy", "char_start", "char_end", "top_ids", "top_logprobs")
+    rows, stacked = _document_rows(session, aligned, document_id, columns)
+    with invalid_input():
+        followed = trajectory(stacked, position)
+    per_step = [rows[run_id] for run_id in aligned.run_ids]
+    top_k = per_step[0]["top_ids"].size // stacked.n_tokens
+    top_ids = [row["top_ids"].reshape(-1, top_k)[position].tolist() for row in per_step]
+    vocabulary = load_vocabulary(session=session, fingerprint=aligned.runs[0].tokenizer_fingerprint) or []
+    first = per_step[0]
+    return {
+        "series_id": aligned.series_id, "corpus_id": aligned.corpus_id, "document_id": document_id,
+        "position": position, "token_id": followed.token_id, "steps": followed.steps, "run_ids": aligned.run_ids,
+        "text": display_texts_at(document.text, first["char_start"], first["char_end"], np.array([position]))[0],
+        "p": round_significant(followed.p).tolist(), "loss": round_significant(followed.loss).tolist(),
+        "rank": followed.rank, "entropy": round_significant([row["entropy"][position] for row in per_step]).tolist(),
+        "top_ids": top_ids,
+        "top_logprobs": round_significant(np.stack([row["top_logprobs"].reshape(-1, top_k)[position]
+                                                    for row in per_step])).tolist(),
+        "top_text": [[vocabulary[i] if 0 <= i < len(vocabulary) else "" for i in ids] for ids in top_ids],
+    }
+
+
+def _document_in_corpus(session: Session, aligned: AlignedRuns, document_id: int) -> Document:
+    document = session.get(Document, document_id)
+    if document is None or document.corpus_id != aligned.corpus_id:
+        raise NotFound(f"document {document_id} is not in corpus {aligned.corpus_id}")
+    return document
+
+
+def _document_rows(session: Session, aligned: AlignedRuns, document_id: int, columns: tuple[str, ...]):
+    """({run id: {column: array}}, the stacked document) for one document, checked for alignment."""
+    rows = read_scores(session=session, run_ids=aligned.run_ids, columns=(*STATISTIC_COLUMNS, *columns),
+                       document_ids=[document_id]).get(document_id, {})
+    return rows, stack_document(aligned, document_id, rows)
 
 
 @dataclass(frozen=True)

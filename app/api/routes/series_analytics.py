@@ -1,5 +1,5 @@
-"""Difficulty across the checkpoints of a series on a corpus: its aligned runs, one document's
-trajectory, transitions between two steps, learned-at steps and cartography."""
+"""Difficulty across the checkpoints of a series on a corpus: its aligned runs, one document's or one
+token's trajectory, transitions between two steps, learned-at steps and cartography."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from app.api.deps import MAX_PAGE, CorpusDep, PagingDep, SessionDep
 from app.models.checkpoint import ModelSeries
 from app.schemas.run import RunOptions
 from app.schemas.series import (Cell, Region, SeriesCartography, SeriesCheckpoints, SeriesLearnedAt,
-                                SeriesTrajectory, SeriesTransitions, TransitionOccurrences)
+                                SeriesTrajectory, SeriesTransitions, TokenTrajectory, TransitionOccurrences)
 from app.services import series_cartography, series_runs, series_scores
 from app.services.errors import InvalidInput
 from app.services.series_cache import ResultCache
@@ -86,6 +86,13 @@ def series_checkpoints(session: SessionDep, series: SeriesDep, corpus: CorpusDep
 def document_trajectory(session: SessionDep, aligned: AlignedDep, document_id: Annotated[int, Path(ge=1)]):
     """One document at every step: log p, rank and entropy per step and token, its token texts once."""
     return series_scores.document_trajectory(session=session, aligned=aligned, document_id=document_id)
+
+
+@router.get(f"{SERIES_ON_CORPUS}/documents/{{document_id}}/tokens/{{position}}", response_model=TokenTrajectory)
+def token_trajectory(session: SessionDep, aligned: AlignedDep, document_id: Annotated[int, Path(ge=1)],
+                     position: Annotated[int, Path(ge=0, description="Token index in the document.")]):
+    """One token occurrence at every step: p, loss, rank, entropy and its top-k alternatives."""
+    return series_scores.token_trajectory(session=session, aligned=aligned, document_id=document_id, position=position)
 
 
 TauQuery = Annotated[float, Query(
