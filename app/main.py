@@ -11,7 +11,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.api.errors import install_error_handlers
-from app.api.routes import checkpoints, corpora, jobs, runs, system, training, vocabulary
+from app.api.routes import checkpoints, corpora, jobs, runs, series_analytics, system, training, vocabulary
 from app.core.config import Settings
 from app.db.engine import make_engine, make_sessionmaker
 
@@ -46,7 +46,7 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool = True) -> Fa
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
     install_error_handlers(app)
-    for module in (corpora, checkpoints, runs, jobs, training, system, vocabulary):
+    for module in (corpora, checkpoints, runs, jobs, training, system, vocabulary, series_analytics):
         app.include_router(module.router, prefix=API_PREFIX)
 
     if serve_ui:

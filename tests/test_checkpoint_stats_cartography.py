@@ -143,6 +143,7 @@ def test_scatter_keeps_everything_under_the_limit_in_document_order():
     assert points.confidence[4:] == pytest.approx([0.9, 0.6, 0.5666667, 0.1333333], abs=1e-6)
     assert points.variability[4:] == pytest.approx([0.0408248, 0.2943920, 0.2054805, 0.0471405], abs=1e-6)
     assert points.correctness[4:] == pytest.approx([2 / 3, 2 / 3, 2 / 3, 0.0])
+    assert points.forgetting.tolist() == [1, 1, 0, 0, 1, 0, 1, 0]
     assert sample.seen == 8
 
 

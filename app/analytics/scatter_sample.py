@@ -51,14 +51,15 @@ class ScatterPoints:
     confidence: np.ndarray
     variability: np.ndarray
     correctness: np.ndarray
+    forgetting: np.ndarray
 
 
 _FIELDS = {"document_id": np.int64, "position": np.int64, "token_id": np.int64,
-           "confidence": np.float64, "variability": np.float64, "correctness": np.float64}
+           "confidence": np.float64, "variability": np.float64, "correctness": np.float64, "forgetting": np.int64}
 
 
 class ScatterSample:
-    """Bottom-k sample of (confidence, variability, (document, position)) points, fed a document at a time."""
+    """Bottom-k sample of cartography points of (document, position), fed a document at a time."""
 
     def __init__(self, limit: int = DEFAULT_SCATTER_LIMIT, seed: int = 0):
         if not isinstance(limit, int) or limit < 1:
@@ -79,7 +80,8 @@ class ScatterSample:
             candidate = hashes < self._hash.max()
         fresh = {"document_id": np.full(n, document_id), "position": position,
                  "token_id": occurrences.token_id, "confidence": occurrences.confidence,
-                 "variability": occurrences.variability, "correctness": occurrences.correctness}
+                 "variability": occurrences.variability, "correctness": occurrences.correctness,
+                 "forgetting": occurrences.forgetting}
         merged_hash = np.concatenate([self._hash, hashes[candidate]])
         merged = {name: np.concatenate([self._kept[name], fresh[name][candidate].astype(dtype)])
                   for name, dtype in _FIELDS.items()}
