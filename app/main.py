@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 from app.api.errors import install_error_handlers
 from app.api.routes import checkpoints, corpora, jobs, runs, series_analytics, system, training, vocabulary
 from app.core.config import Settings
+from app.services.series_cache import ResultCache
 from app.db.engine import make_engine, make_sessionmaker
 
 API_PREFIX = "/api/v1"
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool = True) -> Fa
     app.state.settings = settings
     app.state.engine = engine
     app.state.sessions = make_sessionmaker(engine)
+    # Series statistics stream every document of up to a thousand checkpoints: answers are kept.
+    app.state.series_results = ResultCache()
     install_error_handlers(app)
     for module in (corpora, checkpoints, runs, jobs, training, system, vocabulary, series_analytics):
         app.include_router(module.router, prefix=API_PREFIX)

@@ -109,13 +109,6 @@ class SeriesOnCorpus:
         return AlignedRuns(self.series.id, self.corpus.id, tuple(self.runs))
 
 
-def get_series(*, session: Session, series_id: int) -> ModelSeries:
-    series = session.get(ModelSeries, series_id)
-    if series is None:
-        raise NotFound(f"series {series_id} not found")
-    return series
-
-
 def series_on_corpus(*, session: Session, series: ModelSeries, corpus: Corpus,
                      options: RunOptions | None = None) -> SeriesOnCorpus:
     query = (

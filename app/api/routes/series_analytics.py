@@ -12,8 +12,7 @@ from app.analytics.cartography import DEFAULT_CONFIDENCE_THRESHOLD, DEFAULT_VARI
 from app.analytics.learned_at import DEFAULT_EASY_P
 from app.analytics.scatter_sample import DEFAULT_SCATTER_LIMIT
 from app.analytics.transitions import DEFAULT_LOSS_THRESHOLD
-from app.api.deps import MAX_PAGE, CorpusDep, PagingDep, SessionDep
-from app.models.checkpoint import ModelSeries
+from app.api.deps import MAX_PAGE, CorpusDep, PagingDep, PathId, SeriesDep, SessionDep
 from app.schemas.run import RunOptions
 from app.schemas.series import (Cell, Region, SeriesCartography, SeriesCheckpoints, SeriesLearnedAt,
                                 SeriesTrajectory, SeriesTransitions, TokenTrajectory, TransitionOccurrences)
@@ -26,10 +25,6 @@ router = APIRouter(tags=["series"])
 SERIES_ON_CORPUS = "/series/{series_id}/corpora/{corpus_id}"
 # A loss threshold above this many nats means p < e^-100: every token would be L, so it is surely a typo.
 MAX_TAU = 100.0
-
-
-def series_in_path(session: SessionDep, series_id: Annotated[int, Path(ge=1)]) -> ModelSeries:
-    return series_runs.get_series(session=session, series_id=series_id)
 
 
 def scoring_options(options: Annotated[str | None, Query(
@@ -46,7 +41,6 @@ def scoring_options(options: Annotated[str | None, Query(
         raise InvalidInput(f"options{'.' + where if where else ''}: {first['msg']}") from None
 
 
-SeriesDep = Annotated[ModelSeries, Depends(series_in_path)]
 OptionsDep = Annotated[RunOptions | None, Depends(scoring_options)]
 
 
@@ -55,11 +49,7 @@ def aligned_runs(session: SessionDep, series: SeriesDep, corpus: CorpusDep, opti
 
 
 def result_cache(request: Request) -> ResultCache:
-    """The application's cache of streamed results, made on first use."""
-    state = request.app.state
-    if getattr(state, "series_results", None) is None:
-        state.series_results = ResultCache()
-    return state.series_results
+    return request.app.state.series_results
 
 
 AlignedDep = Annotated[AlignedRuns, Depends(aligned_runs)]
@@ -83,13 +73,13 @@ def series_checkpoints(session: SessionDep, series: SeriesDep, corpus: CorpusDep
 
 
 @router.get(f"{SERIES_ON_CORPUS}/documents/{{document_id}}/trajectory", response_model=SeriesTrajectory)
-def document_trajectory(session: SessionDep, aligned: AlignedDep, document_id: Annotated[int, Path(ge=1)]):
+def document_trajectory(session: SessionDep, aligned: AlignedDep, document_id: PathId):
     """One document at every step: log p, rank and entropy per step and token, its token texts once."""
     return series_scores.document_trajectory(session=session, aligned=aligned, document_id=document_id)
 
 
 @router.get(f"{SERIES_ON_CORPUS}/documents/{{document_id}}/tokens/{{position}}", response_model=TokenTrajectory)
-def token_trajectory(session: SessionDep, aligned: AlignedDep, document_id: Annotated[int, Path(ge=1)],
+def token_trajectory(session: SessionDep, aligned: AlignedDep, document_id: PathId,
                      position: Annotated[int, Path(ge=0, description="Token index in the document.")]):
     """One token occurrence at every step: p, loss, rank, entropy and its top-k alternatives."""
     return series_scores.token_trajectory(session=session, aligned=aligned, document_id=document_id, position=position)
