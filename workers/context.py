@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Any, Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -45,15 +45,22 @@ class Progress:
 
 
 @dataclass
+class TokenizerCache:
+    """Tokenizers a worker keeps between jobs: SmolLM2's takes seconds to read from its GGUF file.
+    (Typed as Any: this module is imported by workers that never load transformers.)"""
+
+    smollm2: Any = None
+
+
+@dataclass
 class JobContext:
     claim: Claim
     settings: Settings
     sessions: sessionmaker[Session]
     device: str
     stopping: threading.Event
-    # Per-process state shared across jobs (the training job's SmolLM2 tokenizer), owned by the
-    # Worker. Scoring's model and scorer live in the Worker's ModelCache instead.
-    cache: dict = field(default_factory=dict)
+    # Owned by the Worker, shared across its jobs. Scoring's model and scorer live in its ModelCache.
+    tokenizers: TokenizerCache = field(default_factory=lambda: TokenizerCache())
     lost: threading.Event = field(default_factory=threading.Event)
     progress: Progress = field(default_factory=Progress)
     # Called (from the handler's thread) after each report; the CLI's progress bar hooks in here.

@@ -19,7 +19,7 @@ from app.core.config import Settings
 from app.db.engine import make_engine, make_sessionmaker
 from app.services import queue
 from app.vocab import JOB_KINDS, KIND_SCORE, KIND_SUMMARIZE, KIND_TRAIN
-from workers.context import JobContext, JobInterrupted, PermanentError
+from workers.context import JobContext, JobInterrupted, PermanentError, TokenizerCache
 
 if TYPE_CHECKING:
     from workers.scoring.model_cache import ModelCache
@@ -72,8 +72,7 @@ class Worker:
         self._last_reap = 0.0
         # The model and scorer kept between score jobs; made by the first one (see scoring_models).
         self._models: ModelCache | None = None
-        # Other per-process state shared across jobs (the training job's SmolLM2 tokenizer).
-        self.cache: dict = {}
+        self.tokenizers = TokenizerCache()
 
     def scoring_models(self) -> ModelCache:
         """This worker's ModelCache, made on first use: importing the scoring path imports torch,
@@ -174,7 +173,7 @@ class Worker:
         """A job's context with its heartbeat running for as long as the block lasts."""
         ctx = JobContext(
             claim=claim, settings=self.settings, sessions=self.sessions, device=self.device,
-            stopping=self.stopping, cache=self.cache,
+            stopping=self.stopping, tokenizers=self.tokenizers,
         )
         log.info("job %d (%s, attempt %d) claimed", claim.job_id, claim.kind, claim.attempts)
         beat_stop = threading.Event()

@@ -21,12 +21,12 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase  # noqa: E402
 
-from app.vocab import FORMAT_GGUF, FORMAT_SAFETENSORS  # noqa: E402
+from app.vocab import DTYPE_BFLOAT16, DTYPE_FLOAT16, DTYPE_FLOAT32, FORMAT_GGUF, FORMAT_SAFETENSORS  # noqa: E402
 from workers.context import PermanentError  # noqa: E402
 
 log = logging.getLogger("focalscope.worker")
 
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {DTYPE_FLOAT32: torch.float32, DTYPE_BFLOAT16: torch.bfloat16, DTYPE_FLOAT16: torch.float16}
 SAFE_LOAD = {"local_files_only": True, "trust_remote_code": False}
 
 

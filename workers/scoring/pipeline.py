@@ -19,6 +19,7 @@ from itertools import chain
 import numpy as np
 
 from app.services.scores import DocumentScores
+from app.vocab import TOKEN_FIELDS
 from workers.scoring.batching import Batch, Windows, build
 from workers.scoring.windows import Span
 
@@ -87,12 +88,7 @@ class Pool:
     def _document(self, d: int) -> DocumentScores:
         start = int(self.dest_base[d])
         span = slice(start, start + int(self.counts[d]))
-        arrays = {
-            "token_id": self.token_id[span], "char_start": self.char_start[span], "char_end": self.char_end[span],
-            "logprob": self.logprob[span], "entropy": self.entropy[span], "rank": self.rank[span],
-            "top_ids": self.top_ids[span], "top_logprobs": self.top_logprobs[span], "sum_p2": self.sum_p2[span],
-            "context_len": self.context_len[span],
-        }
+        arrays = {name: getattr(self, name)[span] for name in TOKEN_FIELDS}  # the pool holds one array per field
         return DocumentScores(document_id=self.document_ids[d], top_k=self.top_k, arrays=arrays)
 
 

@@ -33,7 +33,7 @@ import torch
 
 from app.schemas.run import RunOptions
 from app.services.scores import DocumentScores
-from app.vocab import WINDOW_ROLLING
+from app.vocab import DTYPE_FLOAT16, WINDOW_ROLLING
 from workers.scoring.accel import Compiled, LinearRouting, plain_linears, use_f32_attention
 from workers.scoring.batching import Batch, build, plan_batches, split
 from workers.context import PermanentError
@@ -181,7 +181,7 @@ class Scorer:
             raise PermanentError(
                 f"the model produced non-finite log-probabilities in {self.options.dtype} (an overflow: fp16 "
                 "tops out at 65504); score this run in bfloat16 or float32"
-                if self.options.dtype == "float16" else
+                if self.options.dtype == DTYPE_FLOAT16 else
                 f"the model produced non-finite log-probabilities in {self.options.dtype}: its weights hold NaN/inf "
                 "values or its activations overflow"
             )

@@ -115,7 +115,7 @@ class TrainingJob:
         else:
             self.tokenizer = build_tokenizer(
                 request.tokenizer, texts=texts, vocab_size=request.vocab_size, context=self.preset.context,
-                cache=self.ctx.cache,
+                cache=self.ctx.tokenizers,
             )
             config = model_config(self.preset, vocab_size=len(self.tokenizer),
                                   bos_token_id=self.tokenizer.bos_token_id, eos_token_id=self.tokenizer.eos_token_id)

