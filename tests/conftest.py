@@ -24,6 +24,12 @@ import app.models  # noqa: F401  (registers every table on Base.metadata)
 from app.core.config import Settings
 from app.db.base import Base
 from app.db.engine import make_engine, make_sessionmaker
+# Fixtures every test module may ask for (test modules import helpers from tests.support, never
+# from each other).
+from tests.support.api import api  # noqa: F401
+from tests.support.browser import browser, page  # noqa: F401
+from tests.support.data import macbeth_corpora  # noqa: F401
+from tests.support.models import tiny_gpt2_dir, tiny_llama_dir  # noqa: F401
 
 DEFAULT_TEST_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 # An unreachable host should cost seconds, not the OS's TCP timeout, before the tests skip.

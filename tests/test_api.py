@@ -20,10 +20,9 @@ from app.services.errors import NotFound
 from app.services.scores import FIELD_DTYPES, DocumentScores, store_scores
 from app.services.uploads import safe_filename
 from app.vocab import TOKEN_FIELDS, TOP_K_FIELDS
-from tests.tiny_models import tiny_llama_dir  # noqa: F401
+from tests.support.api import API, error_of, upload
 from workers.loop import Worker
 
-API = "/api/v1"
 # The largest id a row can have (PostgreSQL's 32-bit integer), one past it, and past 64 bits.
 LARGEST_ID = 2**31 - 1
 HUGE_ID = 2**31
@@ -41,29 +40,6 @@ def client(settings, engine, model_root):
     settings.model_roots = [model_root]
     with TestClient(create_app(settings, serve_ui=False)) as client:
         yield client
-
-
-@pytest.fixture
-def api(settings, engine):
-    """A client on an empty database, for tests that make their rows through the services (no model)."""
-    with TestClient(create_app(settings, serve_ui=False)) as client:
-        yield client
-
-
-def error_of(response, status: int, code: str) -> str:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert body["error"]["code"] == code
-    assert "Traceback" not in response.text
-    return body["error"]["message"]
-
-
-def upload(client, name="scenes", files=None):
-    files = files or [
-        ("files", ("witches.txt", "When shall we three meet again?\nIn thunder, lightning, or in rain?".encode(), "text/plain")),
-        ("files", ("more.jsonl", b'{"text": "Fair is foul, and foul is fair.", "title": "I.1"}\n\n{"text": "<b>bold</b> \xc3\xa9"}\n', "application/jsonl")),
-    ]
-    return client.post(f"{API}/corpora", data={"name": name}, files=files)
 
 
 def test_corpus_upload_list_and_read(client):

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from fastapi.testclient import TestClient
 
-from app.main import create_app
-from tests.test_api import API, error_of, upload
+from tests.support.api import API, error_of, upload
 from workers.loop import Worker
 
 pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
@@ -14,22 +12,16 @@ pytestmark = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 TEXT = ("When shall we three meet again? In thunder, lightning, or in rain? " * 30).encode()
 
 
-@pytest.fixture
-def client(settings, engine):
-    with TestClient(create_app(settings, serve_ui=False)) as client:
-        yield client
-
-
-def corpus(client, name: str) -> int:
-    response = upload(client, name=name, files=[("files", (f"{name}.txt", TEXT, "text/plain"))])
+def corpus(api, name: str) -> int:
+    response = upload(api, name=name, files=[("files", (f"{name}.txt", TEXT, "text/plain"))])
     assert response.status_code == 201
     return response.json()["id"]
 
 
-def test_presets_and_losses(client):
-    presets = {p["name"]: p for p in client.get(f"{API}/training/presets").json()}
+def test_presets_and_losses(api):
+    presets = {p["name"]: p for p in api.get(f"{API}/training/presets").json()}
     assert presets["tiny"]["params"]["bpe"] == 1_088_256 and presets["base"]["arch"] == "gpt2"
-    losses = {l["name"] for l in client.get(f"{API}/training/losses").json()}
+    losses = {l["name"] for l in api.get(f"{API}/training/losses").json()}
     assert losses == {"ce", "focal", "poly1", "polyfocal", "focal-schedule", "flsd53", "sigmoid-polyfocal"}
 
 
@@ -43,26 +35,26 @@ def test_presets_and_losses(client):
     ({"series": "../escape"}, "series: series name '../escape'"),
     ({"experiment_id": 1}, "experiment_id: Extra inputs are not permitted"),
 ])
-def test_bad_training_requests_are_422(client, changes, fragment):
-    body = {"corpus_id": corpus(client, "train"), "series": "s1", "loss": "ce", "steps": 10, "save_every": 5} | changes
-    assert fragment in error_of(client.post(f"{API}/training/jobs", json=body), 422, "invalid_input")
-    assert client.get(f"{API}/jobs").json()["total"] == 0
+def test_bad_training_requests_are_422(api, changes, fragment):
+    body = {"corpus_id": corpus(api, "train"), "series": "s1", "loss": "ce", "steps": 10, "save_every": 5} | changes
+    assert fragment in error_of(api.post(f"{API}/training/jobs", json=body), 422, "invalid_input")
+    assert api.get(f"{API}/jobs").json()["total"] == 0
 
 
-def test_save_steps(client):
-    assert client.get(f"{API}/training/save-steps", params={"steps": 300, "save_every": 50}).json() == {
+def test_save_steps(api):
+    assert api.get(f"{API}/training/save-steps", params={"steps": 300, "save_every": 50}).json() == {
         "steps": 300, "save_every": 50, "save_steps": [0, 50, 100, 150, 200, 250, 300]}
-    assert client.get(f"{API}/training/save-steps", params={"steps": 100, "save_every": 30}).json()["save_steps"] == [
+    assert api.get(f"{API}/training/save-steps", params={"steps": 100, "save_every": 30}).json()["save_steps"] == [
         0, 30, 60, 90, 100]
     for params, fragment in (({"steps": 10, "save_every": 20}, "save_every (20) must not exceed steps (10)"),
                              ({"steps": 0, "save_every": 1}, "steps: Input should be greater than or equal to 1"),
                              ({"steps": 1_000_000, "save_every": 1}, "at most 998"),
                              ({"steps": "many", "save_every": 1}, "steps: Input should be a valid integer")):
-        assert fragment in error_of(client.get(f"{API}/training/save-steps", params=params), 422, "invalid_input")
+        assert fragment in error_of(api.get(f"{API}/training/save-steps", params=params), 422, "invalid_input")
 
 
-def test_every_training_route_describes_its_response(client):
-    paths = client.get(f"{API}/openapi.json").json()["paths"]
+def test_every_training_route_describes_its_response(api):
+    paths = api.get(f"{API}/openapi.json").json()["paths"]
     routes = [("get", "/training/presets"), ("get", "/training/losses"), ("get", "/training/save-steps"),
               ("post", "/training/jobs"), ("post", "/experiments"), ("get", "/experiments"),
               ("get", "/experiments/{experiment_id}"), ("get", "/experiments/{experiment_id}/comparison"),
@@ -73,24 +65,24 @@ def test_every_training_route_describes_its_response(client):
         assert ok["content"]["application/json"]["schema"] != {}, (method, path)
 
 
-def test_experiment_trains_scores_and_compares(client, settings):
-    train_id, eval_id = corpus(client, "train"), corpus(client, "heldout")
+def test_experiment_trains_scores_and_compares(api, settings):
+    train_id, eval_id = corpus(api, "train"), corpus(api, "heldout")
     body = {"name": "tiny-exp", "corpus_id": train_id, "eval_corpus_id": eval_id, "losses": ["ce", "focal:2"],
             "steps": 4, "save_every": 2, "batch_size": 4, "seq_len": 32, "vocab_size": 512}
-    created = client.post(f"{API}/experiments", json=body)
+    created = api.post(f"{API}/experiments", json=body)
     assert created.status_code == 201, created.text
     experiment = created.json()
     assert experiment["status"]["jobs"] == {"queued": 2} and experiment["status"]["steps_total"] == 8
-    assert "exists already" in error_of(client.post(f"{API}/experiments", json=body), 409, "conflict")
-    assert "corpus 999 not found" in error_of(client.post(f"{API}/experiments", json={**body, "name": "x", "corpus_id": 999}), 404, "not_found")
+    assert "exists already" in error_of(api.post(f"{API}/experiments", json=body), 409, "conflict")
+    assert "corpus 999 not found" in error_of(api.post(f"{API}/experiments", json={**body, "name": "x", "corpus_id": 999}), 404, "not_found")
 
     Worker(settings, device="cpu").run_forever(exit_when_idle=True)
 
-    status = client.get(f"{API}/experiments/{experiment['id']}").json()["status"]
+    status = api.get(f"{API}/experiments/{experiment['id']}").json()["status"]
     assert status == {"jobs": {"done": 2}, "steps_done": 8, "steps_total": 8, "checkpoints": 6, "scored": 6,
                       "scoring_failed": 0}
-    assert client.get(f"{API}/experiments").json()["items"][0]["status"] == status
-    comparison = client.get(f"{API}/experiments/{experiment['id']}/comparison").json()
+    assert api.get(f"{API}/experiments").json()["items"][0]["status"] == status
+    comparison = api.get(f"{API}/experiments/{experiment['id']}/comparison").json()
     assert comparison["experiment"]["created_at"].endswith("Z")
     # The keys the experiment pages read (frontend/js/views/experiment*.js).
     assert set(comparison["experiment"]) == {"id", "name", "train_corpus_id", "eval_corpus_id", "config", "created_at"}
@@ -108,11 +100,11 @@ def test_experiment_trains_scores_and_compares(client, settings):
         assert [c["step"] for c in series["checkpoints"]] == [0, 2, 4]
         assert all(c["scored"] and c["run_status"] == "done" and c["mean_loss"] > 0 for c in series["checkpoints"])
         assert series["final"]["step"] == 4 and series["job"]["status"] == "done"
-        curve = client.get(f"{API}/series/{series['series_id']}/curve", params={"max_points": 2}).json()
+        curve = api.get(f"{API}/series/{series['series_id']}/curve", params={"max_points": 2}).json()
         assert curve["total_points"] == 4 and curve["step"] == [1, 4]
     # Both series start from the same untrained model (same seed): same step-0 held-out loss.
     step0 = [s["checkpoints"][0]["mean_loss"] for s in comparison["series"]]
     assert step0[0] == pytest.approx(step0[1], rel=1e-6)
-    error_of(client.get(f"{API}/experiments/999"), 404, "not_found")
-    error_of(client.get(f"{API}/experiments/{experiment['id']}/comparison", params={"max_points": 0}), 422, "invalid_input")
-    error_of(client.get(f"{API}/series/999/curve"), 404, "not_found")
+    error_of(api.get(f"{API}/experiments/999"), 404, "not_found")
+    error_of(api.get(f"{API}/experiments/{experiment['id']}/comparison", params={"max_points": 0}), 422, "invalid_input")
+    error_of(api.get(f"{API}/series/999/curve"), 404, "not_found")

@@ -14,12 +14,12 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser_support import (
-    MARKUP_LINE, MARKUP_TITLE, Seeded, Server, chromium, fixed, seed, serving, watched_page,
+from tests.support.browser import (
+    MARKUP_LINE, MARKUP_TITLE, Seeded, Server, fixed, seed, serving,
 )
-from tests.tiny_models import tiny_llama_dir  # noqa: F401  (session fixture)
 
-pytestmark = pytest.mark.slow
+# Every page shows the seeded run: seed before the first test asks for a page.
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("seeded")]
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory, tiny_llama_dir):  # noqa: F811
@@ -34,19 +34,6 @@ def seeded(server, tiny_llama_dir) -> Seeded:  # noqa: F811
         return seed(server.url, tiny_llama_dir)
     except Exception as error:
         raise AssertionError(f"{error}\n--- server log ---\n{server.log()}") from error
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as instance:
-        yield instance
-
-
-@pytest.fixture
-def page(browser, server, seeded):
-    """A fresh page on the seeded server; fails the test on any uncaught script error or dialog."""
-    with watched_page(browser, server) as instance:
-        yield instance
 
 
 def api_get(server: Server, path: str, **params) -> dict:

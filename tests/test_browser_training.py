@@ -13,8 +13,8 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser_support import (
-    Server, chromium, fixed, seed_training_corpora, serving, wait_experiment_scored, watched_page,
+from tests.support.browser import (
+    Server, fixed, seed_training_corpora, serving, wait_experiment_scored,
 )
 
 pytestmark = pytest.mark.slow
@@ -39,19 +39,6 @@ def corpora(server):
         return seed_training_corpora(server.url)
     except Exception as error:
         raise AssertionError(f"{error}\n--- server log ---\n{server.log()}") from error
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as instance:
-        yield instance
-
-
-@pytest.fixture
-def page(browser, server):
-    """A fresh page; fails the test on any uncaught script error or dialog."""
-    with watched_page(browser, server) as instance:
-        yield instance
 
 
 def trace_colors(page: Page, testid: str) -> list[str]:

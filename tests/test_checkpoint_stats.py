@@ -8,7 +8,7 @@ import pytest
 from app.analytics.learned_at import NEVER, LearnedAtTally, learned_at
 from app.analytics.trajectories import NotAligned, SeriesDocument, check_aligned, trajectory
 from app.analytics.transitions import DEFAULT_LOSS_THRESHOLD, TransitionTally, transitions
-from tests.series_documents import P, RANK, STEPS, TOKEN_ID, make_document
+from tests.support.series import P, RANK, STEPS, TOKEN_ID, make_document
 
 
 # --- alignment -------------------------------------------------------------------------------------

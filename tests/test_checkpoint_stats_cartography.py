@@ -9,7 +9,7 @@ from app.analytics.cartography import (AMBIGUOUS, EASY, HARD, REGIONS, TypeCarto
 from app.analytics.scatter_sample import ScatterSample, point_hash
 from app.analytics.summary import RunArrays, summarize
 from app.analytics.token_types import frequency_buckets
-from tests.series_documents import P, RANK, STEPS, make_document
+from tests.support.series import P, RANK, STEPS, make_document
 
 
 def test_occurrence_cartography():

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.tiny_models import tiny_llama_dir  # noqa: F401
+from focalscope.cli import build_parser
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,11 +107,20 @@ def test_serve_refuses_a_busy_port(cli):
         assert "already in use" in cli("serve", "--port", str(port), "--workers", "0", expect=1).stderr
 
 
-@pytest.mark.parametrize("command", [[], ["serve"], ["demo"], ["worker"], ["corpus", "add"], ["model", "add"],
+def test_help_from_the_installed_entry_point(cli):
+    assert "usage: focalscope" in cli("--help").stdout
+
+
+# Every subcommand's help, in this process: the same parser as the entry point, without paying
+# a Python start-up per command.
+@pytest.mark.parametrize("command", [["serve"], ["demo"], ["worker"], ["corpus", "add"], ["model", "add"],
                                      ["score"], ["runs"], ["jobs"], ["db", "upgrade"], ["train"], ["experiment"],
                                      ["experiments"]])
-def test_help_everywhere(cli, command):
-    assert "usage: focalscope" in cli(*command, "--help").stdout
+def test_help_everywhere(command, capsys):
+    with pytest.raises(SystemExit) as exited:
+        build_parser().parse_args([*command, "--help"])
+    assert exited.value.code == 0
+    assert f"usage: focalscope {' '.join(command)}" in capsys.readouterr().out
 
 
 def test_db_commands(cli):

@@ -19,13 +19,12 @@ from app.services.errors import Conflict, InvalidInput, NotFound
 from app.services.experiments import describe_experiments, experiment_comparison, find_experiment, training_curve
 from app.services.training import create_experiment, enqueue_training
 from app.vocab import KIND_TRAIN
-from tests.test_training import corpora  # noqa: F401
 
 
 # --- experiments ----------------------------------------------------------------------------------
 
-def test_create_experiment_enqueues_one_series_per_loss(settings, sessions, corpora):
-    train_id, eval_id, _ = corpora
+def test_create_experiment_enqueues_one_series_per_loss(settings, sessions, macbeth_corpora):
+    train_id, eval_id, _ = macbeth_corpora
     with sessions() as session:
         experiment = create_experiment(session=session, settings=settings, request=ExperimentCreate(
             name="shake", corpus_id=train_id, eval_corpus_id=eval_id, losses=["ce", "focal:2", "focal-schedule:0->2"],
@@ -84,8 +83,8 @@ def _fake_summary(run_id: int, rng: np.random.Generator, skill: float) -> tuple[
     return summary, arrays
 
 
-def test_experiment_comparison_numbers(settings, sessions, corpora):
-    train_id, eval_id, _ = corpora
+def test_experiment_comparison_numbers(settings, sessions, macbeth_corpora):
+    train_id, eval_id, _ = macbeth_corpora
     rng = np.random.default_rng(0)
     with sessions() as session:
         experiment = create_experiment(session=session, settings=settings, request=ExperimentCreate(
@@ -148,7 +147,7 @@ def test_experiment_comparison_numbers(settings, sessions, corpora):
     assert comparison["series"][0]["final"]["step"] == 20
 
 
-def test_training_curve_is_bounded(settings, sessions, corpora):
+def test_training_curve_is_bounded(settings, sessions, macbeth_corpora):
     with sessions() as session:
         series = ModelSeries(name="long")
         session.add(series)

@@ -11,7 +11,7 @@ from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
 from app.schemas.run import RunOptions
-from tests.tiny_models import TRAINING_TEXT, tiny_gpt2_dir, tiny_llama_dir  # noqa: F401
+from tests.support.models import TRAINING_TEXT
 from workers.models import load_safetensors_dir
 from workers.scoring.scorer import Scorer
 

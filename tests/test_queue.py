@@ -18,8 +18,8 @@ from app.db.base import utcnow
 from app.db.engine import make_engine, make_sessionmaker
 from app.models import Checkpoint, Corpus, Job, ModelSeries, Run
 from app.services.queue import (
-    MAX_ERROR_CHARS, Claim, LeaseLost, cancel, claim_next, complete, enqueue, fail, heartbeat, reap_expired,
-    release, retry_failed,
+    MAX_ERROR_CHARS, Claim, LeaseClock, LeaseLost, cancel, claim_next, complete, enqueue, fail, heartbeat,
+    reap_expired, release, retry_failed,
 )
 from app.vocab import CANCELLED, DONE, FAILED, KIND_SCORE, KIND_SUMMARIZE, KIND_TRAIN, QUEUED, RUNNING
 
@@ -55,6 +55,24 @@ def _expire_lease(sessions: sessionmaker[Session], job_id: int) -> None:
     with sessions() as session:
         session.execute(update(Job).where(Job.id == job_id).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
         session.commit()
+
+
+def test_a_clock_past_the_lease_sees_it_expired_and_the_owners_clock_does_not(sessions):
+    [job_id] = _enqueue(sessions)
+    claim = _claim(sessions)
+    before = LeaseClock(skew=timedelta(seconds=LEASE_SECONDS - 60))
+    after = LeaseClock(skew=timedelta(seconds=LEASE_SECONDS + 60))
+    with sessions() as session:
+        assert reap_expired(session=session, clock=before) == (0, 0)
+        assert heartbeat(session=session, claim=claim, lease_seconds=LEASE_SECONDS) is True
+        session.commit()
+    with sessions() as session:  # the heartbeat moved the lease to now + LEASE_SECONDS; `after` is past it
+        with pytest.raises(LeaseLost):
+            complete(session=session, claim=claim, clock=after)
+        session.rollback()
+        assert reap_expired(session=session, clock=after) == (1, 0)
+        session.commit()
+    assert _job(sessions, job_id).status == QUEUED
 
 
 def _taken_over(sessions: sessionmaker[Session], job_id: int):

@@ -4,7 +4,6 @@ stay finished (never rescored); pooled shards commit each on its own claim."""
 from __future__ import annotations
 
 import threading
-import time
 
 import numpy as np
 import torch
@@ -18,8 +17,8 @@ from app.schemas.run import RunOptions
 from app.services import queue, runs
 from app.vocab import DONE, KIND_SCORE, RUNNING
 from bench.common import rss_mb
-from tests.test_worker import TEXTS, make_run
-from tests.tiny_models import tiny_llama_dir  # noqa: F401
+from tests.support.data import TEXTS, make_run
+from tests.support.timing import clock_past_leases
 from workers.context import JobContext
 from workers.loop import Worker
 from workers.models import load_safetensors_dir
@@ -70,9 +69,9 @@ def test_killed_workers_finished_shards_are_not_rescored(settings, sessions, tin
     with sessions() as session:
         finished = dict(session.execute(select(TokenScores.document_id, TokenScores.id)).all())
     assert len(finished) == 2
-    time.sleep(settings.lease_seconds + 0.5)
-
-    assert Worker(settings, device="cpu", name="survivor").run_forever(exit_when_idle=True) == 4  # 3 shards + summary
+    # The survivor's clock is past the doomed worker's lease: it reaps and re-claims that shard.
+    survivor = Worker(settings, device="cpu", name="survivor", clock=clock_past_leases(settings))
+    assert survivor.run_forever(exit_when_idle=True) == 4  # 3 shards + summary
     with sessions() as session:
         rows = dict(session.execute(select(TokenScores.document_id, TokenScores.id)).all())
         jobs = session.scalars(select(Job).where(Job.run_id == run_id, Job.kind == KIND_SCORE)).all()

@@ -9,7 +9,7 @@ import torch
 
 from app.schemas.run import RunOptions
 from app.services.scores import token_texts
-from tests.tiny_models import TRAINING_TEXT, tiny_gpt2_dir, tiny_llama_dir  # noqa: F401
+from tests.support.models import TRAINING_TEXT
 from workers.models import load_safetensors_dir
 from workers.scoring.scorer import Scorer
 

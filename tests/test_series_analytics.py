@@ -10,9 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
 
-from app.main import create_app
 from app.models import Checkpoint, Job, ModelSeries, Run
 from app.schemas.run import RunOptions
 from app.services import corpora, series_stream
@@ -21,8 +19,8 @@ from app.services.scores import DocumentScores, store_scores, token_texts
 from app.services.series_cache import ResultCache
 from app.services.series_output import display_texts_at, round_significant
 from app.vocab import DONE, KIND_SCORE, KIND_SUMMARIZE, RUNNING
+from tests.support.api import API
 
-API = "/api/v1"
 STEPS = [100, 200, 300]
 TEXTS = ["the cat sat", "a dog ran far", "the end"]
 # Per document: its tokens as (text, token id); "the" (id 1) occurs twice.
@@ -36,12 +34,6 @@ RANK = [[[0, 2, 0], [0, 0, 1], [0, 0, 3]],
         [[5, 1, 0, 9], [0, 1, 0, 8], [0, 0, 1, 4]],
         [[0, 1], [0, 2], [0, 0]]]
 ENTROPY = [1.23456, 2.23456, 3.23456]  # every token's entropy at each step
-
-
-@pytest.fixture
-def client(settings, engine):
-    with TestClient(create_app(settings, serve_ui=False)) as client:
-        yield client
 
 
 @pytest.fixture
@@ -108,14 +100,14 @@ def url(series: dict, corpus: dict, tail: str) -> str:
     return f"{API}/series/{series['id']}/corpora/{corpus['id']}/{tail}"
 
 
-def test_checkpoints_and_trajectories(client, sessions, corpus):
+def test_checkpoints_and_trajectories(api, sessions, corpus):
     series = add_series(sessions, corpus, "ce")
-    listed = client.get(url(series, corpus, "checkpoints")).json()
+    listed = api.get(url(series, corpus, "checkpoints")).json()
     assert (listed["aligned"], listed["problem"], listed["options"]) == (True, None, RunOptions().model_dump())
     assert [(c["step"], c["run_id"], c["status"]) for c in listed["items"]] == list(zip(STEPS, series["run_ids"], [DONE] * 3))
 
     second = corpus["documents"][1]
-    trajectory = client.get(url(series, corpus, f"documents/{second}/trajectory")).json()
+    trajectory = api.get(url(series, corpus, f"documents/{second}/trajectory")).json()
     assert (trajectory["steps"], trajectory["run_ids"], trajectory["n_tokens"]) == (STEPS, series["run_ids"], 4)
     assert trajectory["text"] == ["a", " dog", " ran", " far"] and trajectory["token_id"] == [4, 5, 6, 7]
     assert (trajectory["char_start"], trajectory["char_end"]) == ([0, 1, 5, 9], [1, 5, 9, 13])
@@ -123,35 +115,35 @@ def test_checkpoints_and_trajectories(client, sessions, corpus):
     assert trajectory["logprob"][0] == [-2.303, -0.9163, -0.3567, -2.996]
     assert trajectory["rank"] == RANK[1]
     assert trajectory["entropy"] == [[1.235] * 4, [2.235] * 4, [3.235] * 4]
-    assert "not in corpus" in error_of(client.get(url(series, corpus, f"documents/{corpus['foreign']}/trajectory")), 404)
+    assert "not in corpus" in error_of(api.get(url(series, corpus, f"documents/{corpus['foreign']}/trajectory")), 404)
 
     with sessions() as session:  # as the first worker to load the tokenizer does
         store_vocabulary(session=session, fingerprint="f" * 64, tokens=[f"<{i}>" for i in range(10)])
         session.commit()
-    ran = client.get(url(series, corpus, f"documents/{second}/tokens/2")).json()
+    ran = api.get(url(series, corpus, f"documents/{second}/tokens/2")).json()
     assert (ran["text"], ran["token_id"], ran["steps"], ran["rank"]) == (" ran", 6, STEPS, [0, 0, 1])
     assert (ran["p"], ran["loss"], ran["entropy"]) == ([0.7, 0.9, 0.4], [0.3567, 0.1054, 0.9163], [1.235, 2.235, 3.235])
     assert (ran["top_ids"], ran["top_text"]) == ([[6], [6], [6]], [["<6>"], ["<6>"], ["<6>"]])
     assert ran["top_logprobs"] == [[-0.3567], [-0.1054], [-0.9163]]
-    message = error_of(client.get(url(series, corpus, f"documents/{second}/tokens/4")), 422)
+    message = error_of(api.get(url(series, corpus, f"documents/{second}/tokens/4")), 422)
     assert message == "position 4 is outside the document's 4 tokens"
 
 
-def test_transitions_and_their_occurrences(client, sessions, corpus, monkeypatch):
+def test_transitions_and_their_occurrences(api, sessions, corpus, monkeypatch):
     series = add_series(sessions, corpus, "ce")
-    first_last = client.get(url(series, corpus, "transitions")).json()
+    first_last = api.get(url(series, corpus, "transitions")).json()
     # H→L: cat, a, dog, the (3rd document), end; L→H: sat, ran; H→H: far; L→L: the (1st document).
     assert first_last["counts"] == {"HH": 1, "LH": 2, "HL": 5, "LL": 1}
     assert (first_last["step_a"], first_last["step_b"], first_last["total"], first_last["documents"]) == (100, 300, 9, 3)
     assert first_last["matrix"] == [[1, 5], [2, 1]] and first_last["shares"]["HL"] == pytest.approx(5 / 9)
     assert (first_last["run_a"], first_last["run_b"], first_last["tau"]) == (series["run_ids"][0], series["run_ids"][2], math.log(2))
-    assert client.get(url(series, corpus, "transitions"), params={"a": 100, "b": 200}).json()["counts"] == \
+    assert api.get(url(series, corpus, "transitions"), params={"a": 100, "b": 200}).json()["counts"] == \
         {"HH": 3, "LH": 1, "HL": 3, "LL": 2}
     # τ = 2 nats: L ⇔ p ≥ e^−2 ≈ 0.135; H→L: a (0.1 → 0.7), far (0.05 → 0.2); L→H: sat (0.6 → 0.1).
-    assert client.get(url(series, corpus, "transitions"), params={"tau": 2}).json()["counts"] == \
+    assert api.get(url(series, corpus, "transitions"), params={"tau": 2}).json()["counts"] == \
         {"HH": 0, "LH": 1, "HL": 2, "LL": 6}
 
-    page = client.get(url(series, corpus, "transitions/occurrences"),
+    page = api.get(url(series, corpus, "transitions/occurrences"),
                       params={"a": 100, "b": 300, "cell": "HL", "offset": 1, "limit": 3}).json()
     assert (page["total"], page["cell"], page["offset"]) == (5, "HL", 1)
     second, third = corpus["documents"][1:]
@@ -160,18 +152,18 @@ def test_transitions_and_their_occurrences(client, sessions, corpus, monkeypatch
     dog = page["items"][1]
     assert (dog["context_before"], dog["context_after"], dog["char_start"], dog["char_end"]) == ("a", " ran far", 1, 5)
     assert (dog["loss_a"], dog["loss_b"], dog["token_id"]) == (0.9163, 0.5108, 5)  # −ln 0.4, −ln 0.6
-    everything = client.get(url(series, corpus, "transitions/occurrences"), params={"cell": "HL", "limit": 500}).json()
+    everything = api.get(url(series, corpus, "transitions/occurrences"), params={"cell": "HL", "limit": 500}).json()
     assert len(everything["items"]) == 5 and everything["items"][1:4] == page["items"]
 
     # Documents read one per batch give the same answer (no result cache: a fresh app).
     monkeypatch.setattr(series_stream, "BATCH_SCORES", 1)
-    client.app.state.series_results = ResultCache()
-    assert client.get(url(series, corpus, "transitions")).json() == first_last
+    api.app.state.series_results = ResultCache()
+    assert api.get(url(series, corpus, "transitions")).json() == first_last
 
 
-def test_learned_at_histogram(client, sessions, corpus):
+def test_learned_at_histogram(api, sessions, corpus):
     series = add_series(sessions, corpus, "ce")
-    histogram = client.get(url(series, corpus, "learned-at")).json()
+    histogram = api.get(url(series, corpus, "learned-at")).json()
     # Learned at: the 100, cat 200, sat never | a 200, dog 300, ran never, far never | the 200, end 300.
     assert histogram["overall"] == {"counts": [1, 3, 2], "never": 3, "tokens": 9}
     assert (histogram["steps"], histogram["tau_easy"]) == (STEPS, 0.5)
@@ -181,13 +173,13 @@ def test_learned_at_histogram(client, sessions, corpus):
     assert by_bucket == {1: ([0, 1, 0], 0), 2: ([0, 0, 0], 1), 3: ([0, 1, 0], 0), 4: ([0, 0, 1], 0),
                          5: ([0, 0, 0], 1), 6: ([0, 0, 0], 1), 7: ([0, 0, 1], 0), 9: ([1, 1, 0], 0)}
     # τ_easy = 0.09: every occurrence is easy from the first step on, but "far" (p 0.05 until step 300).
-    low = client.get(url(series, corpus, "learned-at"), params={"tau_easy": 0.09}).json()["overall"]
+    low = api.get(url(series, corpus, "learned-at"), params={"tau_easy": 0.09}).json()["overall"]
     assert low == {"counts": [8, 0, 1], "never": 0, "tokens": 9}
 
 
-def test_cartography_regions_points_and_types(client, sessions, corpus):
+def test_cartography_regions_points_and_types(api, sessions, corpus):
     series = add_series(sessions, corpus, "ce")
-    chart = client.get(url(series, corpus, "cartography"), params={"min_count": 1}).json()
+    chart = api.get(url(series, corpus, "cartography"), params={"min_count": 1}).json()
     # easy: the (1st and 3rd documents); ambiguous: cat, sat, a, ran, end; hard: dog, far.
     assert chart["regions"] == [{"region": "easy-to-learn", "occurrences": 2, "types": 1},
                                 {"region": "ambiguous", "occurrences": 5, "types": 5},
@@ -208,15 +200,15 @@ def test_cartography_regions_points_and_types(client, sessions, corpus):
     assert (the["text"], the["count"], the["region"], the["correctness"], the["forgetting"]) == ("the", 2, "easy-to-learn", 1.0, 0.0)
     assert (the["confidence"], the["variability"]) == pytest.approx((0.7583, 0.1276), abs=2e-4)
     assert [t["token_id"] for t in types["items"][1:]] == [2, 3, 4, 5, 6, 7, 8]
-    frequent = client.get(url(series, corpus, "cartography"), params={"min_count": 2}).json()
+    frequent = api.get(url(series, corpus, "cartography"), params={"min_count": 2}).json()
     assert [t["text"] for t in frequent["types"]["items"]] == ["the"] and frequent["regions"][1]["types"] == 0
-    hard = client.get(url(series, corpus, "cartography"),
+    hard = api.get(url(series, corpus, "cartography"),
                       params={"min_count": 1, "region": "hard-to-learn", "types_offset": 1, "types_limit": 1}).json()
     assert (hard["types"]["total"], [t["text"] for t in hard["types"]["items"]]) == (2, [" far"])
-    sampled = client.get(url(series, corpus, "cartography"), params={"max_points": 4}).json()["points"]
+    sampled = api.get(url(series, corpus, "cartography"), params={"max_points": 4}).json()["points"]
     assert sampled["shown"] == 4 and sampled["occurrences"] == 9
     # Stricter thresholds move "the" of the 3rd document (confidence 0.633, variability 0.193).
-    strict = client.get(url(series, corpus, "cartography"), params={"variability_threshold": 0.19}).json()
+    strict = api.get(url(series, corpus, "cartography"), params={"variability_threshold": 0.19}).json()
     assert strict["regions"][0]["occurrences"] == 1
 
 
@@ -242,46 +234,46 @@ BAD_PARAMETERS = [
 ]
 
 
-def test_bad_parameters_are_422(client, sessions, corpus):
+def test_bad_parameters_are_422(api, sessions, corpus):
     series = add_series(sessions, corpus, "ce")
     for tail, params, fragment in BAD_PARAMETERS:
-        assert fragment in error_of(client.get(url(series, corpus, tail), params=params), 422), (tail, params)
+        assert fragment in error_of(api.get(url(series, corpus, tail), params=params), 422), (tail, params)
 
 
-def test_runs_that_cannot_be_compared(client, sessions, corpus):
+def test_runs_that_cannot_be_compared(api, sessions, corpus):
     bf16 = RunOptions(dtype="bfloat16")
     mixed = add_series(sessions, corpus, "mixed", options={300: bf16})
-    message = error_of(client.get(url(mixed, corpus, "transitions")), 422)
+    message = error_of(api.get(url(mixed, corpus, "transitions")), 422)
     assert "different options" in message and f"runs {mixed['run_ids'][2]}" in message
-    assert client.get(url(mixed, corpus, "checkpoints")).json()["problem"] == message
-    defaults = client.get(url(mixed, corpus, "transitions"), params={"options": "{}", "b": 200}).json()
+    assert api.get(url(mixed, corpus, "checkpoints")).json()["problem"] == message
+    defaults = api.get(url(mixed, corpus, "transitions"), params={"options": "{}", "b": 200}).json()
     assert defaults["counts"] == {"HH": 3, "LH": 1, "HL": 3, "LL": 2}
-    alone = error_of(client.get(url(mixed, corpus, "learned-at"), params={"options": '{"dtype": "bfloat16"}'}), 422)
+    alone = error_of(api.get(url(mixed, corpus, "learned-at"), params={"options": '{"dtype": "bfloat16"}'}), 422)
     assert "has 1 scored checkpoint(s)" in alone and "at least 2" in alone
 
     tokenizers = add_series(sessions, corpus, "tokenizers", fingerprints={200: "e" * 64})
-    assert "different tokenizers" in error_of(client.get(url(tokenizers, corpus, "cartography")), 422)
+    assert "different tokenizers" in error_of(api.get(url(tokenizers, corpus, "cartography")), 422)
 
     running = add_series(sessions, corpus, "running", statuses={200: RUNNING})
-    message = error_of(client.get(url(running, corpus, "learned-at")), 409)
+    message = error_of(api.get(url(running, corpus, "learned-at")), 409)
     assert f"run {running['run_ids'][1]} (step 200) is running" in message
-    listed = client.get(url(running, corpus, "checkpoints")).json()
+    listed = api.get(url(running, corpus, "checkpoints")).json()
     assert listed["aligned"] is False and [c["status"] for c in listed["items"]] == [DONE, RUNNING, DONE]
 
     single = add_series(sessions, corpus, "single", steps=[100])
-    assert "at least 2" in error_of(client.get(url(single, corpus, "cartography")), 422)
+    assert "at least 2" in error_of(api.get(url(single, corpus, "cartography")), 422)
 
     second = corpus["documents"][1]
     misaligned = add_series(sessions, corpus, "misaligned", token_id_changes={300: {(1, 2): 99}})
-    assert client.get(url(misaligned, corpus, "checkpoints")).json()["aligned"] is True  # options and tokenizer agree
-    message = error_of(client.get(url(misaligned, corpus, "cartography")), 422)
+    assert api.get(url(misaligned, corpus, "checkpoints")).json()["aligned"] is True  # options and tokenizer agree
+    message = error_of(api.get(url(misaligned, corpus, "cartography")), 422)
     assert message.startswith(f"run {misaligned['run_ids'][2]} is not aligned with run {misaligned['run_ids'][0]} "
                               f"on document {second}: token 2 is id 99 there and id 6")
     # Transitions between the two aligned steps do not read the third run.
-    assert client.get(url(misaligned, corpus, "transitions"), params={"b": 200}).status_code == 200
+    assert api.get(url(misaligned, corpus, "transitions"), params={"b": 200}).status_code == 200
 
-    assert "series 999 not found" in error_of(client.get(f"{API}/series/999/corpora/{corpus['id']}/transitions"), 404)
-    assert "corpus 999 not found" in error_of(client.get(f"{API}/series/{mixed['id']}/corpora/999/transitions"), 404)
+    assert "series 999 not found" in error_of(api.get(f"{API}/series/999/corpora/{corpus['id']}/transitions"), 404)
+    assert "corpus 999 not found" in error_of(api.get(f"{API}/series/{mixed['id']}/corpora/999/transitions"), 404)
 
 
 def test_display_texts_at_chosen_positions_match_the_document_view():

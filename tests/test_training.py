@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +15,12 @@ from safetensors.torch import load_file
 from sqlalchemy import func, select
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from app.assets import shakespeare_texts
-from app.db.base import utcnow
 from app.models.checkpoint import Checkpoint, ModelSeries
 from app.models.job import Job
 from app.models.run import Run
 from app.models.training import TrainingMetric
 from app.schemas.run import RunOptions
 from app.services import queue
-from app.services.corpora import DocumentIn, create_corpus
 from app.services.errors import Conflict
 from app.services.runs import shard_documents
 from app.schemas.training import ExperimentCreate, TrainingRequest
@@ -33,6 +28,7 @@ from app.services.experiments import describe_experiments, experiment_comparison
 from app.services.training import create_experiment, enqueue_training
 from app.training_specs import PRESETS, parse_loss_spec, train_directory
 from app.vocab import DONE, FAILED, KIND_SCORE, KIND_SUMMARIZE, KIND_TRAIN
+from tests.support.timing import clock_past_leases
 from workers.context import JobInterrupted
 from workers.loop import Worker
 from workers.training import job as train_job
@@ -43,24 +39,6 @@ from workers.training.trainer import TrainPlan
 SQLITE_ONLY = pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 # Small enough for seconds on 2 CPU cores, big enough that 20 updates visibly teach the model.
 FAST = {"preset": "tiny", "tokenizer": "bpe", "vocab_size": 1024, "batch_size": 8, "seq_len": 64}
-
-
-def macbeth_scenes() -> list[str]:
-    text = (shakespeare_texts() / "macbeth_gut.txt").read_text(encoding="utf-8")
-    return [s.strip() for s in re.split(r"\n(?=SCENE [IVX]+\.)", text)[1:]]
-
-
-@pytest.fixture
-def corpora(sessions) -> tuple[int, int, str]:
-    """(training corpus id: Act I–II of Macbeth, eval corpus id: the banquet scene, the eval text)."""
-    scenes = macbeth_scenes()
-    with sessions() as session:
-        train = create_corpus(session=session, name="macbeth-train", documents=[
-            DocumentIn(text=s, source=f"macbeth:{i}") for i, s in enumerate(scenes[:12])])
-        held_out = create_corpus(session=session, name="macbeth-heldout", documents=[
-            DocumentIn(text=scenes[13], source="macbeth:13")])
-        session.commit()
-        return train.id, held_out.id, scenes[13]
 
 
 def enqueue(sessions, settings, **fields) -> int:
@@ -117,8 +95,8 @@ def final_weights(settings, series: str, step: int) -> dict[str, torch.Tensor]:
 # --- the training job -----------------------------------------------------------------------------
 
 @SQLITE_ONLY
-def test_tiny_training_run_learns_checkpoints_and_enqueues_scoring(settings, sessions, corpora):
-    train_id, eval_id, eval_text = corpora
+def test_tiny_training_run_learns_checkpoints_and_enqueues_scoring(settings, sessions, macbeth_corpora):
+    train_id, eval_id, eval_text = macbeth_corpora
     with sessions() as session:
         experiment = create_experiment(session=session, settings=settings, request=ExperimentCreate(
             name="mac", corpus_id=train_id, eval_corpus_id=eval_id, losses=["focal:2"], steps=30, save_every=8, seed=0,
@@ -237,8 +215,8 @@ def test_tiny_training_run_learns_checkpoints_and_enqueues_scoring(settings, ses
 
 
 @SQLITE_ONLY
-def test_killed_job_resumes_without_lost_or_repeated_steps(settings, sessions, corpora, monkeypatch):
-    train_id, _, _ = corpora
+def test_killed_job_resumes_without_lost_or_repeated_steps(settings, sessions, macbeth_corpora, monkeypatch):
+    train_id, _, _ = macbeth_corpora
     monkeypatch.setattr(train_job, "METRIC_FLUSH_SECONDS", 0.0)  # metrics of the doomed steps hit the DB too
     common = {"corpus_id": train_id, "loss": "ce", "steps": 24, "save_every": 8, "seed": 7}
 
@@ -271,15 +249,8 @@ def test_killed_job_resumes_without_lost_or_repeated_steps(settings, sessions, c
         steps_before = list(session.scalars(select(TrainingMetric.step).join(ModelSeries)
                                             .where(ModelSeries.name == "killed").order_by(TrainingMetric.step)))
         assert steps_before == list(range(1, 14))  # 9–13 were logged and will be replayed
-    deadline = time.monotonic() + 10
-    while True:
-        with sessions() as session:
-            if session.get(Job, job_id).lease_expires_at < utcnow():
-                break
-        assert time.monotonic() < deadline
-        time.sleep(0.1)
-
-    second = Worker(settings, kinds=(KIND_TRAIN,))
+    # The second worker's clock is past the first one's lease (as if it had run out).
+    second = Worker(settings, kinds=(KIND_TRAIN,), clock=clock_past_leases(settings))
     assert second.run_one()  # reaps the expired lease, claims the job again, resumes at step 8
     second.engine.dispose()
 
@@ -321,10 +292,10 @@ def test_killed_job_resumes_without_lost_or_repeated_steps(settings, sessions, c
 
 @pytest.mark.slow
 @SQLITE_ONLY
-def test_smollm2_tokenizer_run(settings, sessions, corpora):
+def test_smollm2_tokenizer_run(settings, sessions, macbeth_corpora):
     """The SmolLM2 tokenizer (from the GGUF) is saved with the checkpoints; documents are framed
     <|im_start|> … <|im_end|> (BOS 1, the scorer's prefix; EOS 2)."""
-    train_id, _, _ = corpora
+    train_id, _, _ = macbeth_corpora
     job_id = enqueue(sessions, settings, corpus_id=train_id, series="smol", tokenizer="smollm2", vocab_size=None,
                      steps=2, save_every=2)
     worker = Worker(settings, kinds=(KIND_TRAIN,))
@@ -346,8 +317,8 @@ def test_smollm2_tokenizer_run(settings, sessions, corpora):
 
 
 @SQLITE_ONLY
-def test_job_with_missing_corpus_or_bad_payload_fails_permanently(settings, sessions, corpora):
-    train_id, _, _ = corpora
+def test_job_with_missing_corpus_or_bad_payload_fails_permanently(settings, sessions, macbeth_corpora):
+    train_id, _, _ = macbeth_corpora
     with sessions() as session:
         missing = queue.enqueue(session=session, kind=KIND_TRAIN, progress_total=5,
                                 payload={"corpus_id": 999, "series": "ghost", "steps": 5, "save_every": 5})
@@ -375,8 +346,8 @@ def test_job_with_missing_corpus_or_bad_payload_fails_permanently(settings, sess
 
 # --- series names (the request's own checks: test_training_request.py) ----------------------------
 
-def test_series_conflicts(settings, sessions, corpora):
-    train_id, _, _ = corpora
+def test_series_conflicts(settings, sessions, macbeth_corpora):
+    train_id, _, _ = macbeth_corpora
     enqueue(sessions, settings, corpus_id=train_id, series="taken", steps=5, save_every=5)
     with sessions() as session:
         with pytest.raises(Conflict, match="is being trained already"):

@@ -16,32 +16,12 @@ from app.models.run import RunSummary, TokenScores
 from app.schemas.run import RunOptions
 from app.services import checkpoints, corpora, queue, runs
 from app.vocab import CANCELLED, DONE, FAILED, KIND_SCORE, KIND_SUMMARIZE, QUEUED
-from tests.tiny_models import tiny_llama_dir  # noqa: F401
+from tests.support.data import make_run
+from tests.support.timing import wait_until
 from workers.context import JobContext
 from workers.loop import Worker
 from workers.models import load_checkpoint
 from workers.scoring.job import run_score_shard
-
-TEXTS = [
-    "When shall we three meet again\nIn thunder, lightning, or in rain?",
-    "Fair is foul, and foul is fair:\nHover through the fog and filthy air.",
-    "So foul and fair a day I have not seen.",
-    "",
-    "To be, or not to be, that is the question.",
-]
-
-
-def make_run(sessions, model_dir, *, shard_chars=10_000, options=None):
-    with sessions() as session:
-        corpus = corpora.create_corpus(
-            session=session, name="scenes", documents=[corpora.DocumentIn(text=t, source=f"{i}.txt") for i, t in enumerate(TEXTS)]
-        )
-        checkpoint, _ = checkpoints.register_checkpoint(session=session, path=model_dir, series="tiny")
-        run, _ = runs.create_run(session=session, checkpoint_id=checkpoint.id, corpus_id=corpus.id,
-                                 options=options or RunOptions(max_length=16), shard_chars=shard_chars)
-        session.commit()
-        return run.id
-
 
 def status(sessions, run_id):
     with sessions() as session:
@@ -157,9 +137,13 @@ def test_heartbeat_records_progress_and_shutdown_releases_the_job(settings, sess
 
     def handler(ctx: JobContext):
         ctx.report(done=3, tokens=300)
-        time.sleep(settings.heartbeat_seconds * 4)
-        with ctx.sessions() as session:
-            observed["job"] = session.get(Job, job_id)
+
+        def recorded():  # a heartbeat has written the reported progress
+            with ctx.sessions() as session:
+                job = session.get(Job, job_id)
+                return job if job.progress_done == 3 else None
+
+        observed["job"] = wait_until(recorded, what="a heartbeat recording progress")
         worker.stop()  # as on Ctrl-C: the handler's next check() raises
         ctx.check()
 

@@ -16,7 +16,7 @@ from typing import Any, Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
-from app.services.queue import Claim
+from app.services.queue import LEASE_CLOCK, Claim, LeaseClock
 
 
 class JobInterrupted(Exception):
@@ -61,6 +61,8 @@ class JobContext:
     stopping: threading.Event
     # Owned by the Worker, shared across its jobs. Scoring's model and scorer live in its ModelCache.
     tokenizers: TokenizerCache = field(default_factory=lambda: TokenizerCache())
+    # The worker's lease clock: every lease write and check of the job goes through it.
+    clock: LeaseClock = LEASE_CLOCK
     lost: threading.Event = field(default_factory=threading.Event)
     progress: Progress = field(default_factory=Progress)
     # Called (from the handler's thread) after each report; the CLI's progress bar hooks in here.

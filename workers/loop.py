@@ -58,8 +58,10 @@ class Worker:
     def __init__(
         self, settings: Settings, *, device: str = "cpu", kinds: tuple[str, ...] = JOB_KINDS,
         name: str | None = None, handlers: dict[str, Handler] | None = None,
+        clock: queue.LeaseClock = queue.LEASE_CLOCK,
     ):
         self.settings = settings
+        self.clock = clock
         self.device = device
         self.kinds = kinds
         self.name = name or f"{socket.gethostname()}:{os.getpid()}:{device}"
@@ -106,7 +108,8 @@ class Worker:
         self._reap_if_due()
         with self.sessions() as session:
             claim = queue.claim_next(
-                session=session, worker=self.name, kinds=self.kinds, lease_seconds=self.settings.lease_seconds
+                session=session, worker=self.name, kinds=self.kinds, lease_seconds=self.settings.lease_seconds,
+                clock=self.clock,
             )
             session.commit()
         if claim is None:
@@ -120,7 +123,7 @@ class Worker:
             return
         self._last_reap = now
         with self.sessions() as session:
-            requeued, failed = queue.reap_expired(session=session)
+            requeued, failed = queue.reap_expired(session=session, clock=self.clock)
             session.commit()
         if requeued or failed:
             log.warning("reaped expired leases: %d requeued, %d failed", requeued, failed)
@@ -154,7 +157,8 @@ class Worker:
                         return
                     with self.sessions() as session:
                         claim = queue.claim_next(session=session, worker=self.name, kinds=(KIND_SCORE,),
-                                                 lease_seconds=self.settings.lease_seconds, run_id=first.run_id)
+                                                 lease_seconds=self.settings.lease_seconds, run_id=first.run_id,
+                                                 clock=self.clock)
                         session.commit()
                     if claim is None:
                         return
@@ -173,7 +177,7 @@ class Worker:
         """A job's context with its heartbeat running for as long as the block lasts."""
         ctx = JobContext(
             claim=claim, settings=self.settings, sessions=self.sessions, device=self.device,
-            stopping=self.stopping, tokenizers=self.tokenizers,
+            stopping=self.stopping, tokenizers=self.tokenizers, clock=self.clock,
         )
         log.info("job %d (%s, attempt %d) claimed", claim.job_id, claim.kind, claim.attempts)
         beat_stop = threading.Event()
@@ -213,7 +217,7 @@ class Worker:
                     ours = queue.heartbeat(
                         session=session, claim=ctx.claim, lease_seconds=self.settings.lease_seconds,
                         progress_done=progress.done, tokens_done=progress.tokens,
-                        tokens_per_s=progress.rate(), detail=progress.detail or None,
+                        tokens_per_s=progress.rate(), detail=progress.detail or None, clock=self.clock,
                     )
                     session.commit()
             except Exception:  # a database hiccup: try again at the next beat, the lease has slack

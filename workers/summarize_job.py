@@ -9,5 +9,5 @@ from workers.context import JobContext
 def run_summarize(ctx: JobContext) -> None:
     with ctx.sessions() as session:
         summary = summaries.compute_summary(session=session, run_id=ctx.claim.run_id)
-        queue.complete(session=session, claim=ctx.claim, tokens_done=summary.n_tokens)
+        queue.complete(session=session, claim=ctx.claim, tokens_done=summary.n_tokens, clock=ctx.clock)
         session.commit()

@@ -33,12 +33,27 @@ class LeaseLost(Exception):
 
 
 def _now(session: Session):
-    """The clock that leases are written and compared with. On PostgreSQL, the database's clock:
-    workers on several hosts must agree on when a lease ends, and their own clocks may drift. On
-    SQLite (one host) the local clock, as naive UTC like every stored timestamp."""
+    """The time stored timestamps are written with. On PostgreSQL, the database's clock: workers on
+    several hosts must agree on when a lease ends, and their own clocks may drift. On SQLite (one
+    host) the local clock, as naive UTC like every stored timestamp."""
     if session.get_bind().dialect.name == "postgresql":
         return func.timezone("UTC", func.statement_timestamp())
     return utcnow()
+
+
+@dataclass(frozen=True)
+class LeaseClock:
+    """The clock a worker writes and checks leases with: the database's time (see _now), moved by
+    `skew`. Production uses LEASE_CLOCK; a test gives a worker a clock `skew` ahead, and the leases of
+    every other worker have run out for it at once, with no waiting."""
+
+    skew: timedelta = timedelta(0)
+
+    def now(self, session: Session):
+        return _now(session) + self.skew if self.skew else _now(session)
+
+
+LEASE_CLOCK = LeaseClock()
 
 
 @dataclass(frozen=True)
@@ -67,6 +82,7 @@ def enqueue(
 
 def claim_next(
     *, session: Session, worker: str, kinds: tuple[str, ...], lease_seconds: float, run_id: int | None = None,
+    clock: LeaseClock = LEASE_CLOCK,
 ) -> Claim | None:
     """Take the highest-priority queued job of one of `kinds` (of one run, if `run_id`). Call on a
     session with no open transaction; the caller commits (the claim is not visible to others, nor
@@ -75,7 +91,7 @@ def claim_next(
         # On SQLite the claim must be the first statement of its own BEGIN IMMEDIATE transaction.
         raise RuntimeError("claim_next needs a session with no open transaction")
     session.connection(execution_options={SQLITE_IMMEDIATE: True})
-    now = _now(session)
+    now = clock.now(session)
     candidate = (
         select(Job.id)
         .where(Job.status == QUEUED, Job.kind.in_(kinds), *([Job.run_id == run_id] if run_id is not None else []))
@@ -104,22 +120,23 @@ def claim_next(
     )
 
 
-def _owned(session: Session, claim: Claim):
+def _owned(session: Session, claim: Claim, clock: LeaseClock):
     """The WHERE clause of every write a worker makes: still ours, and the lease not yet over."""
     return (
         Job.id == claim.job_id,
         Job.claim_token == claim.claim_token,
         Job.status == RUNNING,
-        Job.lease_expires_at > _now(session),
+        Job.lease_expires_at > clock.now(session),
     )
 
 
 def heartbeat(
     *, session: Session, claim: Claim, lease_seconds: float, progress_done: int | None = None,
     tokens_done: int | None = None, tokens_per_s: float | None = None, detail: dict | None = None,
+    clock: LeaseClock = LEASE_CLOCK,
 ) -> bool:
     """Extend the lease and record progress. False: the job is no longer ours; stop working on it."""
-    values: dict = {"lease_expires_at": _now(session) + timedelta(seconds=lease_seconds)}
+    values: dict = {"lease_expires_at": clock.now(session) + timedelta(seconds=lease_seconds)}
     if progress_done is not None:
         values["progress_done"] = progress_done
     if tokens_done is not None:
@@ -129,13 +146,14 @@ def heartbeat(
     if detail is not None:
         values["detail"] = detail
     result = session.execute(
-        update(Job).where(*_owned(session, claim)).values(**values).execution_options(synchronize_session=False)
+        update(Job).where(*_owned(session, claim, clock)).values(**values).execution_options(synchronize_session=False)
     )
     return result.rowcount == 1
 
 
 def complete(
-    *, session: Session, claim: Claim, tokens_done: int | None = None, tokens_per_s: float | None = None
+    *, session: Session, claim: Claim, tokens_done: int | None = None, tokens_per_s: float | None = None,
+    clock: LeaseClock = LEASE_CLOCK,
 ) -> None:
     """Mark the job done in the caller's transaction, which also holds the job's results: both
     commit together or not at all. Raises LeaseLost (roll back) when the job is no longer ours."""
@@ -148,7 +166,7 @@ def complete(
     if tokens_per_s is not None:
         values["tokens_per_s"] = tokens_per_s
     result = session.execute(
-        update(Job).where(*_owned(session, claim)).values(**values).execution_options(synchronize_session=False)
+        update(Job).where(*_owned(session, claim, clock)).values(**values).execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         raise LeaseLost(f"job {claim.job_id}: lease lost before completion; results discarded")
@@ -172,10 +190,10 @@ def fail(*, session: Session, claim: Claim, error: str, retry: bool = True) -> s
     return None if row is None else row.status
 
 
-def reap_expired(*, session: Session) -> tuple[int, int]:
+def reap_expired(*, session: Session, clock: LeaseClock = LEASE_CLOCK) -> tuple[int, int]:
     """Return running jobs whose lease ran out (their worker died or hung) to the queue, or fail them
     when their attempts are spent. Returns (requeued, failed)."""
-    now = _now(session)
+    now = clock.now(session)
     expired = (Job.status == RUNNING, Job.lease_expires_at < now)
     failed = session.execute(
         update(Job)

@@ -30,7 +30,8 @@ def commit_shard(ctx: JobContext, run_id: int, results: list[DocumentScores], to
     (and writes nothing) when the job is no longer ours. Returns the tokens written."""
     n_tokens = sum(r.n_tokens for r in results)
     with ctx.sessions() as session:
-        queue.complete(session=session, claim=ctx.claim, tokens_done=n_tokens, tokens_per_s=tokens_per_s)
+        queue.complete(session=session, claim=ctx.claim, tokens_done=n_tokens, tokens_per_s=tokens_per_s,
+                       clock=ctx.clock)
         scores.store_scores(session=session, run_id=run_id, documents=results)
         runs.on_shard_done(session=session, run_id=run_id)
         session.commit()

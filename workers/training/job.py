@@ -206,7 +206,7 @@ class TrainingJob:
         tokens = self.plan.steps * self.trainer.sampler.tokens_per_step
         with self.ctx.sessions() as session:
             self._flush_metrics(session)
-            queue.complete(session=session, claim=self.ctx.claim, tokens_done=tokens)
+            queue.complete(session=session, claim=self.ctx.claim, tokens_done=tokens, clock=self.ctx.clock)
             session.commit()
         log.info("training job %d: %d steps done, series %r", self.ctx.claim.job_id, self.plan.steps,
                  self.request.series)
@@ -216,7 +216,7 @@ class TrainingJob:
     def _confirm_ours(self, session, step: int) -> None:
         """Extend the lease in this transaction; refuse to write anything if the job is no longer ours."""
         if not queue.heartbeat(session=session, claim=self.ctx.claim, lease_seconds=self.ctx.settings.lease_seconds,
-                               progress_done=step):
+                               progress_done=step, clock=self.ctx.clock):
             session.rollback()
             self.ctx.lost.set()
             raise JobInterrupted("the job is no longer ours (lease lost or cancelled)")

@@ -1,8 +1,7 @@
 """Tiny random-weight causal LMs saved as safetensors directories, with a small byte-level BPE
 tokenizer trained on a fixed text: real transformers models, built offline in a second.
 
-Import the fixtures into a test module (`from tests.tiny_models import tiny_llama_dir`) or call
-`build_tiny_model` directly.
+The fixtures reach every test through conftest.py; call `build_tiny_model` directly for other shapes.
 """
 
 from __future__ import annotations

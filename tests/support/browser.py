@@ -6,7 +6,7 @@ processes it spawned; its output goes to a log file that is printed when it fail
 
 Run by hand for a look at the dashboard with seeded data (Ctrl-C stops it):
 
-    .venv/bin/python -m tests.browser_support /tmp/focalscope-dev
+    .venv/bin/python -m tests.support.browser /tmp/focalscope-dev
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import pytest
 from playwright.sync_api import sync_playwright
 
 from app.assets import shakespeare_texts
@@ -317,13 +318,27 @@ def watched_page(browser, server: Server) -> Iterator:
     assert problems == [], problems
 
 
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium for a module's tests (each page gets a fresh context)."""
+    with chromium() as instance:
+        yield instance
+
+
+@pytest.fixture
+def page(browser, server):
+    """A fresh page on the module's `server` fixture; fails the test on any uncaught script error or dialog."""
+    with watched_page(browser, server) as instance:
+        yield instance
+
+
 def fixed(page, value: float, digits: int) -> str:
     """`value.toFixed(digits)` as the page computes it (JavaScript rounds ties unlike Python's format)."""
     return page.evaluate("([v, d]) => v.toFixed(d)", [value, digits])
 
 
 def _main() -> int:  # pragma: no cover - a developer's tool
-    from tests.tiny_models import build_tiny_model
+    from tests.support.models import build_tiny_model
 
     root = Path(sys.argv[1] if len(sys.argv) > 1 else "/tmp/focalscope-dev").resolve()
     model_dir = root / "models" / "tiny-llama"

@@ -1,0 +1,37 @@
+"""The REST API from a test: the prefix, a client on an empty database, and the error-shape check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from app.main import create_app
+
+API = "/api/v1"
+
+
+@pytest.fixture
+def api(settings, engine) -> Iterator[TestClient]:
+    """A client on an empty database, for tests that make their rows through the services or the API."""
+    with TestClient(create_app(settings, serve_ui=False)) as client:
+        yield client
+
+
+def error_of(response, status: int, code: str) -> str:
+    """The error message of a JSON error response, after checking its status, code and shape."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert body["error"]["code"] == code
+    assert "Traceback" not in response.text
+    return body["error"]["message"]
+
+
+def upload(client, name="scenes", files=None):
+    """Upload a corpus of three documents (a .txt and a two-line .jsonl with markup and unicode)."""
+    files = files or [
+        ("files", ("witches.txt", "When shall we three meet again?\nIn thunder, lightning, or in rain?".encode(), "text/plain")),
+        ("files", ("more.jsonl", b'{"text": "Fair is foul, and foul is fair.", "title": "I.1"}\n\n{"text": "<b>bold</b> \xc3\xa9"}\n', "application/jsonl")),
+    ]
+    return client.post(f"{API}/corpora", data={"name": name}, files=files)
