@@ -28,6 +28,7 @@ from app.models.run import Run, TokenScores
 from app.services import scores
 from app.services.scores import DocumentScores
 from bench.common import cpu_name, peak_rss_mb, record
+from bench.scratch_db import scratch_postgres
 
 TOP_K = 5
 # A worker's shard (settings.shard_chars = 24k characters) holds ≈ 6k tokens; a GPU worker commits
@@ -140,18 +141,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         measure(f"sqlite:///{Path(tmp) / 'ingest.db'}", "sqlite", args.tokens)
     if not args.skip_pg:
-        from sqlalchemy.engine import make_url
-
-        name = f"fs_ingest_{secrets.token_hex(4)}"
-        admin = make_engine(args.pg).execution_options(isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            measure(make_url(args.pg).set(database=name).render_as_string(hide_password=False), "postgres", args.tokens)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.engine.dispose()
+        with scratch_postgres(args.pg, "fs_ingest") as url:
+            measure(url, "postgres", args.tokens)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
 import subprocess
 import sys
@@ -50,6 +49,7 @@ from app.services.series_scores import learned_at_histogram, series_transitions
 from app.vocab import DONE, KIND_SCORE, KIND_SUMMARIZE
 from bench import series_naive
 from bench.common import cpu_name, peak_rss_mb, record
+from bench.scratch_db import scratch_postgres
 
 NAME = "bench-series"
 ROOT = Path(__file__).resolve().parent.parent
@@ -269,16 +269,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         bench_database(f"sqlite:///{Path(tmp) / 'series.db'}", "sqlite", args)
     if args.pg:
-        name = f"fs_bench_series_{secrets.token_hex(4)}"
-        admin = make_engine(args.pg).execution_options(isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{name}"'))
-        try:
-            bench_database(make_url(args.pg).set(database=name).render_as_string(hide_password=False), "postgres", args)
-        finally:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-            admin.engine.dispose()
+        with scratch_postgres(args.pg, "fs_bench_series") as url:
+            bench_database(url, "postgres", args)
 
 
 if __name__ == "__main__":
