@@ -7,16 +7,23 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.api.errors import install_error_handlers
-from app.api.routes import checkpoints, corpora, jobs, runs, series_analytics, system, training, vocabulary
+from app.api.routes import checkpoints, corpora, jobs, runs, series, series_analytics, system, training, vocabulary
 from app.core.config import Settings
 from app.services.series_cache import ResultCache
 from app.db.engine import make_engine, make_sessionmaker
 
 API_PREFIX = "/api/v1"
+# Token arrays are large JSON: a 4,580-token document's tokens are 1.4 MB, its trajectory over 20
+# steps 1.5 MB; gzip sends 0.62 and 0.56 MB. Level 4 is within 3-10 % of level 6's size at a third of
+# its CPU time (25-30 ms against 90-120 ms here); below 1 KB compression saves less than it costs.
+# Clients that send no Accept-Encoding get plain JSON.
+GZIP_MINIMUM_BYTES = 1024
+GZIP_LEVEL = 4
 
 
 def plotly_js_path() -> Path:
@@ -49,7 +56,8 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool = True) -> Fa
     # Series statistics stream every document of up to a thousand checkpoints: answers are kept.
     app.state.series_results = ResultCache()
     install_error_handlers(app)
-    for module in (corpora, checkpoints, runs, jobs, training, system, vocabulary, series_analytics):
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)
+    for module in (corpora, checkpoints, series, runs, jobs, training, system, vocabulary, series_analytics):
         app.include_router(module.router, prefix=API_PREFIX)
 
     if serve_ui:

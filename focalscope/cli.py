@@ -64,18 +64,26 @@ def _add_data_commands(sub) -> None:
     corpus.add_parser("list", help="list corpora").set_defaults(handler=commands.corpus_list)
 
     model = sub.add_parser("model", help="manage checkpoints").add_subparsers(dest="action", required=True, metavar="ACTION")
-    model_add = model.add_parser("add", help="register a safetensors directory or a GGUF file")
+    model_add = model.add_parser(
+        "add", help="register a safetensors directory or a GGUF file, or every checkpoint in a training output folder",
+        description="PATH is one checkpoint, or a training output folder whose checkpoint subfolders (checkpoint-N, "
+                    "step-N, step_N, global_stepN, iter-N, ckpt-N; or any with a trainer_state.json) are all "
+                    "registered into one series, each at its step (trainer_state.json's global_step where present, "
+                    "else the number in its name).")
     model_add.add_argument("path", type=Path)
     model_add.add_argument("--series", help="series name (default: the file or directory name)")
-    model_add.add_argument("--step", type=int, default=0, help="training step of this checkpoint (default 0)")
-    model_add.add_argument("--tokens-seen", type=int, help="training tokens seen at this checkpoint")
+    model_add.add_argument("--step", type=int,
+                           help="one checkpoint: its training step (default: from trainer_state.json or its name, else 0)")
+    model_add.add_argument("--tokens-seen", type=int, help="one checkpoint: training tokens seen at it")
     model_add.set_defaults(handler=commands.model_add)
     model.add_parser("list", help="list checkpoints").set_defaults(handler=commands.model_list)
 
 
 def _add_score_command(sub) -> None:
-    score = sub.add_parser("score", help="score a checkpoint on a corpus (enqueue a run)")
-    score.add_argument("--model", required=True, help="checkpoint id, series name (latest step) or SERIES@STEP")
+    score = sub.add_parser("score", help="score a checkpoint, or every checkpoint of a series, on a corpus (enqueue runs)")
+    which = score.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", help="checkpoint id, series name (latest step) or SERIES@STEP")
+    which.add_argument("--series", help="series name or id: every checkpoint of it without a run with these options")
     score.add_argument("--corpus", required=True, help="corpus id or name")
     score.add_argument("--window", choices=WINDOW_POLICIES, default=WINDOW_ROLLING)
     score.add_argument("--max-length", type=int, default=DEFAULT_MAX_LENGTH,
@@ -84,7 +92,7 @@ def _add_score_command(sub) -> None:
     score.add_argument("--top-k", type=int, default=DEFAULT_TOP_K,
                        help=f"alternatives stored per token (default {DEFAULT_TOP_K})")
     score.add_argument("--dtype", choices=WEIGHT_DTYPES, default=DTYPE_FLOAT32)
-    score.add_argument("--wait", action="store_true", help="show progress until the run ends (a worker must be running)")
+    score.add_argument("--wait", action="store_true", help="show progress until the runs end (a worker must be running)")
     score.add_argument("--here", action="store_true", help="score in this process instead of waiting for a worker")
     score.add_argument("--device", default="auto", help="with --here: cpu, cuda, cuda:N or auto")
     score.set_defaults(handler=commands.score)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import threading
 import time
 from pathlib import Path
 
@@ -13,11 +12,14 @@ from app.core.config import Settings
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.schemas.run import RunOptions
-from app.services import checkpoints, corpora, runs
+from app.services import checkpoint_folders, checkpoints, corpora, runs, series as series_service
 from app.services.errors import InvalidInput
 from app.services.jobs import list_jobs
 from focalscope import console, demo_assets
 from focalscope.serve import serve as serve_forever
+
+# `score --series` names this many runs; a longer series is summed up.
+MAX_LISTED_RUNS = 12
 
 
 def _sessions(settings: Settings):
@@ -88,13 +90,16 @@ def corpus_list(args: argparse.Namespace, settings: Settings) -> int:
 
 def model_add(args: argparse.Namespace, settings: Settings) -> int:
     with _sessions(settings)() as session:
-        checkpoint, created = checkpoints.register_checkpoint(
+        result = checkpoint_folders.register_path(
             session=session, path=args.path, series=args.series, step=args.step, tokens_seen=args.tokens_seen
         )
         session.commit()
-        verb = "registered" if created else "already registered as"
-        print(f"{verb} checkpoint {checkpoint.id}: {checkpoint.series.name}@{checkpoint.step} "
-              f"({checkpoint.format}, {checkpoint.architecture or 'unknown architecture'})")
+        found = [(c, "registered") for c in result.registered] + [(c, "already registered as") for c in result.existing]
+        for checkpoint, verb in sorted(found, key=lambda item: item[0].step):
+            print(f"{verb} checkpoint {checkpoint.id}: {result.series.name}@{checkpoint.step} "
+                  f"({checkpoint.format}, {checkpoint.architecture or 'unknown architecture'}) from {checkpoint.path}")
+        for path, reason in result.skipped:
+            print(f"skipped {path}: {reason}")
     return 0
 
 
@@ -114,33 +119,38 @@ def score(args: argparse.Namespace, settings: Settings) -> int:
         raise InvalidInput("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
     sessions = _sessions(settings)
     with sessions() as session:
-        checkpoint = checkpoints.find_checkpoint(session=session, ref=args.model)
         corpus = corpora.find_corpus(session=session, ref=args.corpus)
-        run, created = runs.create_run(session=session, checkpoint_id=checkpoint.id, corpus_id=corpus.id,
-                                       options=options, shard_chars=settings.shard_chars)
+        enqueue = _enqueue_series if args.series else _enqueue_checkpoint
+        run_ids, label, message = enqueue(session, args, settings, corpus, options)
         session.commit()
-        run_id = run.id
-    print(f"run {run_id} {'enqueued' if created else 'exists'}: {args.model} on {corpus.name}")
+    print(message)
     if args.here:
-        return _score_here(sessions, settings, run_id, args.device)
-    if args.wait:
-        return console.EXIT_CODES.get(console.follow_run(sessions, run_id), 1)
-    return 0
-
-
-def _score_here(sessions, settings: Settings, run_id: int, device: str) -> int:
-    from workers.loop import Worker
-    from workers.models import resolve_device
-
-    in_process = Worker(settings, device=str(resolve_device(device)))
-    thread = threading.Thread(target=in_process.run_forever, daemon=True)
-    thread.start()
-    try:
-        status = console.follow_run(sessions, run_id)
-    finally:
-        in_process.stop()
-        thread.join()
+        with console.worker_in_process(settings, args.device):
+            status = console.follow_runs(sessions, run_ids, label=label)
+    elif args.wait:
+        status = console.follow_runs(sessions, run_ids, label=label)
+    else:
+        return 0
     return console.EXIT_CODES.get(status, 1)
+
+
+def _enqueue_checkpoint(session, args, settings: Settings, corpus, options: RunOptions) -> tuple[list[int], str, str]:
+    checkpoint = checkpoints.find_checkpoint(session=session, ref=args.model)
+    run, created = runs.create_run(session=session, checkpoint_id=checkpoint.id, corpus_id=corpus.id,
+                                   options=options, shard_chars=settings.shard_chars)
+    return [run.id], f"run {run.id}", f"run {run.id} {'enqueued' if created else 'exists'}: {args.model} on {corpus.name}"
+
+
+def _enqueue_series(session, args, settings: Settings, corpus, options: RunOptions) -> tuple[list[int], str, str]:
+    series = series_service.find_series(session=session, ref=args.series)
+    created, existing = series_service.score_series(session=session, series=series, corpus=corpus, options=options,
+                                                    shard_chars=settings.shard_chars)
+    run_ids = created + existing
+    listed = ", ".join(str(run_id) for run_id in run_ids[:MAX_LISTED_RUNS])
+    more = f" and {len(run_ids) - MAX_LISTED_RUNS} more" if len(run_ids) > MAX_LISTED_RUNS else ""
+    return run_ids, f"{series.name}: {len(run_ids)} runs", (
+        f"series {series.name!r} on {corpus.name}: {len(created)} runs enqueued, {len(existing)} exist "
+        f"(runs {listed}{more})")
 
 
 def train(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,15 +1,20 @@
-"""Terminal output: tables and progress bars for the CLI."""
+"""Terminal output for the CLI: tables, progress bars that follow runs, and the in-process worker
+that `--here` runs them with."""
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
-from typing import Callable, Sequence
+from contextlib import contextmanager
+from typing import Iterator, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.core.config import Settings
+from app.schemas.run import RunProgress
 from app.services import runs
-from app.vocab import CANCELLED, DONE, FAILED, QUEUED, TERMINAL_STATUSES
+from app.vocab import CANCELLED, DONE, FAILED, QUEUED, RUNNING, TERMINAL_STATUSES
 
 POLL_SECONDS = 1.0
 
@@ -27,15 +32,15 @@ def bar(done: int, total: int, width: int = 24) -> str:
     return "[" + "#" * filled + "." * (width - filled) + f"] {done}/{total}"
 
 
-def follow_run(sessions: sessionmaker[Session], run_id: int, *, tick: Callable[[], None] | None = None) -> str:
-    """Show a run's progress until it ends; returns its final status. `tick` runs between polls
-    (an in-process worker's step, for `score --here`)."""
+def follow_runs(sessions: sessionmaker[Session], run_ids: list[int], *, label: str) -> str:
+    """One progress bar over the documents of all the runs until every one ends; returns their
+    overall status (done only when every run is done)."""
     from tqdm import tqdm
 
-    with tqdm(total=0, unit="doc", desc=f"run {run_id}", file=sys.stderr, dynamic_ncols=True) as progress:
+    with tqdm(total=0, unit="doc", desc=label, file=sys.stderr, dynamic_ncols=True) as progress:
         while True:
             with sessions() as session:
-                state = runs.run_progress(session=session, run_ids=[run_id])[run_id]
+                state = overall(list(runs.run_progress(session=session, run_ids=run_ids).values()))
             progress.total = state.documents_total
             progress.n = state.documents_done
             if state.tokens_per_s:
@@ -48,10 +53,42 @@ def follow_run(sessions: sessionmaker[Session], run_id: int, *, tick: Callable[[
                 if state.errors:
                     print("\n".join(f"error: {e}" for e in state.errors[:5]), file=sys.stderr)
                 return state.status
-            if tick is not None:
-                tick()
-            else:
-                time.sleep(POLL_SECONDS)
+            time.sleep(POLL_SECONDS)
+
+
+def overall(states: list[RunProgress]) -> RunProgress:
+    """Several runs' progress as one: counts add up; the status is the runs' own while they share it,
+    else running while any run is live, else failed if any failed, else cancelled."""
+    statuses = {state.status for state in states}
+    if len(statuses) == 1:
+        status = statuses.pop()
+    elif statuses - TERMINAL_STATUSES:
+        status = RUNNING
+    else:
+        status = FAILED if FAILED in statuses else CANCELLED
+    rates = [state.tokens_per_s for state in states if state.tokens_per_s]
+    return RunProgress(
+        status=status, errors=[error for state in states for error in state.errors],
+        tokens_per_s=sum(rates) if rates else None,
+        **{name: sum(getattr(state, name) for state in states) for name in (
+            "shards_total", "shards_done", "shards_failed", "documents_total", "documents_done", "tokens_done")},
+    )
+
+
+@contextmanager
+def worker_in_process(settings: Settings, device: str) -> Iterator[None]:
+    """A worker claiming jobs in a thread of this process while the block runs (`--here`)."""
+    from workers.loop import Worker
+    from workers.models import resolve_device
+
+    worker = Worker(settings, device=str(resolve_device(device)))
+    thread = threading.Thread(target=worker.run_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        worker.stop()
+        thread.join()
 
 
 EXIT_CODES = {DONE: 0, FAILED: 1, CANCELLED: 1}

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import threading
 import time
 from datetime import datetime
 
@@ -108,20 +107,11 @@ def _f(value, digits: int = 3) -> str:
 def _follow(args: argparse.Namespace, settings: Settings, sessions, job_ids: list[int]) -> int:
     if not (args.wait or args.here):
         return 0
-    worker = thread = None
     if args.here:
-        from workers.loop import Worker
-        from workers.models import resolve_device
-
-        worker = Worker(settings, device=str(resolve_device(args.device)))
-        thread = threading.Thread(target=worker.run_forever, daemon=True)
-        thread.start()
-    try:
+        with console.worker_in_process(settings, args.device):
+            ok = follow_training(sessions, job_ids)
+    else:
         ok = follow_training(sessions, job_ids)
-    finally:
-        if worker is not None:
-            worker.stop()
-            thread.join()
     return 0 if ok else 1
 
 

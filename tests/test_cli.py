@@ -4,32 +4,10 @@ stderr and a non-zero exit, never a traceback)."""
 from __future__ import annotations
 
 import socket
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from focalscope.cli import build_parser
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    for variable in ("DATABASE_URL", "FOCALSCOPE_DATABASE_URL", "FOCALSCOPE_DATA_DIR"):
-        monkeypatch.delenv(variable, raising=False)
-
-    def run(*args: str, expect: int = 0) -> subprocess.CompletedProcess:
-        result = subprocess.run(
-            [sys.executable, "-m", "focalscope", "--data-dir", str(tmp_path / "data"), *args],
-            capture_output=True, text=True, timeout=300, cwd=REPO,
-        )
-        assert result.returncode == expect, f"exit {result.returncode}\n{result.stdout}\n{result.stderr}"
-        assert "Traceback" not in result.stderr
-        return result
-
-    return run
 
 
 def test_score_a_corpus_end_to_end(cli, tmp_path, tiny_llama_dir):

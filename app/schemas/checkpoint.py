@@ -36,3 +36,22 @@ class SeriesOut(OrmModel):
     description: str
     n_checkpoints: int
     created_at: UtcDateTime
+
+
+class SeriesRegister(BaseModel):
+    path: str = Field(description="Server-side training output folder (one subfolder per checkpoint: checkpoint-N, "
+                                  "step-N, global_stepN, iter-N ...) or one checkpoint, under a model root.")
+    series: str = Field(min_length=1, max_length=200, description="Series the checkpoints join (made if new).")
+
+
+class SkippedPath(BaseModel):
+    path: str
+    reason: str
+
+
+class SeriesRegistration(BaseModel):
+    series_id: int
+    series: str
+    registered: list[CheckpointOut] = Field(description="Checkpoints registered now, ascending by step.")
+    existing: list[CheckpointOut] = Field(description="Checkpoints that were registered already (same weights and step).")
+    skipped: list[SkippedPath] = Field(description="Entries that are not checkpoints or were refused, with why.")

@@ -1,4 +1,5 @@
-"""Responses of the statistics across the checkpoints of a series on a corpus (definitions: docs/formulas.md)."""
+"""A series' overview (its checkpoints and the corpora they were scored on) and the statistics across its
+checkpoints on a corpus (definitions: docs/formulas.md)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from app.schemas.common import UtcDateTime
 from app.schemas.run import RunOptions
 
 Cell = Literal["HH", "LH", "HL", "LL"]
@@ -18,6 +20,47 @@ class SeriesCheckpointRun(BaseModel):
     checkpoint_id: int
     run_id: int
     status: str
+
+
+class SeriesCorpusRun(SeriesCheckpointRun):
+    options: RunOptions
+
+
+class SeriesCorpus(BaseModel):
+    corpus_id: int
+    corpus_name: str
+    n_documents: int
+    runs: list[SeriesCorpusRun] = Field(description="The newest run of each checkpoint on the corpus, ascending by step.")
+    missing_steps: list[int] = Field(description="Steps of checkpoints with no run on the corpus.")
+
+
+class SeriesCheckpointRef(BaseModel):
+    id: int
+    step: int
+    tokens_seen: int | None
+    created_at: UtcDateTime
+
+
+class SeriesDetail(BaseModel):
+    id: int
+    name: str
+    description: str
+    experiment_id: int | None
+    job_id: int | None = Field(description="The training job that writes or wrote the series, if trained here.")
+    n_checkpoints: int
+    checkpoints: list[SeriesCheckpointRef] = Field(description="Ascending by step; at most the first 1000 "
+                                                               "(a series' cap) when it has more.")
+    n_corpora: int = Field(description="Corpora any checkpoint of the series was scored on.")
+    corpora: list[SeriesCorpus] = Field(description="Most recently scored first; at most 100.")
+
+
+class SeriesScoreRequest(BaseModel):
+    options: RunOptions = Field(default_factory=RunOptions)
+
+
+class SeriesScoring(BaseModel):
+    created: list[int] = Field(description="Runs created now, ascending by step.")
+    existing: list[int] = Field(description="Runs that existed with these options (their failed shards queued again).")
 
 
 class SeriesCheckpoints(BaseModel):

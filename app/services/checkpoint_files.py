@@ -58,6 +58,12 @@ def _inspect_safetensors_dir(path: Path) -> CheckpointFiles:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidInput(f"{config_path}: not valid JSON ({exc})") from None
+    if not isinstance(config, dict):
+        raise InvalidInput(f"{config_path}: expected a JSON object")
+    if "auto_map" in config:
+        # Custom architectures ship Python code with the weights; workers never run it, so a
+        # checkpoint that needs it is refused here rather than failing every run later.
+        raise InvalidInput(f"{path}: the model needs custom code (auto_map in config.json); it is never run")
     tokenizer = [path / name for name in TOKENIZER_FILES if (path / name).is_file()]
     if not any(p.name in ("tokenizer.json", "vocab.json", "tokenizer.model") for p in tokenizer):
         raise InvalidInput(f"{path}: no tokenizer files (tokenizer.json, or vocab.json + merges.txt)")

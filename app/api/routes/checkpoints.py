@@ -1,4 +1,4 @@
-"""Model series and checkpoints, registered from server-side paths under the model roots or uploaded."""
+"""Checkpoints, registered from server-side paths under the model roots or uploaded."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
 from app.api.deps import CheckpointDep, PagingDep, QueryId, SessionDep, SettingsDep
-from app.schemas.checkpoint import CheckpointCreate, CheckpointOut, SeriesOut
+from app.schemas.checkpoint import CheckpointCreate, CheckpointOut
 from app.schemas.common import Page
 from app.services import checkpoints, uploads
 
@@ -65,9 +65,3 @@ def list_checkpoints(session: SessionDep, paging: PagingDep, series_id: QueryId 
 @router.get("/checkpoints/{checkpoint_id}", response_model=CheckpointOut)
 def get_checkpoint(checkpoint: CheckpointDep):
     return checkpoints.checkpoint_out(checkpoint)
-
-
-@router.get("/series", response_model=Page[SeriesOut])
-def list_series(session: SessionDep, paging: PagingDep):
-    items, total = checkpoints.list_series(session=session, offset=paging.offset, limit=paging.limit)
-    return Page(items=items, total=total, offset=paging.offset, limit=paging.limit)

@@ -1,0 +1,86 @@
+"""Large responses leave the server gzipped for clients that accept it, and as plain JSON for those that
+do not: a 4,580-token document (the size of the demo's Macbeth II.1) and its trajectory over 20 steps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.models import Checkpoint, Job, ModelSeries, Run
+from app.schemas.run import RunOptions
+from app.services import corpora
+from app.services.scores import DocumentScores, store_scores
+from app.vocab import DONE, KIND_SCORE, KIND_SUMMARIZE
+from tests.support.api import API
+from tests.support.data import macbeth_scenes
+
+N_TOKENS = 4580
+N_STEPS = 20
+TOP_K = 5
+VOCAB = 49_152  # SmolLM2's
+
+
+def scores_at(document_id: int, n_chars: int, step: int) -> DocumentScores:
+    """Plausible scores: log p mostly near 0 with a long tail, ranks mostly 0, sorted top-k."""
+    rng = np.random.default_rng(step)
+    ends = np.linspace(0, n_chars, N_TOKENS + 1).astype(np.int64)
+    logprob = -rng.exponential(2.5, N_TOKENS).astype(np.float32)
+    token_id = np.random.default_rng(0).integers(0, VOCAB, N_TOKENS)
+    top_logprobs = np.sort(-rng.exponential(3.0, (N_TOKENS, TOP_K)), axis=1)[:, ::-1].astype(np.float32)
+    return DocumentScores(document_id=document_id, top_k=TOP_K, arrays={
+        "token_id": token_id, "char_start": ends[:-1], "char_end": ends[1:], "logprob": logprob,
+        "entropy": rng.uniform(0, 6, N_TOKENS).astype(np.float32), "rank": rng.geometric(0.5, N_TOKENS) - 1,
+        "top_ids": rng.integers(0, VOCAB, (N_TOKENS, TOP_K)), "top_logprobs": top_logprobs,
+        "sum_p2": np.exp(logprob) ** 2, "context_len": np.arange(N_TOKENS)})
+
+
+@pytest.fixture
+def scored_scene(sessions) -> dict:
+    """Macbeth II.1 as one document, scored by a series at N_STEPS steps (runs done)."""
+    text = macbeth_scenes()[7]
+    with sessions() as session:
+        corpus = corpora.create_corpus(session=session, name="macbeth", documents=[corpora.DocumentIn(text, "II.1")])
+        document_id = corpus.documents[0].id
+        series = ModelSeries(name="smol")
+        run_ids = []
+        for step in range(N_STEPS):
+            checkpoint = Checkpoint(series=series, step=step * 100, format="safetensors", path=f"/m/{step}",
+                                    weights_sha256=f"{step:064d}", tokenizer_fingerprint="f" * 64)
+            run = Run(checkpoint=checkpoint, corpus_id=corpus.id, options=RunOptions().model_dump(),
+                      options_key=RunOptions().key())
+            session.add(run)
+            session.flush()
+            store_scores(session=session, run_id=run.id, documents=[scores_at(document_id, len(text), step)])
+            session.add_all([Job(kind=kind, status=DONE, run_id=run.id, payload={}) for kind in (KIND_SCORE, KIND_SUMMARIZE)])
+            run_ids.append(run.id)
+        session.commit()
+        return {"corpus": corpus.id, "document": document_id, "series": series.id, "runs": run_ids}
+
+
+def sizes(api, url: str) -> tuple[int, int, dict]:
+    """(plain bytes, gzipped bytes on the wire, the decoded body) of one GET."""
+    plain = api.get(url, headers={"Accept-Encoding": "identity"})
+    assert plain.status_code == 200 and "content-encoding" not in plain.headers
+    zipped = api.get(url, headers={"Accept-Encoding": "gzip"})
+    assert zipped.status_code == 200 and zipped.headers["content-encoding"] == "gzip"
+    assert zipped.json() == plain.json()
+    return len(plain.content), zipped.num_bytes_downloaded, plain.json()
+
+
+def test_large_responses_are_gzipped_for_clients_that_accept_it(api, scored_scene):
+    tokens_url = f"{API}/runs/{scored_scene['runs'][0]}/documents/{scored_scene['document']}/tokens"
+    plain, zipped, body = sizes(api, tokens_url)
+    assert body["n_tokens"] == N_TOKENS
+    # Floats printed in full are nearly random digits: about 2.4:1 here, whatever the zlib version.
+    assert plain > 1_000_000 and zipped < plain / 2
+    trajectory_url = (f"{API}/series/{scored_scene['series']}/corpora/{scored_scene['corpus']}/documents/"
+                      f"{scored_scene['document']}/trajectory")
+    trajectory_plain, trajectory_zipped, trajectory = sizes(api, trajectory_url)
+    assert len(trajectory["steps"]) == N_STEPS and trajectory["n_tokens"] == N_TOKENS
+    assert trajectory_zipped < trajectory_plain / 2
+
+
+def test_small_responses_stay_plain(api):
+    small = api.get(f"{API}/series", headers={"Accept-Encoding": "gzip"})
+    assert small.status_code == 200 and "content-encoding" not in small.headers
+    assert len(small.content) < 1024 and small.json()["items"] == []
