@@ -37,6 +37,9 @@ RUN_DONE_TIMEOUT_S = 60
 STOP_TIMEOUT_S = 25
 # The system Chromium: Playwright's own browser download is not available offline.
 CHROMIUM = os.environ.get("FOCALSCOPE_TEST_CHROMIUM", "/usr/bin/chromium")
+# The server runs `python -m focalscope` from the checkout these tests belong to (a working directory
+# elsewhere would import whichever focalscope is installed, and serve that one's frontend).
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run",
@@ -103,7 +106,7 @@ class Server:
         ]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=Path(__file__).resolve().parents[1],
+                command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT,
                 start_new_session=True,
             )
         self._wait_healthy()
