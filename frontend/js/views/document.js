@@ -29,7 +29,7 @@ export async function mount(ctx) {
   const tooltip = new TokenTooltip();
   const text = documentText(doc, data);
   const tokens = tokenInteraction(ctx, text, data, tooltip, () => settings.gamma);
-  const colours = colouring(ctx, data, text.spans, settings, tokens.refresh);
+  const colours = colouring(ctx, data, text, settings, tokens.refresh);
   const lossChart = charts.figure("Loss of each token along the document; click to jump to a token.", "Loss by token position", "position-loss");
   ctx.onDispose(() => charts.purge(lossChart.plot));
 
