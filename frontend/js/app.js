@@ -17,6 +17,9 @@ import * as jobsView from "./views/jobs.js";
 import * as modelsView from "./views/models.js";
 import * as runView from "./views/run.js";
 import * as runsView from "./views/runs.js";
+import * as seriesView from "./views/series.js";
+import * as seriesCorpusView from "./views/series_corpus.js";
+import * as seriesListView from "./views/series_list.js";
 
 const HEALTH_EVERY_MS = 5000;
 // A dragged slider writes the address at most this often: browsers throttle history.replaceState
@@ -29,6 +32,9 @@ const ROUTES = [
   { pattern: /^\/runs\/(\d+)\/documents\/(\d+)\/?$/, view: documentView, nav: "runs", keys: ["runId", "docId"] },
   { pattern: /^\/experiments\/?$/, view: experimentsView, nav: "experiments", keys: [] },
   { pattern: /^\/experiments\/(\d+)\/?$/, view: experimentView, nav: "experiments", keys: ["experimentId"] },
+  { pattern: /^\/series\/?$/, view: seriesListView, nav: "series", keys: [] },
+  { pattern: /^\/series\/(\d+)\/?$/, view: seriesView, nav: "series", keys: ["seriesId"] },
+  { pattern: /^\/series\/(\d+)\/corpora\/(\d+)\/?$/, view: seriesCorpusView, nav: "series", keys: ["seriesId", "corpusId"] },
   { pattern: /^\/corpora\/?$/, view: corporaView, nav: "corpora", keys: [] },
   { pattern: /^\/models\/?$/, view: modelsView, nav: "models", keys: [] },
   { pattern: /^\/jobs\/?$/, view: jobsView, nav: "jobs", keys: [] },
@@ -37,6 +43,7 @@ const ROUTES = [
 const NAV = [
   { id: "runs", label: "Runs", href: "#/runs" },
   { id: "experiments", label: "Experiments", href: "#/experiments" },
+  { id: "series", label: "Series", href: "#/series" },
   { id: "corpora", label: "Corpora", href: "#/corpora" },
   { id: "models", label: "Models", href: "#/models" },
   { id: "jobs", label: "Jobs", href: "#/jobs" },
