@@ -116,6 +116,12 @@ def test_experiment_from_the_form_to_the_comparison(page: Page, server: Server, 
         expect(row.get_by_role("progressbar")).to_have_attribute("aria-valuenow", str(STEPS))
         expect(row).to_contain_text(f"{len(CHECKPOINT_STEPS)} / {len(CHECKPOINT_STEPS)} checkpoints scored")
 
+    # Each series links to its page and, scored on the eval corpus, to its statistics across checkpoints.
+    for series, row in zip(comparison["series"], rows.all()):
+        expect(row.get_by_test_id("series-link")).to_have_attribute("href", f"#/series/{series['series_id']}")
+        expect(row.get_by_test_id("across-links").get_by_role("link", name="transitions")).to_have_attribute(
+            "href", f"#/series/{series['series_id']}/corpora/{held_out['id']}?tab=transitions")
+
     # The final-checkpoint table: a row per loss with the API's numbers.
     final_rows = page.get_by_test_id("final-row")
     expect(final_rows).to_have_count(2)
@@ -142,7 +148,7 @@ def test_experiment_from_the_form_to_the_comparison(page: Page, server: Server, 
     # Hiding the untrained model (step 0) redraws the charts in place without it.
     page.get_by_label("Hide step 0 (untrained)").check()
     expect(page.get_by_test_id("chart-heldout-loss").locator("g.trace.scatter").first.locator("g.points path")).to_have_count(2)
-    assert "untrained=hide" in page.url
+    expect(page).to_have_url(re.compile(r"[?&]untrained=hide(&|$)"))
 
     # Every checkpoint, each loss's held-out loss linked to its scoring run.
     checkpoint_rows = page.get_by_test_id("checkpoint-row")

@@ -62,6 +62,9 @@ export async function request(method, path, { params, json, form, signal } = {})
 export const get = async (path, params, signal) => (await request("GET", path, { params, signal })).data;
 export const post = async (path, json, signal) => (await request("POST", path, { json, signal })).data;
 
+/** A series on a corpus, {seriesId, corpusId, options}, as the path its statistics live under. */
+const onCorpus = (at) => `/series/${at.seriesId}/corpora/${at.corpusId}`;
+
 // Endpoints, named after the domain: views never build URLs themselves.
 export const api = {
   health: (signal) => get("/health", null, signal),
@@ -93,4 +96,16 @@ export const api = {
   experimentComparison: (id, params, signal) => get(`/experiments/${id}/comparison`, params, signal),
   seriesCurve: (seriesId, params, signal) => get(`/series/${seriesId}/curve`, params, signal),
   corpus: (id, signal) => get(`/corpora/${id}`, null, signal),
+  seriesDetail: (id, signal) => get(`/series/${id}`, null, signal),
+  scoreSeries: (id, corpusId, options) => post(`/series/${id}/corpora/${corpusId}/score`, options ? { options } : {}),
+  registerSeriesFolder: (body) => request("POST", "/series/register", { json: body }),
+  // Across the checkpoints of a series on a corpus. `options` is the runs' scoring options as JSON
+  // text, needed only when the series was scored on the corpus with several sets of them.
+  seriesCheckpoints: (at, signal) => get(`${onCorpus(at)}/checkpoints`, { options: at.options }, signal),
+  documentTrajectory: (at, docId, signal) => get(`${onCorpus(at)}/documents/${docId}/trajectory`, { options: at.options }, signal),
+  tokenTrajectory: (at, docId, position, signal) => get(`${onCorpus(at)}/documents/${docId}/tokens/${position}`, { options: at.options }, signal),
+  transitions: (at, params, signal) => get(`${onCorpus(at)}/transitions`, { ...params, options: at.options }, signal),
+  transitionOccurrences: (at, params, signal) => get(`${onCorpus(at)}/transitions/occurrences`, { ...params, options: at.options }, signal),
+  learnedAt: (at, params, signal) => get(`${onCorpus(at)}/learned-at`, { ...params, options: at.options }, signal),
+  cartography: (at, params, signal) => get(`${onCorpus(at)}/cartography`, { ...params, options: at.options }, signal),
 };

@@ -17,8 +17,14 @@ import * as jobsView from "./views/jobs.js";
 import * as modelsView from "./views/models.js";
 import * as runView from "./views/run.js";
 import * as runsView from "./views/runs.js";
+import * as seriesView from "./views/series.js";
+import * as seriesCorpusView from "./views/series_corpus.js";
+import * as seriesListView from "./views/series_list.js";
 
 const HEALTH_EVERY_MS = 5000;
+// A dragged slider writes the address at most this often: browsers throttle history.replaceState
+// (Chromium ignores calls beyond ~200 in 10 s), and the last value is written when the drag stops.
+const QUERY_WRITE_MS = 150;
 
 const ROUTES = [
   { pattern: /^\/runs\/?$/, view: runsView, nav: "runs", keys: [] },
@@ -26,6 +32,9 @@ const ROUTES = [
   { pattern: /^\/runs\/(\d+)\/documents\/(\d+)\/?$/, view: documentView, nav: "runs", keys: ["runId", "docId"] },
   { pattern: /^\/experiments\/?$/, view: experimentsView, nav: "experiments", keys: [] },
   { pattern: /^\/experiments\/(\d+)\/?$/, view: experimentView, nav: "experiments", keys: ["experimentId"] },
+  { pattern: /^\/series\/?$/, view: seriesListView, nav: "series", keys: [] },
+  { pattern: /^\/series\/(\d+)\/?$/, view: seriesView, nav: "series", keys: ["seriesId"] },
+  { pattern: /^\/series\/(\d+)\/corpora\/(\d+)\/?$/, view: seriesCorpusView, nav: "series", keys: ["seriesId", "corpusId"] },
   { pattern: /^\/corpora\/?$/, view: corporaView, nav: "corpora", keys: [] },
   { pattern: /^\/models\/?$/, view: modelsView, nav: "models", keys: [] },
   { pattern: /^\/jobs\/?$/, view: jobsView, nav: "jobs", keys: [] },
@@ -34,6 +43,7 @@ const ROUTES = [
 const NAV = [
   { id: "runs", label: "Runs", href: "#/runs" },
   { id: "experiments", label: "Experiments", href: "#/experiments" },
+  { id: "series", label: "Series", href: "#/series" },
   { id: "corpora", label: "Corpora", href: "#/corpora" },
   { id: "models", label: "Models", href: "#/models" },
   { id: "jobs", label: "Jobs", href: "#/jobs" },
@@ -161,12 +171,23 @@ class Shell {
       every: (ms, fn) => { state.timers.push(setInterval(fn, ms)); },
       onDispose: (fn) => state.disposers.push(fn),
       setTitle: (title) => { document.title = `${title} · focalscope`; },
-      /** Update the hash's query without a new navigation (e.g. a slider's value). */
-      replaceQuery: (params) => {
-        const search = new URLSearchParams(params).toString();
-        history.replaceState(null, "", `#${path}${search ? `?${search}` : ""}`);
+      /**
+       * Merge `params` into the address's query without a new navigation (a slider's value, a tab);
+       * null, undefined or "" removes a key. `ctx.query` is the page's state as the address has it.
+       */
+      updateQuery: (params) => {
+        for (const [key, value] of Object.entries(params)) {
+          if (value === null || value === undefined || value === "") query.delete(key);
+          else query.set(key, String(value));
+        }
+        writeQuery();
       },
     };
+    const writeQuery = rateLimited(QUERY_WRITE_MS, () => {
+      if (!ctx.alive) return;
+      const search = query.toString();
+      history.replaceState(null, "", `#${path}${search ? `?${search}` : ""}`);
+    }, state.disposers);
     try {
       ctx.vocab = await this.loadVocabulary();
       if (!ctx.alive) return;
@@ -178,6 +199,20 @@ class Shell {
         h("p", {}, h("a", { href: "#/runs" }, "Back to the runs")));
     }
   }
+}
+
+/** `fn` at once, or, within `ms` of its last call, once more when `ms` have passed; the pending call
+ * is dropped by the `disposers`. */
+function rateLimited(ms, fn, disposers) {
+  let last = -Infinity;
+  let pending = null;
+  disposers.push(() => clearTimeout(pending));
+  const run = () => { pending = null; last = performance.now(); fn(); };
+  return () => {
+    if (pending !== null) return;
+    const wait = last + ms - performance.now();
+    if (wait <= 0) run(); else pending = setTimeout(run, wait);
+  };
 }
 
 new Shell(document.getElementById("app")).start();

@@ -11,7 +11,7 @@ const GRID = "#e5e7eb";
 const ACCENT = "#4f46e5";
 const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["lasso2d", "select2d", "autoScale2d"] };
 
-function baseLayout(extra = {}) {
+export function baseLayout(extra = {}) {
   const axis = { gridcolor: GRID, zerolinecolor: GRID, linecolor: "#9ca3af", ticks: "outside", tickcolor: "#9ca3af", automargin: true };
   return {
     font: FONT, paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)",
@@ -30,12 +30,22 @@ export function figure(caption, description, testid) {
   return { el, plot };
 }
 
+/** window.Plotly, or null after saying in `el` that charts are unavailable. */
+function plotly(el) {
+  if (window.Plotly) return window.Plotly;
+  el.replaceChildren(h("p", { class: "notice notice-error" }, "Charts are unavailable: /vendor/plotly.min.js did not load."));
+  return null;
+}
+
 async function plot(el, traces, layout) {
-  if (!window.Plotly) {
-    el.replaceChildren(h("p", { class: "notice notice-error" }, "Charts are unavailable: /vendor/plotly.min.js did not load."));
-    return;
-  }
-  await window.Plotly.newPlot(el, traces, layout, CONFIG);
+  const Plotly = plotly(el);
+  if (Plotly) await Plotly.newPlot(el, traces, layout, CONFIG);
+}
+
+/** Draw, or redraw in place (Plotly.react: a zoom survives when the layout sets `uirevision`). */
+export async function redraw(el, traces, layout) {
+  const Plotly = plotly(el);
+  if (Plotly) await Plotly.react(el, traces, layout, CONFIG);
 }
 
 export function purge(el) {
@@ -224,13 +234,11 @@ export async function stepChart(el, traces, {
   if (pick) pickers.set(el, pick);
   const key = JSON.stringify([data, layout]);
   if (drawn.get(el) === key) return;
-  if (!window.Plotly) {
-    el.replaceChildren(h("p", { class: "notice notice-error" }, "Charts are unavailable: /vendor/plotly.min.js did not load."));
-    return;
-  }
+  const Plotly = plotly(el);
+  if (!Plotly) return;
   const first = !drawn.has(el);
   drawn.set(el, key);
-  await window.Plotly.react(el, data, layout, CONFIG);
+  await Plotly.react(el, data, layout, CONFIG);
   if (first && el.on) {
     el.on("plotly_click", (event) => {
       const handler = pickers.get(el);

@@ -202,6 +202,32 @@ def seed(base_url: str, model_dir: Path, *, corpus_name: str = "macbeth-bits") -
         return Seeded(corpus=corpus, checkpoint=checkpoint, run=run, documents=documents)
 
 
+@dataclass
+class SeededSeries:
+    series_id: int
+    corpus: dict
+    checkpoints: list[dict]
+    runs: list[dict]  # one per checkpoint, ascending by step
+    documents: list[dict]
+
+
+def seed_series(base_url: str, folder: Path, steps: list[int], *, series: str = "tiny-series",
+                options: dict | None = None) -> SeededSeries:
+    """Register `folder`/checkpoint-{step} for each step as one series, score every checkpoint on the
+    CORPUS_FILES corpus and wait until each run is done."""
+    options = options or {"max_length": 64, "top_k": 5}
+    with httpx.Client(base_url=f"{base_url}/api/v1", timeout=30) as client:
+        corpus = upload_corpus(client, "series-bits", CORPUS_FILES)
+        checkpoints = [_ok(client.post("/checkpoints", json={"path": str(folder / f"checkpoint-{step}"), "series": series, "step": step}))
+                       for step in steps]
+        runs = [_ok(client.post("/runs", json={"checkpoint_id": c["id"], "corpus_id": corpus["id"], "options": options}))
+                for c in checkpoints]
+        runs = [wait_run_done(client, run["id"]) for run in runs]
+        documents = _ok(client.get(f"/runs/{runs[0]['id']}/documents", params={"limit": 500}))["items"]
+        return SeededSeries(series_id=checkpoints[0]["series_id"], corpus=corpus, checkpoints=checkpoints, runs=runs,
+                            documents=documents)
+
+
 def wait_run_done(client: httpx.Client, run_id: int, timeout: float = RUN_DONE_TIMEOUT_S) -> dict:
     deadline = time.monotonic() + timeout
     run = _ok(client.get(f"/runs/{run_id}"))

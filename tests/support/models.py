@@ -66,6 +66,17 @@ def build_tiny_model(directory: Path, architecture: str = "llama", *, max_positi
     return directory
 
 
+def build_series_folder(directory: Path, steps: list[int]) -> Path:
+    """A training run's output folder: checkpoint-{step} for each step, tiny Llamas with the same
+    tokenizer and different random weights (seed = the step's index), and a subfolder that is no
+    checkpoint (notes/)."""
+    for k, step in enumerate(steps):
+        build_tiny_model(directory / f"checkpoint-{step}", "llama", seed=k)
+    (directory / "notes").mkdir(exist_ok=True)
+    (directory / "notes" / "README.txt").write_text("not a checkpoint\n")
+    return directory
+
+
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory) -> Path:
     """A tiny random Llama (2 layers, hidden 32, BPE vocab 320) as a safetensors directory."""

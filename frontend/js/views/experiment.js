@@ -40,7 +40,7 @@ export async function mount(ctx) {
   const untrainedToggle = h("input", { type: "checkbox", checked: hideUntrained, "data-testid": "hide-untrained" });
   untrainedToggle.addEventListener("change", () => {
     hideUntrained = untrainedToggle.checked;
-    ctx.replaceQuery(hideUntrained ? { untrained: "hide" } : {});
+    ctx.updateQuery({ untrained: hideUntrained ? "hide" : null });
     render();
   });
   const parts = {

@@ -37,7 +37,7 @@ export async function mount(ctx) {
     filters.status = statusSel.value;
     filters.kind = kindSel.value;
     offset = 0;
-    ctx.replaceQuery(Object.fromEntries(Object.entries(filters).filter(([, v]) => v)));
+    ctx.updateQuery(filters);
     refreshSafe();
   };
   statusSel.addEventListener("change", onFilter);

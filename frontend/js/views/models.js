@@ -1,10 +1,11 @@
-// #/models — model series and their checkpoints, and a form to register a checkpoint from a path on
-// the server (under FOCALSCOPE_MODEL_ROOTS).
+// #/models — model series and their checkpoints, and forms to register a checkpoint, or a folder of
+// checkpoints as one series, from a path on the server (under FOCALSCOPE_MODEL_ROOTS).
 
 import { api } from "../api.js";
 import { card, errorBox, field, formStatus, pager, table, timeAgo } from "../components.js";
 import { h, replace } from "../dom.js";
 import { fmtAgo, fmtCompact, fmtInt, modelName, parseTime } from "../format.js";
+import { registerFolderForm } from "./models/register_folder.js";
 
 const PAGE = 100;
 
@@ -29,7 +30,8 @@ export async function mount(ctx) {
             h("button", {
               type: "button", class: "link-button", "aria-pressed": String(seriesFilter === s.id), title: "show only this series' checkpoints",
               on: { click: () => { seriesFilter = seriesFilter === s.id ? null : s.id; offset = 0; refresh().catch(showError); } },
-            }, s.name),
+            }, s.name), " ",
+            h("a", { href: `#/series/${s.id}`, class: "small", "aria-label": `${s.name}: series page` }, "page →"),
             s.description ? h("div", { class: "muted small" }, s.description) : null),
         },
         { label: "Checkpoints", numeric: true, cell: (s) => fmtInt(s.n_checkpoints) },
@@ -59,6 +61,7 @@ export async function mount(ctx) {
     h("div", { class: "page-head" }, h("div", {}, h("h1", {}, "Models"),
       h("p", { class: "lede" }, "A series is one model's checkpoints over training (step 0, 1000, …). Checkpoints are safetensors directories or GGUF files on the server."))),
     registerForm(() => refresh().catch(showError)),
+    registerFolderForm(() => refresh().catch(showError)),
     h("div", { class: "grid-models" }, card("Series", seriesEl), card("Checkpoints", checkpointsEl)));
   await refresh();
 }

@@ -1,13 +1,17 @@
 // What the tokens are coloured by and how: the metric (loss, p, entropy, focal weight, focal loss),
 // focal γ, the scale's top, the hard / easy thresholds and which tokens to emphasise. The settings
 // start from the address (?color=&gamma=&max=) and are written back to it, so a view can be shared.
+//
+// The numbers coloured are a *source*: the run's own tokens, or one checkpoint's arrays when the
+// scrubber moves (`show(source)`). A source has n_tokens and per-token loss, p, logprob, entropy, rank.
 
-import { makeScale, textOn } from "../../colors.js";
 import { field, select } from "../../components.js";
 import { h, replace } from "../../dom.js";
 import { fmtInt, fmtPct } from "../../format.js";
 import { focalWeight, quantile } from "../../tokens.js";
 import { renderLegend } from "./legend.js";
+import { TokenPainter } from "./painter.js";
+import { afterPaint } from "./paint_timing.js";
 import { documentStats } from "./stats.js";
 
 export const DEFAULT_GAMMA = 2;
@@ -47,50 +51,57 @@ export function initialSettings(query, data) {
 }
 
 /**
- * The colouring of the page: {controls, legendEl, countsEl, statsEl, recolor()}. `recolor` paints
- * every token, redraws the legend, counts and statistics, `onChange()` (the tooltip) and the address.
+ * The colouring of `text` (documentText): {controls, legendEl, countsEl, statsEl, recolor(),
+ * show(source)}. `recolor` paints every token from the current source and redraws the legend, counts,
+ * statistics, `onChange()` (the tooltip) and the address; `show` switches the source (a checkpoint)
+ * and recolours.
  */
-export function colouring(ctx, data, spans, settings, onChange) {
+export function colouring(ctx, data, text, settings, onChange) {
   const legendEl = h("div", { class: "legend", "data-testid": "legend" });
   const statsEl = h("div");
   const countsEl = h("p", { class: "muted small", "data-testid": "difficulty-counts" });
-  const controls = colourControls(settings, () => recolor());
+  const painter = new TokenPainter(text.spans, text.el);
+  ctx.onDispose(() => painter.cancel());
+  let source = data;
   const recolor = () => {
     const metric = METRICS[settings.metric];
-    const scale = paintTokens(spans, data, settings);
+    const [min, max] = metric.range || [0, settings.max[metric.maxKey]];
+    const scale = painter.paint({
+      min, max, invert: Boolean(metric.invert), n: source.n_tokens,
+      value: (i) => metric.value(source, i, settings.gamma),
+      dim: emphasisOf(source, settings),
+    });
     renderLegend(legendEl, metric, scale);
     controls.maxField.hidden = !metric.maxKey;
     controls.maxInput.value = metric.maxKey ? settings.max[metric.maxKey] : "";
-    countsEl.textContent = difficultyCounts(data, settings);
-    replace(statsEl, documentStats(data, settings.gamma));
+    countsEl.textContent = difficultyCounts(source, settings);
+    replace(statsEl, documentStats(source, settings.gamma));
     onChange();
-    ctx.replaceQuery({ color: settings.metric, gamma: settings.gamma, max: settings.max.loss });
+    ctx.updateQuery({ color: settings.metric, gamma: settings.gamma, max: settings.max.loss });
   };
-  return { controls: controls.form, legendEl, countsEl, statsEl, recolor };
+  const controls = colourControls(settings, recolor);
+  const show = (next) => {
+    source = next;
+    recolor();
+  };
+  return { controls: controls.form, legendEl, countsEl, statsEl, recolor, show };
 }
 
-/** Colour each token by the current metric and mark the ones outside the emphasis; returns the scale. */
-function paintTokens(spans, data, settings) {
-  const metric = METRICS[settings.metric];
-  const [min, max] = metric.range || [0, settings.max[metric.maxKey]];
-  const scale = makeScale({ min, max, invert: Boolean(metric.invert) });
-  for (let i = 0; i < data.n_tokens; i += 1) {
-    const span = spans[i];
-    if (!span) continue;
-    const rgb = scale.rgb(metric.value(data, i, settings.gamma));
-    span.style.backgroundColor = `rgb(${rgb[0]}, ${rgb[1]}, ${rgb[2]})`;
-    span.style.color = textOn(rgb);
-    const hard = data.loss[i] >= settings.hard;
-    const easy = data.loss[i] <= settings.easy;
-    span.classList.toggle("dim", (settings.emphasis === "hard" && !hard) || (settings.emphasis === "easy" && !easy));
+/** Which tokens the emphasis dims (null: none): those not hard, or not easy. */
+function emphasisOf(source, settings) {
+  if (settings.emphasis === "hard") return (i) => !(source.loss[i] >= settings.hard);
+  if (settings.emphasis === "easy") return (i) => !(source.loss[i] <= settings.easy);
+  return null;
+}
+
+function difficultyCounts(source, settings) {
+  let nHard = 0;
+  let nEasy = 0;
+  for (let i = 0; i < source.n_tokens; i += 1) {
+    if (source.loss[i] >= settings.hard) nHard += 1;
+    if (source.loss[i] <= settings.easy) nEasy += 1;
   }
-  return scale;
-}
-
-function difficultyCounts(data, settings) {
-  const nHard = data.loss.filter((l) => l >= settings.hard).length;
-  const nEasy = data.loss.filter((l) => l <= settings.easy).length;
-  const share = (k) => fmtPct(k / (data.n_tokens || 1));
+  const share = (k) => fmtPct(k / (source.n_tokens || 1));
   return `${fmtInt(nHard)} hard ${nHard === 1 ? "token" : "tokens"} (${share(nHard)}) with loss ≥ ${settings.hard} nats · `
     + `${fmtInt(nEasy)} easy ${nEasy === 1 ? "token" : "tokens"} (${share(nEasy)}) with loss ≤ ${settings.easy} nats`;
 }
@@ -108,7 +119,12 @@ function colourControls(settings, recolor) {
   const finite = (input, set) => () => { const v = Number(input.value); if (Number.isFinite(v)) { set(v); recolor(); } };
 
   metricSel.addEventListener("change", () => { settings.metric = metricSel.value; recolor(); });
-  gammaInput.addEventListener("input", () => { settings.gamma = Number(gammaInput.value); gammaOut.textContent = String(settings.gamma); recolor(); });
+  gammaInput.addEventListener("input", (event) => {
+    settings.gamma = Number(gammaInput.value);
+    gammaOut.textContent = String(settings.gamma);
+    recolor();
+    afterPaint("gamma-recolour", event.timeStamp);
+  });
   maxInput.addEventListener("change", () => {
     const key = METRICS[settings.metric].maxKey;
     const v = Number(maxInput.value);

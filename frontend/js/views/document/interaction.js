@@ -1,12 +1,14 @@
 // The text's tooltip and keyboard: a token's numbers on hover or keyboard focus, one tab stop for the
 // whole text (roving tabindex) with the arrow keys, Home and End moving between tokens, Escape hiding
-// the tooltip, and the tooltip following its token when the page scrolls.
+// the tooltip, the tooltip following its token when the page scrolls, and a click (or Enter) picking
+// a token for a closer look.
 
 const tokenOf = (target) => (target instanceof Element ? target.closest(".tok") : null);
 
 /**
  * Wire `text` (from documentText) to `tooltip`; `gamma()` is the current focal γ. Returns
- * {focusToken(index), refresh() (redraw the shown token's numbers, e.g. after γ moved)}.
+ * {focusToken(index), refresh() (redraw the shown token's numbers, e.g. after γ moved),
+ * onPick(fn) (fn(index) when a token is clicked or Enter is pressed on it)}.
  */
 export function tokenInteraction(ctx, text, data, tooltip, gamma) {
   const showToken = (span) => {
@@ -17,14 +19,18 @@ export function tokenInteraction(ctx, text, data, tooltip, gamma) {
     const span = text.spans[Math.max(0, Math.min(data.n_tokens - 1, i))];
     if (span) { span.focus(); span.scrollIntoView({ block: "nearest" }); }
   };
+  const picked = [];
+  const pick = (span) => picked.forEach((fn) => fn(Number(span.dataset.index)));
   hoverAndFocus(text.el, tooltip, showToken);
-  arrowKeys(text.el, tooltip, data.n_tokens, focusToken);
+  arrowKeys(text.el, tooltip, data.n_tokens, focusToken, pick);
+  text.el.addEventListener("click", (e) => { const span = tokenOf(e.target); if (span) pick(span); });
   const onScroll = () => { if (tooltip.index !== null) tooltip.place(text.spans[tooltip.index]); };
   window.addEventListener("scroll", onScroll, { passive: true });
   ctx.onDispose(() => window.removeEventListener("scroll", onScroll));
   return {
     focusToken,
     refresh: () => { if (tooltip.index !== null) showToken(text.spans[tooltip.index]); },
+    onPick: (fn) => picked.push(fn),
   };
 }
 
@@ -50,12 +56,13 @@ function hoverAndFocus(textEl, tooltip, showToken) {
   });
 }
 
-function arrowKeys(textEl, tooltip, nTokens, focusToken) {
+function arrowKeys(textEl, tooltip, nTokens, focusToken, pick) {
   textEl.addEventListener("keydown", (e) => {
     const span = tokenOf(e.target);
     if (!span) return;
     const i = Number(span.dataset.index);
     const moves = { ArrowRight: i + 1, ArrowDown: i + 1, ArrowLeft: i - 1, ArrowUp: i - 1, Home: 0, End: nTokens - 1 };
     if (e.key in moves) { e.preventDefault(); focusToken(moves[e.key]); } else if (e.key === "Escape") tooltip.hide();
+    else if (e.key === "Enter") pick(span);
   });
 }

@@ -44,7 +44,9 @@ function seriesRow(s, view) {
   const done = job ? job.progress_done : 0;
   const total = job ? job.progress_total : view.config.steps || 0;
   return h("li", { class: "series-row", "data-testid": "series-row", dataset: { loss: s.label, status } },
-    h("div", { class: "series-name" }, lossKey(s.label, s.color), h("div", { class: "muted small mono", title: "model series" }, s.name)),
+    h("div", { class: "series-name" }, lossKey(s.label, s.color),
+      h("div", { class: "muted small mono", title: "model series" }, h("a", { href: `#/series/${s.series_id}`, "data-testid": "series-link" }, s.name)),
+      acrossCheckpointsLinks(s, view)),
     h("div", {}, statusBadge(status)),
     h("div", { class: "progress-cell" },
       progressBar(done, total, { label: `step ${fmtInt(done)} / ${fmtInt(total)}`, status }),
@@ -57,6 +59,15 @@ function seriesRow(s, view) {
       h("pre", { class: "error-text", "data-testid": "job-error" }, job.error),
       h("a", { class: "small", href: `#/jobs?kind=train&status=${encodeURIComponent(status)}` }, `Job #${job.id} on the Jobs page (full traceback)`)) : null);
 }
+/** Links to the series' statistics across checkpoints on the eval corpus, once two checkpoints are scored there. */
+function acrossCheckpointsLinks(s, view) {
+  if (!view.hasEval || s.scored < 2) return null;
+  const base = `#/series/${s.series_id}/corpora/${view.exp.eval_corpus_id}?tab=`;
+  return h("div", { class: "small", "data-testid": "across-links" },
+    h("a", { href: `${base}transitions` }, "transitions"), " · ", h("a", { href: `${base}learned-at` }, "learned-at"), " · ",
+    h("a", { href: `${base}cartography` }, "cartography"));
+}
+
 /** The "Training" card: one row per series, and a word on the refresh while anything is live. */
 export function trainingCard(view) {
   return card("Training",
