@@ -126,7 +126,12 @@ def test_registration_refusals(api, sessions, settings, model_root, tiny_llama_d
         api.post(f"{API}/series/register", json={"path": str(model_root / "empty"), "series": "s"}), 422, "invalid_input")
     assert "no such file" in error_of(
         api.post(f"{API}/series/register", json={"path": str(model_root / "nope"), "series": "s"}), 422, "invalid_input")
-    assert "series" in error_of(api.post(f"{API}/series/register", json={"path": str(model_root)}), 422, "invalid_input")
+    assert "series" in error_of(api.post(f"{API}/series/register", json={"path": str(model_root), "series": ""}),
+                                422, "invalid_input")
+    # Without a series name, the folder names the series.
+    output_folder(model_root / "unnamed", tiny_llama_dir)
+    named = api.post(f"{API}/series/register", json={"path": str(model_root / "unnamed" / "run")})
+    assert named.status_code == 201 and named.json()["series"] == "run", named.text
 
     # Nothing registers: a pickle checkpoint, one that needs custom code, and a symlink out of the roots.
     refused = model_root / "refused"

@@ -41,7 +41,8 @@ class SeriesOut(OrmModel):
 class SeriesRegister(BaseModel):
     path: str = Field(description="Server-side training output folder (one subfolder per checkpoint: checkpoint-N, "
                                   "step-N, global_stepN, iter-N ...) or one checkpoint, under a model root.")
-    series: str = Field(min_length=1, max_length=200, description="Series the checkpoints join (made if new).")
+    series: str | None = Field(None, min_length=1, max_length=200,
+                               description="Series the checkpoints join (made if new); default: the folder's name.")
 
 
 class SkippedPath(BaseModel):
