@@ -28,7 +28,7 @@ from app.db.engine import make_engine, make_sessionmaker
 # from each other).
 from tests.support.api import api  # noqa: F401
 from tests.support.browser import browser, page  # noqa: F401
-from tests.support.cli import cli  # noqa: F401
+from tests.support.cli import cli, cli_process  # noqa: F401
 from tests.support.data import macbeth_corpora  # noqa: F401
 from tests.support.models import tiny_gpt2_dir, tiny_llama_dir  # noqa: F401
 

@@ -10,27 +10,27 @@ import pytest
 from focalscope.cli import build_parser
 
 
-def test_score_a_corpus_end_to_end(cli, tmp_path, tiny_llama_dir):
+def test_score_a_corpus_end_to_end(cli_process, tmp_path, tiny_llama_dir):
     texts = tmp_path / "texts"
     texts.mkdir()
     (texts / "a.txt").write_text("When shall we three meet again?\nIn thunder, lightning, or in rain?")
     (texts / "b.jsonl").write_text('{"text": "Fair is foul."}\n{"text": "And foul is fair."}\n')
-    added = cli("corpus", "add", str(texts), "--name", "witches")
+    added = cli_process("corpus", "add", str(texts), "--name", "witches")
     assert "corpus 1 'witches': 3 documents" in added.stdout
-    assert "registered checkpoint 1: tiny@0 (safetensors, llama)" in cli("model", "add", str(tiny_llama_dir), "--series", "tiny").stdout
-    assert "already registered" in cli("model", "add", str(tiny_llama_dir), "--series", "tiny").stdout
-    scored = cli("score", "--model", "tiny", "--corpus", "witches", "--max-length", "16", "--here", "--device", "cpu")
+    assert "registered checkpoint 1: tiny@0 (safetensors, llama)" in cli_process("model", "add", str(tiny_llama_dir), "--series", "tiny").stdout
+    assert "already registered" in cli_process("model", "add", str(tiny_llama_dir), "--series", "tiny").stdout
+    scored = cli_process("score", "--model", "tiny", "--corpus", "witches", "--max-length", "16", "--here", "--device", "cpu")
     assert "run 1 enqueued" in scored.stdout and "done" in scored.stderr
-    runs = cli("runs").stdout
+    runs = cli_process("runs").stdout
     assert "tiny@0" in runs and "done" in runs and "3/3" in runs
-    jobs = cli("jobs").stdout
+    jobs = cli_process("jobs").stdout
     assert "summarize" in jobs and "score" in jobs and "failed" not in jobs
-    done = cli("jobs", "--status", "done", "--limit", "1").stdout.splitlines()
+    done = cli_process("jobs", "--status", "done", "--limit", "1").stdout.splitlines()
     assert len(done) == 3 and "summarize" in done[2] and "done" in done[2]
-    assert "summarize" not in cli("jobs", "--status", "queued").stdout
-    assert "witches" in cli("corpus", "list").stdout
-    assert str(tiny_llama_dir) in cli("model", "list").stdout
-    assert "run 1 exists" in cli("score", "--model", "tiny@0", "--corpus", "1", "--max-length", "16").stdout
+    assert "summarize" not in cli_process("jobs", "--status", "queued").stdout
+    assert "witches" in cli_process("corpus", "list").stdout
+    assert str(tiny_llama_dir) in cli_process("model", "list").stdout
+    assert "run 1 exists" in cli_process("score", "--model", "tiny@0", "--corpus", "1", "--max-length", "16").stdout
 
 
 def test_clear_errors(cli, tmp_path, tiny_llama_dir):
@@ -77,16 +77,16 @@ def test_training_commands_enqueue_and_refuse_bad_options(cli, tmp_path):
     assert "cmp" in listed and "ce, poly1:1" in listed
 
 
-def test_serve_refuses_a_busy_port(cli):
+def test_serve_refuses_a_busy_port(cli_process):
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
-        assert "already in use" in cli("serve", "--port", str(port), "--workers", "0", expect=1).stderr
+        assert "already in use" in cli_process("serve", "--port", str(port), "--workers", "0", expect=1).stderr
 
 
-def test_help_from_the_installed_entry_point(cli):
-    assert "usage: focalscope" in cli("--help").stdout
+def test_help_from_the_installed_entry_point(cli_process):
+    assert "usage: focalscope" in cli_process("--help").stdout
 
 
 # Every subcommand's help, in this process: the same parser as the entry point, without paying

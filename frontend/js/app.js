@@ -165,29 +165,7 @@ class Shell {
         h("p", {}, h("a", { href: "#/runs" }, "Back to the runs")));
       return;
     }
-    const ctx = {
-      root, path, query, params: matched.params, signal: state.controller.signal, vocab: null,
-      get alive() { return !state.controller.signal.aborted; },
-      every: (ms, fn) => { state.timers.push(setInterval(fn, ms)); },
-      onDispose: (fn) => state.disposers.push(fn),
-      setTitle: (title) => { document.title = `${title} · focalscope`; },
-      /**
-       * Merge `params` into the address's query without a new navigation (a slider's value, a tab);
-       * null, undefined or "" removes a key. `ctx.query` is the page's state as the address has it.
-       */
-      updateQuery: (params) => {
-        for (const [key, value] of Object.entries(params)) {
-          if (value === null || value === undefined || value === "") query.delete(key);
-          else query.set(key, String(value));
-        }
-        writeQuery();
-      },
-    };
-    const writeQuery = rateLimited(QUERY_WRITE_MS, () => {
-      if (!ctx.alive) return;
-      const search = query.toString();
-      history.replaceState(null, "", `#${path}${search ? `?${search}` : ""}`);
-    }, state.disposers);
+    const ctx = viewContext({ root, path, query, params: matched.params, state });
     try {
       ctx.vocab = await this.loadVocabulary();
       if (!ctx.alive) return;
@@ -199,6 +177,35 @@ class Shell {
         h("p", {}, h("a", { href: "#/runs" }, "Back to the runs")));
     }
   }
+}
+
+/** What a view's `mount` gets: its root, the route's params and query, an AbortSignal, polling
+ * and disposal hooks tied to the page's lifetime, and `updateQuery` for state kept in the address. */
+function viewContext({ root, path, query, params, state }) {
+  const ctx = {
+    root, path, query, params, signal: state.controller.signal, vocab: null,
+    get alive() { return !state.controller.signal.aborted; },
+    every: (ms, fn) => { state.timers.push(setInterval(fn, ms)); },
+    onDispose: (fn) => state.disposers.push(fn),
+    setTitle: (title) => { document.title = `${title} · focalscope`; },
+    /**
+     * Merge `changes` into the address's query without a new navigation (a slider's value, a tab);
+     * null, undefined or "" removes a key. `ctx.query` is the page's state as the address has it.
+     */
+    updateQuery: (changes) => {
+      for (const [key, value] of Object.entries(changes)) {
+        if (value === null || value === undefined || value === "") query.delete(key);
+        else query.set(key, String(value));
+      }
+      writeQuery();
+    },
+  };
+  const writeQuery = rateLimited(QUERY_WRITE_MS, () => {
+    if (!ctx.alive) return;
+    const search = query.toString();
+    history.replaceState(null, "", `#${path}${search ? `?${search}` : ""}`);
+  }, state.disposers);
+  return ctx;
 }
 
 /** `fn` at once, or, within `ms` of its last call, once more when `ms` have passed; the pending call
