@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import re
 
-import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import (
-    MARKUP_LINE, MARKUP_TITLE, Seeded, Server, fixed, seed, serving,
-)
+from tests.support.browser import MARKUP_LINE, MARKUP_TITLE, Seeded, Server, api_get, fixed, seed, serving
 
 # Every page shows the seeded run: seed before the first test asks for a page.
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("seeded")]
@@ -34,12 +31,6 @@ def seeded(server, tiny_llama_dir) -> Seeded:  # noqa: F811
         return seed(server.url, tiny_llama_dir)
     except Exception as error:
         raise AssertionError(f"{error}\n--- server log ---\n{server.log()}") from error
-
-
-def api_get(server: Server, path: str, **params) -> dict:
-    response = httpx.get(f"{server.url}/api/v1{path}", params=params, timeout=30)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def document_by_title(seeded: Seeded, title: str) -> dict:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import SeededSeries, Server, seed_series, serving, upload_corpus, wait_run_done
+from tests.support.browser import SeededSeries, Server, api_get, seed_series, serving, upload_corpus, wait_run_done
 from tests.support.models import build_series_folder
 
 pytestmark = pytest.mark.slow
@@ -44,12 +44,6 @@ def seeded(server, models_root) -> SeededSeries:
         return seed_series(server.url, models_root / "tiny-run", STEPS)
     except Exception as error:
         raise AssertionError(f"{error}\n--- server log ---\n{server.log()[-6000:]}") from error
-
-
-def api_get(server: Server, path: str, **params) -> dict:
-    response = httpx.get(f"{server.url}/api/v1{path}", params=params, timeout=30)
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def on_corpus(seeded: SeededSeries) -> str:

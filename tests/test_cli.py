@@ -10,7 +10,8 @@ import pytest
 from focalscope.cli import build_parser
 
 
-def test_score_a_corpus_end_to_end(cli_process, tmp_path, tiny_llama_dir):
+def test_score_a_corpus_end_to_end(cli_process, cli, tmp_path, tiny_llama_dir):
+    # Through the installed entry point: add a corpus, register a model, score in that process.
     texts = tmp_path / "texts"
     texts.mkdir()
     (texts / "a.txt").write_text("When shall we three meet again?\nIn thunder, lightning, or in rain?")
@@ -18,19 +19,20 @@ def test_score_a_corpus_end_to_end(cli_process, tmp_path, tiny_llama_dir):
     added = cli_process("corpus", "add", str(texts), "--name", "witches")
     assert "corpus 1 'witches': 3 documents" in added.stdout
     assert "registered checkpoint 1: tiny@0 (safetensors, llama)" in cli_process("model", "add", str(tiny_llama_dir), "--series", "tiny").stdout
-    assert "already registered" in cli_process("model", "add", str(tiny_llama_dir), "--series", "tiny").stdout
+    # The other commands on the same data directory run in this process (no start-up per command).
+    assert "already registered" in cli("model", "add", str(tiny_llama_dir), "--series", "tiny").stdout
     scored = cli_process("score", "--model", "tiny", "--corpus", "witches", "--max-length", "16", "--here", "--device", "cpu")
     assert "run 1 enqueued" in scored.stdout and "done" in scored.stderr
-    runs = cli_process("runs").stdout
+    runs = cli("runs").stdout
     assert "tiny@0" in runs and "done" in runs and "3/3" in runs
-    jobs = cli_process("jobs").stdout
+    jobs = cli("jobs").stdout
     assert "summarize" in jobs and "score" in jobs and "failed" not in jobs
-    done = cli_process("jobs", "--status", "done", "--limit", "1").stdout.splitlines()
+    done = cli("jobs", "--status", "done", "--limit", "1").stdout.splitlines()
     assert len(done) == 3 and "summarize" in done[2] and "done" in done[2]
-    assert "summarize" not in cli_process("jobs", "--status", "queued").stdout
-    assert "witches" in cli_process("corpus", "list").stdout
-    assert str(tiny_llama_dir) in cli_process("model", "list").stdout
-    assert "run 1 exists" in cli_process("score", "--model", "tiny@0", "--corpus", "1", "--max-length", "16").stdout
+    assert "summarize" not in cli("jobs", "--status", "queued").stdout
+    assert "witches" in cli("corpus", "list").stdout
+    assert str(tiny_llama_dir) in cli("model", "list").stdout
+    assert "run 1 exists" in cli("score", "--model", "tiny@0", "--corpus", "1", "--max-length", "16").stdout
 
 
 def test_clear_errors(cli, tmp_path, tiny_llama_dir):

@@ -361,6 +361,13 @@ def page(browser, server):
         yield instance
 
 
+def api_get(server: Server, path: str, **params) -> dict:
+    """GET /api/v1{path} on the test server; the JSON body of a 200."""
+    response = httpx.get(f"{server.url}/api/v1{path}", params=params, timeout=30)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
 def fixed(page, value: float, digits: int) -> str:
     """`value.toFixed(digits)` as the page computes it (JavaScript rounds ties unlike Python's format)."""
     return page.evaluate("([v, d]) => v.toFixed(d)", [value, digits])
