@@ -11,6 +11,7 @@ from fastapi.middleware.gzip import GZipMiddleware
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from app.api.body_limits import BodyLimits
 from app.api.errors import install_error_handlers
 from app.api.routes import checkpoints, corpora, jobs, runs, series, series_analytics, system, training, vocabulary
 from app.core.config import Settings
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool = True) -> Fa
     app.state.series_results = ResultCache()
     install_error_handlers(app)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)
+    app.add_middleware(BodyLimits, settings=settings, prefix=API_PREFIX)
     for module in (corpora, checkpoints, series, runs, jobs, training, system, vocabulary, series_analytics):
         app.include_router(module.router, prefix=API_PREFIX)
 

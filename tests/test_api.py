@@ -241,7 +241,7 @@ def test_checkpoint_upload_archives_and_gguf(client, model_root, tmp_path):
     assert "not a regular file" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("x.tar.gz", tar_with(link))}), 422, "invalid_input")
     pickle_member = tarfile.TarInfo("pytorch_model.bin")
     pickle_member.size = 2
-    assert "only" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("x.tar.gz", tar_with(pickle_member, b"\x80\x04"))}), 422, "invalid_input")
+    assert "convert them to safetensors" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("x.tar.gz", tar_with(pickle_member, b"\x80\x04"))}), 422, "invalid_input")
     assert "not a valid zip" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("x.zip", b"garbage")}), 422, "invalid_input")
     assert "not a GGUF file" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("m.gguf", b"NOPE" * 10)}), 422, "invalid_input")
     assert "empty" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("m.gguf", b"")}), 422, "invalid_input")

@@ -151,7 +151,8 @@ def test_registration_refusals(api, sessions, settings, model_root, tiny_llama_d
     shutil.copytree(tiny_llama_dir, model_root / "a" / "checkpoint-5")
     api.post(f"{API}/series/register", json={"path": str(model_root / "a"), "series": "s"})
     shutil.copytree(model_root / "a" / "checkpoint-5", model_root / "b" / "checkpoint-5")
-    (model_root / "b" / "checkpoint-5" / "model.safetensors").write_bytes(b"other weights")
+    other = model_root / "b" / "checkpoint-5" / "model.safetensors"
+    other.write_bytes(other.read_bytes()[:-4] + b"\0\0\0\0")
     shutil.copytree(tiny_llama_dir, model_root / "b" / "checkpoint-6")
     body = api.post(f"{API}/series/register", json={"path": str(model_root / "b"), "series": "s"}).json()
     assert [c["step"] for c in body["registered"]] == [6]

@@ -6,7 +6,6 @@ the file's sha256, so later loads — in any worker on this host — take a seco
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
@@ -21,6 +20,8 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase  # noqa: E402
 
+from app.services.checkpoint_files import refuse_custom_code  # noqa: E402
+from app.services.errors import DomainError  # noqa: E402
 from app.vocab import DTYPE_BFLOAT16, DTYPE_FLOAT16, DTYPE_FLOAT32, FORMAT_GGUF, FORMAT_SAFETENSORS  # noqa: E402
 from workers.context import PermanentError  # noqa: E402
 
@@ -91,10 +92,12 @@ def load_safetensors_dir(directory: Path, *, device: torch.device, dtype: torch.
 
 
 def _config(directory: Path):
-    raw = json.loads((directory / "config.json").read_text(encoding="utf-8"))
-    if "auto_map" in raw:
-        # Custom architectures ship Python code with the weights; we never run it.
-        raise PermanentError(f"{directory}: the model needs custom code (auto_map in config.json); refusing to run it")
+    try:
+        # Custom architectures ship Python code with the weights; we never run it. Registration
+        # refuses such checkpoints with the same check; files changed since are caught here.
+        refuse_custom_code(directory)
+    except DomainError as refused:
+        raise PermanentError(refused.message) from None
     try:
         return AutoConfig.from_pretrained(directory, **SAFE_LOAD)
     except (OSError, ValueError) as exc:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.db.base import MAX_INTEGER
+from app.db.engine import writing
 from app.models.checkpoint import Checkpoint, ModelSeries
 from app.models.corpus import Corpus, Document
 from app.models.job import Job
@@ -20,6 +21,7 @@ from app.services import checkpoints, corpora, experiments, jobs, run_documents,
 
 # Every list endpoint is bounded: at most this many items per request.
 MAX_PAGE = 500
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def get_settings(request: Request) -> Settings:
@@ -27,7 +29,12 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_session(request: Request) -> Iterator[Session]:
-    with request.app.state.sessions() as session:
+    """A session for the request; a request that may write takes SQLite's write lock at its first
+    statement (see app.db.engine.writing), so concurrent writes wait for each other instead of failing."""
+    bind = request.app.state.engine
+    if request.method not in READ_METHODS:
+        bind = writing(bind)
+    with request.app.state.sessions(bind=bind) as session:
         yield session
 
 
@@ -42,7 +49,7 @@ QueryId = Annotated[int | None, Query(ge=1, le=MAX_INTEGER)]
 class Paging:
     def __init__(
         self,
-        offset: Annotated[int, Query(ge=0, description="Items to skip.")] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_INTEGER, description="Items to skip.")] = 0,
         limit: Annotated[int, Query(ge=1, le=MAX_PAGE, description="Items to return.")] = 100,
     ):
         self.offset = offset

@@ -18,6 +18,8 @@ NAMING_CONVENTION = {
 # is 64-bit). A query comparing such a column with a larger number fails in the database, so ids and
 # steps from users are bounded by it, and lookups treat a larger id as a row that does not exist.
 MAX_INTEGER = 2**31 - 1
+# The largest value of a BigInteger column (tokens seen).
+MAX_BIG_INTEGER = 2**63 - 1
 
 
 class Base(DeclarativeBase):

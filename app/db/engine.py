@@ -88,6 +88,14 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(bind=engine, expire_on_commit=False)
 
 
+def writing(engine: Engine) -> Engine:
+    """The engine for a transaction that will write: on SQLite it begins with BEGIN IMMEDIATE. A
+    deferred transaction that reads first and then writes cannot wait for the lock: when another
+    writer committed meanwhile, SQLite fails it at once with "database is locked" (busy_timeout does
+    not apply), so API writes take the lock up front and wait for it instead. PostgreSQL ignores it."""
+    return engine.execution_options(**{SQLITE_IMMEDIATE: True})
+
+
 def ping(session: Session) -> str:
     """One round trip to the database (it raises if the database is down); returns its dialect name."""
     session.execute(text("SELECT 1"))

@@ -4,15 +4,19 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from app.schemas.common import OrmModel, UtcDateTime
+from app.db.base import MAX_BIG_INTEGER, MAX_INTEGER
+from app.schemas.common import OrmModel, ServerPath, UtcDateTime
+
+# tokens_seen is a 64-bit column.
+MAX_TOKENS_SEEN = MAX_BIG_INTEGER
 from app.vocab import CHECKPOINT_FORMATS
 
 
 class CheckpointCreate(BaseModel):
-    path: str = Field(description="Server-side safetensors directory or .gguf file, under a model root.")
+    path: ServerPath = Field(description="Server-side safetensors directory or .gguf file, under a model root.")
     series: str | None = Field(None, max_length=200, description="Series name; default: the file or directory name.")
-    step: int = Field(0, ge=0)
-    tokens_seen: int | None = Field(None, ge=0)
+    step: int = Field(0, ge=0, le=MAX_INTEGER)
+    tokens_seen: int | None = Field(None, ge=0, le=MAX_TOKENS_SEEN)
 
 
 class CheckpointOut(OrmModel):
@@ -30,6 +34,13 @@ class CheckpointOut(OrmModel):
     created_at: UtcDateTime
 
 
+class CheckpointUploadOut(CheckpointOut):
+    upload_sha256: str = Field(description="sha256 of the uploaded file as received.")
+    upload_bytes: int
+    reused: bool = Field(description="The same file was uploaded before: its unpacked files serve this checkpoint "
+                                     "and this copy was not kept.")
+
+
 class SeriesOut(OrmModel):
     id: int
     name: str
@@ -39,7 +50,7 @@ class SeriesOut(OrmModel):
 
 
 class SeriesRegister(BaseModel):
-    path: str = Field(description="Server-side training output folder (one subfolder per checkpoint: checkpoint-N, "
+    path: ServerPath = Field(description="Server-side training output folder (one subfolder per checkpoint: checkpoint-N, "
                                   "step-N, global_stepN, iter-N ...) or one checkpoint, under a model root.")
     series: str | None = Field(None, min_length=1, max_length=200,
                                description="Series the checkpoints join (made if new); default: the folder's name.")

@@ -22,6 +22,7 @@ from typing import Annotated, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from app.db.base import MAX_INTEGER
 from app.training_specs import (
     LOSS_FORMS, MAX_BATCH_SIZE, MAX_CHECKPOINTS, MAX_STEPS, MAX_VOCAB_SIZE, MIN_SEQ_LEN, MIN_VOCAB_SIZE, PRESETS,
     SERIES_NAME, SMOLLM2_VOCAB_SIZE, TOKENIZER_BPE, TOKENIZER_SMOLLM2, TOKENIZERS, parse_loss_spec, save_steps,
@@ -69,7 +70,7 @@ class SaveSchedule(BaseModel):
     Lax, unlike the request: GET /training/save-steps reads it from a query string."""
 
     steps: int = Field(300, ge=1, le=MAX_STEPS, description="Optimizer steps.")
-    save_every: int = Field(50, ge=1, description="Checkpoint (and score on the eval corpus) every this many steps.")
+    save_every: int = Field(50, ge=1, le=MAX_STEPS, description="Checkpoint (and score on the eval corpus) every this many steps.")
 
     @model_validator(mode="after")
     def _checkpoints_fit(self) -> Self:
@@ -93,9 +94,9 @@ class TrainingOptions(SaveSchedule):
     # Strict: a whole number must be one (no 2.0, "2" or true), as the trainer will use it.
     model_config = ConfigDict(extra="forbid", strict=True)
 
-    corpus_id: Annotated[int, IdOrName("corpus"), Field(ge=1, description="Corpus the model is trained on.")]
+    corpus_id: Annotated[int, IdOrName("corpus"), Field(ge=1, le=MAX_INTEGER, description="Corpus the model is trained on.")]
     eval_corpus_id: Annotated[int | None, IdOrName("corpus"), Bookkeeping(), Field(
-        ge=1, description="Held-out corpus every checkpoint is scored on.")] = None
+        ge=1, le=MAX_INTEGER, description="Held-out corpus every checkpoint is scored on.")] = None
     preset: PresetName = Field("tiny", description="Model size and shape (GET /training/presets lists them).")
     seed: int = Field(0, ge=0, le=MAX_SEED, description="Seeds the initial weights and the batch order.")
     tokenizer: TokenizerName = Field(
@@ -148,7 +149,7 @@ class TrainingJobCreate(TrainingOptions):
 class TrainingRequest(TrainingJobCreate):
     """The payload of a `train` job: the API's request plus the experiment it belongs to."""
 
-    experiment_id: Annotated[int | None, Bookkeeping(), Field(ge=1, description="Experiment of the series.")] = None
+    experiment_id: Annotated[int | None, Bookkeeping(), Field(ge=1, le=MAX_INTEGER, description="Experiment of the series.")] = None
 
     def fingerprint(self) -> str:
         """Hash of everything that changes what is trained: a resumed job continues only checkpoints

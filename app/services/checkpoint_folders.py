@@ -65,7 +65,8 @@ def register_path(
     must resolve under one of them (a symlink out of the roots is skipped)."""
     path = path.expanduser()
     if roots is not None:
-        check_under_roots(path, roots)
+        # The folder's entries are checked one by one as they register (a link out is skipped).
+        check_under_roots(path, roots, entries=False)
     if not path.exists():
         raise InvalidInput(f"{path}: no such file or directory")
     candidates, skipped = scan(path)

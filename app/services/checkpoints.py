@@ -24,12 +24,24 @@ def ensure_series(*, session: Session, name: str, description: str = "") -> Mode
     return series
 
 
-def check_under_roots(path: Path, roots: list[Path]) -> None:
-    """Refuse API registrations outside the configured model roots (symlinks resolved first)."""
-    resolved = path.expanduser().resolve()
-    if not any(resolved.is_relative_to(root.expanduser().resolve()) for root in roots):
-        allowed = ", ".join(str(r) for r in roots)
+def check_under_roots(path: Path, roots: list[Path], *, entries: bool = True) -> None:
+    """Refuse API registrations outside the configured model roots, symlinks resolved first: the
+    path itself and, for a folder with `entries`, every entry in it (a folder inside the roots whose files are
+    links to files elsewhere would otherwise make the server read and describe those files)."""
+    resolved_roots = [root.expanduser().resolve() for root in roots]
+
+    def inside(candidate: Path) -> bool:
+        resolved = candidate.resolve()
+        return any(resolved.is_relative_to(root) for root in resolved_roots)
+
+    path = path.expanduser()
+    allowed = ", ".join(str(r) for r in roots)
+    if not inside(path):
         raise Forbidden(f"{path}: outside the server's model roots ({allowed}); set FOCALSCOPE_MODEL_ROOTS")
+    if entries and path.is_dir():
+        for entry in sorted(path.iterdir()):
+            if not inside(entry):
+                raise Forbidden(f"{entry}: a link to a file outside the server's model roots ({allowed})")
 
 
 def register_checkpoint(

@@ -1,32 +1,45 @@
 """Checkpoint uploads: a .gguf file, or a .zip / .tar(.gz) of a safetensors checkpoint directory.
 
-Archives are untrusted: members are extracted one by one into a fresh directory with limits on
-count and total size, only regular files with checkpoint-like names, no absolute paths, no `..`,
-no links — and pickle weights are refused before anything is loaded. An upload that fails, or
-that turns out to be registered already, leaves no files behind.
+Archives are untrusted: every member is checked before anything is written — at most MAX_MEMBERS,
+only regular files with checkpoint-like names (no links, no devices), no absolute paths, no `..`,
+total size within the limit and within MAX_RATIO times the archive's size (a compression bomb) —
+then extracted one by one into a fresh directory, each at most its declared size. Pickle weights
+are refused with a hint on converting them. An upload that fails, that turns out to be registered
+already, or whose file was uploaded before (same sha256) leaves no files behind.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shutil
 import tarfile
 import uuid
 import zipfile
-from collections.abc import Iterator
+import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 from typing import BinaryIO
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models.checkpoint import Checkpoint
+from app.services.checkpoint_files import PICKLE_HINT, PICKLE_SUFFIXES
 from app.services.checkpoints import register_checkpoint
 from app.services.errors import InvalidInput, TooLarge
 
 ALLOWED_SUFFIXES = (".safetensors", ".json", ".txt", ".model", ".jinja", ".gguf")
 MAX_MEMBERS = 64
 COPY_CHUNK = 1 << 20
+# Unpacked bytes per archive byte at most. Weights compress by a few percent and tokenizer files by
+# 3-5x; a compression bomb by a thousand or more. Below MIN_RATIO_BUDGET unpacked, any ratio is fine.
+MAX_RATIO = 100
+MIN_RATIO_BUDGET = 16 * 1024 * 1024
+# Checkpoint.meta key: the sha256 of the uploaded file the checkpoint came from.
+UPLOAD_SHA256 = "upload_sha256"
 
 
 def upload_dir(data_dir: Path) -> Path:
@@ -53,64 +66,76 @@ def safe_filename(name: str | None) -> str:
     return cleaned if cleaned.strip(".") else "checkpoint"
 
 
+@dataclass(frozen=True)
+class RegisteredUpload:
+    checkpoint: Checkpoint
+    created: bool  # a new checkpoint row (else the same weights at this series and step were there)
+    sha256: str  # of the uploaded file as received
+    size: int
+    reused: bool  # the same file was uploaded before: its files serve, this copy was not kept
+
+
 def register_upload(
     *, session: Session, source: BinaryIO, filename: str | None, directory: Path, limit: int,
     series: str | None = None, step: int = 0,
-) -> tuple[Checkpoint, bool]:
+) -> RegisteredUpload:
     """Save an uploaded .gguf file or checkpoint archive into `directory` (from staged_upload),
-    unpack it, and register it; returns (checkpoint, created). The series defaults to the file's
-    name. Weights registered already keep their first files; this upload's are removed."""
+    unpack it, and register it. The series defaults to the file's name. A file uploaded before (the
+    same sha256) is not unpacked again: its first upload's files serve the checkpoint. Weights
+    registered already keep their first files; this upload's are removed."""
     name = safe_filename(filename)
     saved = directory / name
-    save_stream(source, saved, limit)
-    if name.lower().endswith(".gguf"):
+    size, sha256 = save_stream(source, saved, limit)
+    earlier = find_upload(session=session, sha256=sha256)
+    if earlier is not None:
+        path = Path(earlier.path)
+    elif name.lower().endswith(".gguf"):
         path = saved
     else:
         path = unpack_checkpoint(saved, directory / "checkpoint", limit)
         saved.unlink()
     checkpoint, created = register_checkpoint(
-        session=session, path=path, series=series or PurePath(name).name.split(".")[0], step=step
+        session=session, path=path, series=series or PurePath(name).name.split(".")[0], step=step,
+        meta={UPLOAD_SHA256: sha256},
     )
-    if not created:
+    if earlier is not None or not created:
         discard(directory)
-    return checkpoint, created
+    return RegisteredUpload(checkpoint, created, sha256, size, reused=earlier is not None)
 
 
-def save_stream(source: BinaryIO, target: Path, limit: int) -> int:
-    """Copy an upload to disk, refusing it as soon as it exceeds `limit` bytes."""
+def find_upload(*, session: Session, sha256: str) -> Checkpoint | None:
+    """The first checkpoint registered from an upload of this content whose files are still there."""
+    rows = session.scalars(
+        select(Checkpoint).where(Checkpoint.meta[UPLOAD_SHA256].as_string() == sha256).order_by(Checkpoint.id)
+    )
+    return next((row for row in rows if Path(row.path).exists()), None)
+
+
+def save_stream(source: BinaryIO, target: Path, limit: int) -> tuple[int, str]:
+    """Copy an upload to disk, refusing it as soon as it exceeds `limit` bytes; its size and sha256."""
     written = 0
+    digest = hashlib.sha256()
     with target.open("wb") as sink:
         while chunk := source.read(COPY_CHUNK):
             written += len(chunk)
             if written > limit:
                 raise TooLarge(f"upload exceeds the {limit / 1024 / 1024:g} MB limit for checkpoints")
+            digest.update(chunk)
             sink.write(chunk)
     if written == 0:
         raise InvalidInput("the uploaded file is empty")
-    return written
+    return written, digest.hexdigest()
 
 
 def unpack_checkpoint(archive: Path, destination: Path, limit: int) -> Path:
-    """Extract a checkpoint archive safely; returns the directory holding config.json."""
+    """Extract a checkpoint archive safely; returns the directory holding config.json. Every member
+    is checked (name, type, count, sizes, compression ratio) before anything is written."""
     destination.mkdir(parents=True)
-    name = archive.name.lower()
-    if name.endswith(".zip"):
-        members = _zip_members(archive)
-    elif name.endswith((".tar", ".tar.gz", ".tgz")):
-        members = _tar_members(archive)
-    else:
-        raise InvalidInput(f"{archive.name}: upload a .gguf file or a .zip / .tar / .tar.gz of a safetensors directory")
-    if len(members) > MAX_MEMBERS:
-        raise InvalidInput(f"{archive.name}: {len(members)} files; a checkpoint has at most {MAX_MEMBERS}")
-    total = 0
-    for member_name, size, opener in members:
-        relative = _safe_relative(member_name)
-        total += size
-        if total > limit:
-            raise TooLarge(f"{archive.name}: unpacked size exceeds the {limit / 1024 / 1024:g} MB limit")
+    members = _checked_members(archive, limit)
+    for relative, size, opener in members:
         target = destination / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        with opener() as source, target.open("wb") as sink:
+        with opener() as source, target.open("xb") as sink:
             # Copy at most the declared size: a lying header cannot make us write more.
             remaining = size
             while remaining > 0 and (chunk := source.read(min(COPY_CHUNK, remaining))):
@@ -122,43 +147,73 @@ def unpack_checkpoint(archive: Path, destination: Path, limit: int) -> Path:
     return configs[0].parent
 
 
+def _checked_members(archive: Path, limit: int) -> list[tuple[PurePosixPath, int, Callable]]:
+    name = archive.name.lower()
+    if name.endswith(".zip"):
+        members = _zip_members(archive)
+    elif name.endswith((".tar", ".tar.gz", ".tgz")):
+        members = _tar_members(archive)
+    else:
+        raise InvalidInput(f"{archive.name}: upload a .gguf file or a .zip / .tar / .tar.gz of a safetensors directory")
+    # A compression bomb unpacks to far more than it weighs; weights barely compress.
+    budget = min(limit, max(MIN_RATIO_BUDGET, MAX_RATIO * archive.stat().st_size))
+    checked, total, seen = [], 0, set()
+    for count, (member_name, size, opener) in enumerate(members, start=1):
+        if count > MAX_MEMBERS:
+            raise InvalidInput(f"{archive.name}: more than {MAX_MEMBERS} files; a checkpoint has fewer")
+        relative = _safe_relative(member_name)
+        if relative in seen:
+            raise InvalidInput(f"refusing archive member {member_name!r}: the archive holds it twice")
+        seen.add(relative)
+        total += size
+        if total > limit:
+            raise TooLarge(f"{archive.name}: unpacked size exceeds the {limit / 1024 / 1024:g} MB limit")
+        if total > budget:
+            raise InvalidInput(f"{archive.name}: unpacks to more than {MAX_RATIO} times its size (a compression "
+                               f"bomb?); checkpoint weights barely compress")
+        checked.append((relative, size, opener))
+    return checked
+
+
 def _safe_relative(name: str) -> PurePosixPath:
     path = PurePosixPath(name)
-    if path.is_absolute() or ".." in path.parts or not path.parts:
+    if path.is_absolute() or ".." in path.parts or not path.parts or "\\" in name or "\x00" in name:
         raise InvalidInput(f"refusing archive member {name!r}: unsafe path")
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise InvalidInput(f"refusing archive member {name!r}: {PICKLE_HINT}")
     if path.suffix.lower() not in ALLOWED_SUFFIXES:
         raise InvalidInput(f"refusing archive member {name!r}: only {', '.join(ALLOWED_SUFFIXES)} files belong in a checkpoint")
     return path
 
 
-def _zip_members(archive: Path):
+def _zip_members(archive: Path) -> Iterator[tuple[str, int, Callable]]:
     try:
         bundle = zipfile.ZipFile(archive)
-    except zipfile.BadZipFile:
+    except (zipfile.BadZipFile, OSError, ValueError):
         raise InvalidInput(f"{archive.name}: not a valid zip archive") from None
-    members = []
     for info in bundle.infolist():
         if info.is_dir():
             continue
-        if (info.external_attr >> 16) & 0o170000 == 0o120000:
-            raise InvalidInput(f"refusing archive member {info.filename!r}: symbolic link")
-        members.append((info.filename, info.file_size, lambda info=info: bundle.open(info)))
-    return members
+        kind = (info.external_attr >> 16) & 0o170000
+        if kind not in (0, 0o100000):  # no Unix mode (Windows zips), or a regular file
+            what = "symbolic link" if kind == 0o120000 else "not a regular file"
+            raise InvalidInput(f"refusing archive member {info.filename!r}: {what}")
+        yield info.filename, info.file_size, lambda info=info: bundle.open(info)
 
 
-def _tar_members(archive: Path):
+def _tar_members(archive: Path) -> Iterator[tuple[str, int, Callable]]:
     try:
         bundle = tarfile.open(archive)
-    except tarfile.TarError:
+        # Iterated lazily: an archive of a million members is refused at the limit, not listed.
+        for info in bundle:
+            if info.isdir():
+                continue
+            if not info.isfile():
+                kind = "link" if info.issym() or info.islnk() else "device or special file"
+                raise InvalidInput(f"refusing archive member {info.name!r}: not a regular file ({kind})")
+            yield info.name, info.size, lambda info=info: bundle.extractfile(info)
+    except (tarfile.TarError, EOFError, zlib.error, OSError):
         raise InvalidInput(f"{archive.name}: not a valid tar archive") from None
-    members = []
-    for info in bundle.getmembers():
-        if info.isdir():
-            continue
-        if not info.isfile():
-            raise InvalidInput(f"refusing archive member {info.name!r}: not a regular file")
-        members.append((info.name, info.size, lambda info=info: bundle.extractfile(info)))
-    return members
 
 
 def discard(directory: Path) -> None:

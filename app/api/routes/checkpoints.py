@@ -8,7 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
 from app.api.deps import CheckpointDep, PagingDep, QueryId, SessionDep, SettingsDep
-from app.schemas.checkpoint import CheckpointCreate, CheckpointOut
+from app.db.base import MAX_INTEGER
+from app.schemas.checkpoint import CheckpointCreate, CheckpointOut, CheckpointUploadOut
 from app.schemas.common import Page
 from app.services import checkpoints, uploads
 
@@ -30,26 +31,28 @@ def register_checkpoint(body: CheckpointCreate, session: SessionDep, settings: S
     return checkpoints.checkpoint_out(checkpoint)
 
 
-@router.post("/checkpoints/upload", response_model=CheckpointOut, status_code=status.HTTP_201_CREATED)
+@router.post("/checkpoints/upload", response_model=CheckpointUploadOut, status_code=status.HTTP_201_CREATED)
 def upload_checkpoint(
     session: SessionDep,
     settings: SettingsDep,
     response: Response,
     file: Annotated[UploadFile, File(description="a .gguf file, or a .zip / .tar / .tar.gz of a safetensors directory")],
     series: Annotated[str | None, Form(max_length=200)] = None,
-    step: Annotated[int, Form(ge=0)] = 0,
+    step: Annotated[int, Form(ge=0, le=MAX_INTEGER)] = 0,
 ):
-    """Upload and register a checkpoint (limit: FOCALSCOPE_MAX_CHECKPOINT_UPLOAD_MB, unpacked). The
-    same weights at the same series and step return the existing checkpoint (200)."""
+    """Upload and register a checkpoint (limit: FOCALSCOPE_MAX_CHECKPOINT_UPLOAD_MB, counted as the
+    bytes arrive, and again unpacked). The same weights at the same series and step return the
+    existing checkpoint (200); a file uploaded before is recognised by its sha256 and its files reused."""
     with uploads.staged_upload(settings.data_dir) as directory:
-        checkpoint, created = uploads.register_upload(
+        registered = uploads.register_upload(
             session=session, source=file.file, filename=file.filename, directory=directory,
             limit=settings.max_checkpoint_upload_bytes, series=series, step=step,
         )
         session.commit()
-    if not created:
+    if not registered.created:
         response.status_code = status.HTTP_200_OK
-    return checkpoints.checkpoint_out(checkpoint)
+    return CheckpointUploadOut(**checkpoints.checkpoint_out(registered.checkpoint).model_dump(),
+                               upload_sha256=registered.sha256, upload_bytes=registered.size, reused=registered.reused)
 
 
 @router.get("/checkpoints", response_model=Page[CheckpointOut])

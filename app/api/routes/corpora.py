@@ -4,17 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Header, UploadFile, status
+from fastapi import APIRouter, File, Form, UploadFile, status
 
 from app.api.deps import CorpusDep, DocumentDep, PagingDep, SessionDep, SettingsDep
 from app.schemas.common import Page
 from app.schemas.corpus import CorpusOut, DocumentOut, DocumentText
 from app.services import corpora
-from app.services.errors import TooLarge
 
 router = APIRouter(tags=["corpora"])
-# Room for the multipart framing around the files when the declared size is checked.
-MULTIPART_OVERHEAD = 64 * 1024
 
 
 @router.post("/corpora", status_code=status.HTTP_201_CREATED, response_model=CorpusOut)
@@ -24,11 +21,9 @@ def create_corpus(
     name: Annotated[str, Form(min_length=1, max_length=200)],
     files: Annotated[list[UploadFile], File(description=".txt (one document each) or .jsonl ({\"text\": ...} per line)")],
     description: Annotated[str, Form(max_length=2000)] = "",
-    content_length: Annotated[int | None, Header(include_in_schema=False)] = None,
 ):
-    """Create a corpus from uploaded files (limit: FOCALSCOPE_MAX_UPLOAD_MB per request)."""
-    if content_length is not None and content_length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
-        raise TooLarge(f"upload of {content_length} bytes exceeds the {settings.max_upload_mb:g} MB limit")
+    """Create a corpus from uploaded files (limit: FOCALSCOPE_MAX_UPLOAD_MB per request, counted as the
+    bytes arrive: app/api/body_limits.py)."""
     documents = corpora.read_uploads(((upload.filename or "", upload.file) for upload in files), settings=settings)
     corpus = corpora.create_corpus(session=session, name=name, documents=documents, description=description)
     session.commit()

@@ -13,6 +13,7 @@ from app.analytics.learned_at import DEFAULT_EASY_P
 from app.analytics.scatter_sample import DEFAULT_SCATTER_LIMIT
 from app.analytics.transitions import DEFAULT_LOSS_THRESHOLD
 from app.api.deps import MAX_PAGE, CorpusDep, PagingDep, PathId, SeriesDep, SessionDep
+from app.db.base import MAX_INTEGER
 from app.schemas.run import RunOptions
 from app.schemas.series import (Cell, Region, SeriesCartography, SeriesCheckpoints, SeriesLearnedAt,
                                 SeriesTrajectory, SeriesTransitions, TokenTrajectory, TransitionOccurrences)
@@ -54,7 +55,7 @@ def result_cache(request: Request) -> ResultCache:
 
 AlignedDep = Annotated[AlignedRuns, Depends(aligned_runs)]
 CacheDep = Annotated[ResultCache, Depends(result_cache)]
-StepQuery = Annotated[int | None, Query(ge=0, description="A checkpoint step of the series.")]
+StepQuery = Annotated[int | None, Query(ge=0, le=MAX_INTEGER, description="A checkpoint step of the series.")]
 
 
 @router.get(f"{SERIES_ON_CORPUS}/checkpoints", response_model=SeriesCheckpoints)
@@ -80,7 +81,7 @@ def document_trajectory(session: SessionDep, aligned: AlignedDep, document_id: P
 
 @router.get(f"{SERIES_ON_CORPUS}/documents/{{document_id}}/tokens/{{position}}", response_model=TokenTrajectory)
 def token_trajectory(session: SessionDep, aligned: AlignedDep, document_id: PathId,
-                     position: Annotated[int, Path(ge=0, description="Token index in the document.")]):
+                     position: Annotated[int, Path(ge=0, le=MAX_INTEGER, description="Token index in the document.")]):
     """One token occurrence at every step: p, loss, rank, entropy and its top-k alternatives."""
     return series_scores.token_trajectory(session=session, aligned=aligned, document_id=document_id, position=position)
 
@@ -130,7 +131,7 @@ def cartography(
     confidence_threshold: ThresholdQuery = DEFAULT_CONFIDENCE_THRESHOLD,
     variability_threshold: ThresholdQuery = DEFAULT_VARIABILITY_THRESHOLD,
     region: Annotated[Region | None, Query(description="List only the token types of this region.")] = None,
-    types_offset: Annotated[int, Query(ge=0)] = 0,
+    types_offset: Annotated[int, Query(ge=0, le=MAX_INTEGER)] = 0,
     types_limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
 ):
     """Occurrences per region (ambiguous when variability ≥ its threshold, else easy-to-learn when
