@@ -34,6 +34,7 @@ class Settings(BaseSettings):
     max_upload_mb: float = Field(64.0, gt=0, description="Per request, all files together.")
     max_checkpoint_upload_mb: float = Field(4096.0, gt=0, description="Per uploaded checkpoint, unpacked.")
     max_documents_per_corpus: int = Field(100_000, gt=0)
+    max_line_mb: float = Field(16.0, gt=0, description="Longest line of an uploaded corpus file.")
     # A shard is a slice of a run's documents that one worker scores and commits in one
     # transaction: small enough that results appear while a CPU run is going, large enough that
     # a GPU batch is full.
@@ -82,6 +83,10 @@ class Settings(BaseSettings):
     @property
     def max_upload_bytes(self) -> int:
         return int(self.max_upload_mb * 1024 * 1024)
+
+    @property
+    def max_line_bytes(self) -> int:
+        return int(self.max_line_mb * 1024 * 1024)
 
     @property
     def max_checkpoint_upload_bytes(self) -> int:

@@ -18,6 +18,9 @@ from app.services.errors import Conflict, InvalidInput, NotFound, TooLarge, get_
 
 SUPPORTED_SUFFIXES = (".txt", ".jsonl")
 READ_CHUNK = 1 << 20
+# A line longer than this is no prose and no JSON line we want (a book as one JSON line is ~5 MB);
+# the tokenizer and the page would choke on it. The API takes FOCALSCOPE_MAX_LINE_MB.
+MAX_LINE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass
@@ -28,23 +31,38 @@ class DocumentIn:
     meta: dict = field(default_factory=dict)
 
 
-def parse_file(filename: str, data: bytes) -> list[DocumentIn]:
+def parse_file(filename: str, data: bytes, *, max_line_bytes: int = MAX_LINE_BYTES) -> list[DocumentIn]:
     """A .txt file is one document; a .jsonl file is one document per non-blank line, each an object
-    with a string "text" (and optional "title" and "meta")."""
+    with a string "text" (and optional "title" and "meta"). Binary data (NUL bytes), invalid UTF-8
+    and overlong lines are refused naming the file and line."""
     name = PurePath(filename or "").name or "upload"
     suffix = PurePath(name).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise InvalidInput(f"{name}: unsupported file type {suffix or '(none)'}; upload .txt or .jsonl files")
     if not data.strip():
         raise InvalidInput(f"{name}: the file is empty")
+    _check_lines(name, data, max_line_bytes)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise InvalidInput(f"{name}: not valid UTF-8 text (bad byte at offset {exc.start}); re-encode it as UTF-8") from None
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise InvalidInput(f"{name}, line {line}: not valid UTF-8 text (bad byte at offset {exc.start}); "
+                           f"re-encode it as UTF-8") from None
     text = text.removeprefix("\ufeff")
     if suffix == ".txt":
         return [DocumentIn(text=text, source=name, title=PurePath(name).stem)]
     return _parse_jsonl(name, text)
+
+
+def _check_lines(name: str, data: bytes, max_line_bytes: int) -> None:
+    if (nul := data.find(b"\0")) >= 0:
+        # PostgreSQL cannot store it in text, and no text file holds one.
+        line = data.count(b"\n", 0, nul) + 1
+        raise InvalidInput(f"{name}, line {line}: a NUL byte (binary data?); upload text files")
+    for number, line in enumerate(data.split(b"\n"), start=1):
+        if len(line) > max_line_bytes:
+            raise InvalidInput(f"{name}, line {number}: longer than {max_line_bytes} bytes; split it into documents "
+                               f"or lines")
 
 
 def read_uploads(uploads: Iterable[tuple[str, BinaryIO]], *, settings: Settings) -> list[DocumentIn]:
@@ -60,7 +78,7 @@ def read_uploads(uploads: Iterable[tuple[str, BinaryIO]], *, settings: Settings)
             if received > limit:
                 raise TooLarge(f"upload exceeds the {settings.max_upload_mb:g} MB limit")
             data.extend(chunk)
-        documents.extend(parse_file(filename, bytes(data)))
+        documents.extend(parse_file(filename, bytes(data), max_line_bytes=settings.max_line_bytes))
     if len(documents) > settings.max_documents_per_corpus:
         raise InvalidInput(f"{len(documents)} documents; at most {settings.max_documents_per_corpus} per corpus")
     return documents
@@ -77,6 +95,8 @@ def _parse_jsonl(name: str, text: str) -> list[DocumentIn]:
             raise InvalidInput(f"{name}, line {number}: not valid JSON ({exc.msg})") from None
         if not isinstance(record, dict) or not isinstance(record.get("text"), str):
             raise InvalidInput(f'{name}, line {number}: expected an object with a string "text" field')
+        if "\\u0000" in line:
+            raise InvalidInput(f"{name}, line {number}: a NUL character (\\u0000); text cannot hold one")
         meta = record.get("meta", {})
         if not isinstance(meta, dict):
             raise InvalidInput(f'{name}, line {number}: "meta" must be an object')
