@@ -84,7 +84,9 @@ def register_upload(
     same sha256) is not unpacked again: its first upload's files serve the checkpoint. Weights
     registered already keep their first files; this upload's are removed."""
     name = safe_filename(filename)
-    saved = directory / name
+    # The file in a folder of its own: no name it may have can clash with the unpacked checkpoint.
+    saved = directory / "received" / name
+    saved.parent.mkdir()
     size, sha256 = save_stream(source, saved, limit)
     earlier = find_upload(session=session, sha256=sha256)
     if earlier is not None:
