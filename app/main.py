@@ -13,6 +13,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.api.body_limits import BodyLimits
 from app.api.errors import install_error_handlers
+from app.api.openapi import install_openapi
 from app.api.routes import checkpoints, corpora, jobs, runs, series, series_analytics, system, training, vocabulary
 from app.core.config import Settings
 from app.services.series_cache import ResultCache
@@ -57,6 +58,7 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool = True) -> Fa
     # Series statistics stream every document of up to a thousand checkpoints: answers are kept.
     app.state.series_results = ResultCache()
     install_error_handlers(app)
+    install_openapi(app)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)
     app.add_middleware(BodyLimits, settings=settings, prefix=API_PREFIX)
     for module in (corpora, checkpoints, series, runs, jobs, training, system, vocabulary, series_analytics):

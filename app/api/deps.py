@@ -42,8 +42,8 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 # An id in a path or a query: a number beyond any id is a 422, not a database error.
-PathId = Annotated[int, Path(ge=1, le=MAX_INTEGER)]
-QueryId = Annotated[int | None, Query(ge=1, le=MAX_INTEGER)]
+PathId = Annotated[int, Path(ge=1, le=MAX_INTEGER, examples=[1])]
+QueryId = Annotated[int | None, Query(ge=1, le=MAX_INTEGER, examples=[1])]
 
 
 class Paging:

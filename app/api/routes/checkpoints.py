@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
 from app.api.deps import CheckpointDep, PagingDep, QueryId, SessionDep, SettingsDep
+from app.api.openapi import errors
 from app.db.base import MAX_INTEGER
 from app.schemas.checkpoint import CheckpointCreate, CheckpointOut, CheckpointUploadOut
 from app.schemas.common import Page
@@ -16,7 +17,8 @@ from app.services import checkpoints, uploads
 router = APIRouter(tags=["models"])
 
 
-@router.post("/checkpoints", response_model=CheckpointOut, status_code=status.HTTP_201_CREATED)
+@router.post("/checkpoints", response_model=CheckpointOut, status_code=status.HTTP_201_CREATED,
+             responses={200: {"model": CheckpointOut, "description": "Registered already"}, **errors(403, 409)})
 def register_checkpoint(body: CheckpointCreate, session: SessionDep, settings: SettingsDep, response: Response):
     """Register a safetensors directory or GGUF file. The same weights at the same series and step
     return the existing checkpoint (200)."""
@@ -31,7 +33,8 @@ def register_checkpoint(body: CheckpointCreate, session: SessionDep, settings: S
     return checkpoints.checkpoint_out(checkpoint)
 
 
-@router.post("/checkpoints/upload", response_model=CheckpointUploadOut, status_code=status.HTTP_201_CREATED)
+@router.post("/checkpoints/upload", response_model=CheckpointUploadOut, status_code=status.HTTP_201_CREATED,
+             responses={200: {"model": CheckpointUploadOut, "description": "Registered already"}, **errors(409)})
 def upload_checkpoint(
     session: SessionDep,
     settings: SettingsDep,

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, File, Form, UploadFile, status
 
 from app.api.deps import CorpusDep, DocumentDep, PagingDep, SessionDep, SettingsDep
+from app.api.openapi import errors
 from app.schemas.common import Page
 from app.schemas.corpus import CorpusOut, DocumentOut, DocumentText
 from app.services import corpora
@@ -14,7 +15,7 @@ from app.services import corpora
 router = APIRouter(tags=["corpora"])
 
 
-@router.post("/corpora", status_code=status.HTTP_201_CREATED, response_model=CorpusOut)
+@router.post("/corpora", status_code=status.HTTP_201_CREATED, response_model=CorpusOut, responses=errors(409))
 def create_corpus(
     session: SessionDep,
     settings: SettingsDep,

@@ -15,7 +15,8 @@ from app.services.errors import NotFound
 router = APIRouter(tags=["runs"])
 
 
-@router.post("/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED)
+@router.post("/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED,
+             responses={200: {"model": RunOut, "description": "The same run exists"}})
 def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep, response: Response):
     """Score a checkpoint on a corpus. The same checkpoint, corpus and options return the existing
     run (200), with its failed shards queued again."""

@@ -8,6 +8,7 @@ from pathlib import Path
 from fastapi import APIRouter, status
 
 from app.api.deps import CorpusDep, PagingDep, SeriesDep, SessionDep, SettingsDep
+from app.api.openapi import errors
 from app.schemas.checkpoint import SeriesOut, SeriesRegister, SeriesRegistration
 from app.schemas.common import Page
 from app.schemas.series import SeriesDetail, SeriesScoreRequest, SeriesScoring
@@ -22,7 +23,8 @@ def list_series(session: SessionDep, paging: PagingDep):
     return Page(items=items, total=total, offset=paging.offset, limit=paging.limit)
 
 
-@router.post("/series/register", response_model=SeriesRegistration, status_code=status.HTTP_201_CREATED)
+@router.post("/series/register", response_model=SeriesRegistration, status_code=status.HTTP_201_CREATED,
+             responses=errors(403, 409))
 def register_series(body: SeriesRegister, session: SessionDep, settings: SettingsDep):
     """Register every checkpoint in a training output folder (checkpoint-N, step-N, global_stepN, iter-N ...
     subfolders; the step from trainer_state.json where present), or one checkpoint, into a series.

@@ -13,6 +13,7 @@ from app.analytics.learned_at import DEFAULT_EASY_P
 from app.analytics.scatter_sample import DEFAULT_SCATTER_LIMIT
 from app.analytics.transitions import DEFAULT_LOSS_THRESHOLD
 from app.api.deps import MAX_PAGE, CorpusDep, PagingDep, PathId, SeriesDep, SessionDep
+from app.api.openapi import errors
 from app.db.base import MAX_INTEGER
 from app.schemas.run import RunOptions
 from app.schemas.series import (Cell, Region, SeriesCartography, SeriesCheckpoints, SeriesLearnedAt,
@@ -54,6 +55,8 @@ def result_cache(request: Request) -> ResultCache:
 
 
 AlignedDep = Annotated[AlignedRuns, Depends(aligned_runs)]
+# What a route on AlignedDep answers when the runs cannot be compared (not all done, other options).
+ALIGNED = errors(409)
 CacheDep = Annotated[ResultCache, Depends(result_cache)]
 StepQuery = Annotated[int | None, Query(ge=0, le=MAX_INTEGER, description="A checkpoint step of the series.")]
 
@@ -73,13 +76,13 @@ def series_checkpoints(session: SessionDep, series: SeriesDep, corpus: CorpusDep
     }
 
 
-@router.get(f"{SERIES_ON_CORPUS}/documents/{{document_id}}/trajectory", response_model=SeriesTrajectory)
+@router.get(f"{SERIES_ON_CORPUS}/documents/{{document_id}}/trajectory", response_model=SeriesTrajectory, responses=ALIGNED)
 def document_trajectory(session: SessionDep, aligned: AlignedDep, document_id: PathId):
     """One document at every step: log p, rank and entropy per step and token, its token texts once."""
     return series_scores.document_trajectory(session=session, aligned=aligned, document_id=document_id)
 
 
-@router.get(f"{SERIES_ON_CORPUS}/documents/{{document_id}}/tokens/{{position}}", response_model=TokenTrajectory)
+@router.get(f"{SERIES_ON_CORPUS}/documents/{{document_id}}/tokens/{{position}}", response_model=TokenTrajectory, responses=ALIGNED)
 def token_trajectory(session: SessionDep, aligned: AlignedDep, document_id: PathId,
                      position: Annotated[int, Path(ge=0, le=MAX_INTEGER, description="Token index in the document.")]):
     """One token occurrence at every step: p, loss, rank, entropy and its top-k alternatives."""
@@ -92,7 +95,7 @@ TauQuery = Annotated[float, Query(
                                   "with a fixed line, so that counts add up over documents).")]
 
 
-@router.get(f"{SERIES_ON_CORPUS}/transitions", response_model=SeriesTransitions)
+@router.get(f"{SERIES_ON_CORPUS}/transitions", response_model=SeriesTransitions, responses=ALIGNED)
 def transitions(session: SessionDep, aligned: AlignedDep, cache: CacheDep, a: StepQuery = None, b: StepQuery = None,
                 tau: TauQuery = DEFAULT_LOSS_THRESHOLD):
     """Counts and shares of H→H, L→H, H→L, L→L between steps a < b (default: the first and last steps)."""
@@ -100,7 +103,7 @@ def transitions(session: SessionDep, aligned: AlignedDep, cache: CacheDep, a: St
     return series_scores.series_transitions(session=session, aligned=aligned, step_a=a, step_b=b, tau=tau, cache=cache)
 
 
-@router.get(f"{SERIES_ON_CORPUS}/transitions/occurrences", response_model=TransitionOccurrences)
+@router.get(f"{SERIES_ON_CORPUS}/transitions/occurrences", response_model=TransitionOccurrences, responses=ALIGNED)
 def transition_occurrences(session: SessionDep, aligned: AlignedDep, cache: CacheDep, paging: PagingDep,
                            cell: Annotated[Cell, Query(description="H or L at step a, then at step b.")],
                            a: StepQuery = None, b: StepQuery = None, tau: TauQuery = DEFAULT_LOSS_THRESHOLD):
@@ -110,7 +113,7 @@ def transition_occurrences(session: SessionDep, aligned: AlignedDep, cache: Cach
                                                 cell=cell, offset=paging.offset, limit=paging.limit, cache=cache)
 
 
-@router.get(f"{SERIES_ON_CORPUS}/learned-at", response_model=SeriesLearnedAt)
+@router.get(f"{SERIES_ON_CORPUS}/learned-at", response_model=SeriesLearnedAt, responses=ALIGNED)
 def learned_at(session: SessionDep, aligned: AlignedDep, cache: CacheDep,
                tau_easy: Annotated[float, Query(gt=0, le=1, description=(
                    "An occurrence is easy at a step when p ≥ tau_easy. Default 1/2: the true token is then "
@@ -123,7 +126,7 @@ def learned_at(session: SessionDep, aligned: AlignedDep, cache: CacheDep,
 ThresholdQuery = Annotated[float, Query(ge=0, le=1)]
 
 
-@router.get(f"{SERIES_ON_CORPUS}/cartography", response_model=SeriesCartography)
+@router.get(f"{SERIES_ON_CORPUS}/cartography", response_model=SeriesCartography, responses=ALIGNED)
 def cartography(
     session: SessionDep, aligned: AlignedDep, cache: CacheDep,
     max_points: Annotated[int, Query(ge=1, le=DEFAULT_SCATTER_LIMIT, description="Scatter points at most.")] = 5000,

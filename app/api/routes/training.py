@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, status
 
 from app.api.deps import ExperimentDep, PagingDep, SeriesDep, SessionDep, SettingsDep
+from app.api.openapi import errors
 from app.schemas.common import Page
 from app.schemas.experiments import ExperimentComparison, ExperimentOut, TrainingCurve
 from app.schemas.job import JobOut
@@ -38,7 +39,7 @@ def save_steps(schedule: Annotated[SaveSchedule, Query()]):
     return SaveStepsOut(steps=schedule.steps, save_every=schedule.save_every, save_steps=schedule.save_steps())
 
 
-@router.post("/training/jobs", response_model=JobOut, status_code=status.HTTP_201_CREATED)
+@router.post("/training/jobs", response_model=JobOut, status_code=status.HTTP_201_CREATED, responses=errors(409))
 def create_training_job(body: TrainingJobCreate, session: SessionDep, settings: SettingsDep):
     """Train one model with one loss; checkpoints become a series and are scored on the eval corpus."""
     job = training.enqueue_training(session=session, request=TrainingRequest(**body.model_dump()), settings=settings)
@@ -46,7 +47,7 @@ def create_training_job(body: TrainingJobCreate, session: SessionDep, settings: 
     return job
 
 
-@router.post("/experiments", response_model=ExperimentOut, status_code=status.HTTP_201_CREATED)
+@router.post("/experiments", response_model=ExperimentOut, status_code=status.HTTP_201_CREATED, responses=errors(409))
 def create_experiment(body: ExperimentCreate, session: SessionDep, settings: SettingsDep):
     """Train one series per loss, same seed and settings, each scored on the eval corpus."""
     experiment = training.create_experiment(session=session, settings=settings, request=body)
