@@ -10,6 +10,7 @@ import logging
 import os
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +21,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer, PreTrainedTokenizerBase  # noqa: E402
 
+from app.core.config import Settings  # noqa: E402
 from app.services.checkpoint_files import refuse_custom_code  # noqa: E402
 from app.services.errors import DomainError  # noqa: E402
 from app.vocab import DTYPE_BFLOAT16, DTYPE_FLOAT16, DTYPE_FLOAT32, FORMAT_GGUF, FORMAT_SAFETENSORS  # noqa: E402
@@ -29,6 +31,8 @@ log = logging.getLogger("focalscope.worker")
 
 DTYPES = {DTYPE_FLOAT32: torch.float32, DTYPE_BFLOAT16: torch.bfloat16, DTYPE_FLOAT16: torch.float16}
 SAFE_LOAD = {"local_files_only": True, "trust_remote_code": False}
+# For callers without settings: the setting's default (a real tokenizer loads in under a second).
+TOKENIZER_TIMEOUT_S = Settings.model_fields["tokenizer_load_timeout"].default
 
 
 @dataclass
@@ -57,22 +61,50 @@ def resolve_device(device: str) -> torch.device:
     return resolved
 
 
-def load_checkpoint(*, path: str, format: str, weights_sha256: str, cache_dir: Path, device: str, dtype: str) -> LoadedModel:
+def load_checkpoint(*, path: str, format: str, weights_sha256: str, cache_dir: Path, device: str, dtype: str,
+                    tokenizer_timeout: float = TOKENIZER_TIMEOUT_S) -> LoadedModel:
     if format == FORMAT_GGUF:
         directory = gguf_as_safetensors(Path(path), weights_sha256, cache_dir)
     elif format == FORMAT_SAFETENSORS:
         directory = Path(path)
     else:
         raise PermanentError(f"unsupported checkpoint format {format!r}")
-    return load_safetensors_dir(directory, device=resolve_device(device), dtype=DTYPES[dtype])
+    return load_safetensors_dir(directory, device=resolve_device(device), dtype=DTYPES[dtype],
+                                tokenizer_timeout=tokenizer_timeout)
 
 
-def load_safetensors_dir(directory: Path, *, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+def load_tokenizer_within(directory: Path, seconds: float) -> PreTrainedTokenizerBase:
+    """A checkpoint's tokenizer, loaded in a thread that gets `seconds`. Tokenizer files are data
+    from whoever made the checkpoint, and a crafted one can make the tokenizers library spin for
+    ever (or raise anything): the job then fails with a clear error and the worker goes on to the
+    next job. A thread that never returns cannot be killed; it is a daemon and idles the process
+    only by its CPU time. Costs a thread start per model load, nothing per token."""
+    outcome: dict = {}
+
+    def load() -> None:
+        try:
+            outcome["tokenizer"] = AutoTokenizer.from_pretrained(directory, **SAFE_LOAD)
+        except Exception as exc:  # noqa: BLE001  (whatever a broken file makes the library raise)
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=load, name=f"tokenizer {directory.name}", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise PermanentError(f"{directory}: the tokenizer did not load within {seconds:g} s "
+                             f"(FOCALSCOPE_TOKENIZER_LOAD_TIMEOUT); its files may be broken or hostile")
+    if "error" in outcome:
+        raise PermanentError(f"{directory}: the tokenizer failed to load: {outcome['error']}")
+    return outcome["tokenizer"]
+
+
+def load_safetensors_dir(directory: Path, *, device: torch.device, dtype: torch.dtype,
+                         tokenizer_timeout: float = TOKENIZER_TIMEOUT_S) -> LoadedModel:
     if not directory.is_dir():
         raise PermanentError(f"checkpoint directory {directory} is gone")
     config = _config(directory)
+    tokenizer = load_tokenizer_within(directory, tokenizer_timeout)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(directory, **SAFE_LOAD)
         model = causal_lm_from_dir(directory, dtype=dtype)
     except (OSError, ValueError) as exc:
         raise PermanentError(f"cannot load checkpoint {directory}: {exc}") from exc

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     compile: bool = False
     # Worker: pack several documents per row (own position ids) instead of length buckets.
     pack: bool = False
+    # Worker: seconds a checkpoint's tokenizer may take to load before the job fails (a hostile
+    # tokenizer file can hang the tokenizers library; a real one loads in under a second).
+    tokenizer_load_timeout: float = Field(60.0, gt=0)
     lease_seconds: float = Field(120.0, gt=1)
     heartbeat_seconds: float = Field(10.0, gt=0)
     auto_migrate: bool = Field(True, description="Upgrade the schema to head when serving.")

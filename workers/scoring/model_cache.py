@@ -70,6 +70,7 @@ class ModelCache:
     def _load_checkpoint(self, source: CheckpointSource, dtype: str) -> LoadedModel:
         try:
             return load_checkpoint(path=source.path, format=source.format, weights_sha256=source.weights_sha256,
-                                   cache_dir=self.settings.cache_dir, device=self.device, dtype=dtype)
+                                   cache_dir=self.settings.cache_dir, device=self.device, dtype=dtype,
+                                   tokenizer_timeout=self.settings.tokenizer_load_timeout)
         except FileNotFoundError as exc:
             raise PermanentError(str(exc)) from exc
