@@ -49,14 +49,15 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def corpus_add(args: argparse.Namespace, settings: Settings) -> int:
     files = _expand(args.paths)
+    line_limit = settings.max_line_bytes
     documents: list[corpora.DocumentIn] = []
     for path in files:
         if args.split == "scenes" and path.suffix == ".txt":
             text = path.read_text(encoding="utf-8")
             scenes = demo_assets.split_scenes(text, path.stem)
-            documents.extend(scenes or corpora.parse_file(path.name, path.read_bytes()))
+            documents.extend(scenes or corpora.parse_file(path.name, path.read_bytes(), max_line_bytes=line_limit))
         else:
-            documents.extend(corpora.parse_file(path.name, path.read_bytes()))
+            documents.extend(corpora.parse_file(path.name, path.read_bytes(), max_line_bytes=line_limit))
     name = args.name or args.paths[0].stem
     with _sessions(settings)() as session:
         corpus = corpora.create_corpus(session=session, name=name, documents=documents, description=args.description)
