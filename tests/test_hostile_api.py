@@ -67,9 +67,15 @@ def chunks_to_pass(limit: int) -> int:
     return (limit - len(HEAD)) // CHUNK + 1
 
 
-def test_bodies_are_cut_off_as_they_arrive(settings, engine):
-    settings.max_upload_mb = settings.max_checkpoint_upload_mb = 0.5
-    app = create_app(settings, serve_ui=False)
+@pytest.fixture
+def offline_settings(tmp_path, sqlite_url) -> Settings:
+    """Settings for requests refused before any database access (one dialect is enough)."""
+    return Settings(_env_file=None, data_dir=tmp_path / "data", database_url=sqlite_url)
+
+
+def test_bodies_are_cut_off_as_they_arrive(offline_settings):
+    offline_settings.max_upload_mb = offline_settings.max_checkpoint_upload_mb = 0.5
+    app = create_app(offline_settings, serve_ui=False)
     for path in ("/corpora", "/checkpoints/upload"):
         # 100 chunks (6.4 MB) sent without a length: reading stops at the chunk that passes the
         # limit plus the multipart allowance (0.5 MB + 64 KB: the 9th).
@@ -128,7 +134,12 @@ def test_registration_refuses_nul_bytes_and_files_linked_from_outside(api, model
     assert api.get(f"{API}/checkpoints").json()["total"] == 0
 
 
-def test_integers_past_64_bits_are_422(api):
+def test_integers_past_64_bits_are_422(offline_settings):
+    with TestClient(create_app(offline_settings, serve_ui=False)) as api:
+        check_integers_past_64_bits(api)
+
+
+def check_integers_past_64_bits(api):
     for url in (f"/runs?offset={HUGE}", f"/corpora?offset={HUGE}", f"/jobs?offset={HUGE}", f"/series?offset={HUGE}",
                 f"/experiments?offset={HUGE}", f"/checkpoints?offset={HUGE}", f"/training/save-steps?save_every={HUGE}"):
         assert error_of(api.get(API + url), 422, "invalid_input")

@@ -13,6 +13,7 @@ from app.vocab import DTYPE_FLOAT32, JOB_STATUSES, WEIGHT_DTYPES, WINDOW_POLICIE
 # 2048 is lm-evaluation-harness's default context for models that do not state one.
 DEFAULT_MAX_LENGTH = 2048
 DEFAULT_TOP_K = 5
+MAX_WINDOW = 131_072  # tokens; beyond any model's context
 
 
 class RunOptions(BaseModel):
@@ -23,8 +24,8 @@ class RunOptions(BaseModel):
     window: Literal[WINDOW_POLICIES] = Field(
         WINDOW_ROLLING, description="rolling: disjoint windows (lm-eval compatible); strided: overlapping windows."
     )
-    max_length: int = Field(DEFAULT_MAX_LENGTH, ge=2, le=131_072, description="Tokens per window (capped at the model's context).")
-    stride: int | None = Field(None, ge=1, description="strided only: new tokens per window; default max_length // 2.")
+    max_length: int = Field(DEFAULT_MAX_LENGTH, ge=2, le=MAX_WINDOW, description="Tokens per window (capped at the model's context).")
+    stride: int | None = Field(None, ge=1, le=MAX_WINDOW, description="strided only: new tokens per window; default max_length // 2.")
     top_k: int = Field(DEFAULT_TOP_K, ge=1, le=50, description="Alternatives stored per token.")
     dtype: Literal[WEIGHT_DTYPES] = Field(
         DTYPE_FLOAT32, description="Weights' dtype; statistics are always computed in float32."

@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import PydanticCustomError
 
 from app.db.base import MAX_INTEGER
+from app.schemas.run import MAX_WINDOW
 from app.training_specs import (
     LOSS_FORMS, MAX_BATCH_SIZE, MAX_CHECKPOINTS, MAX_STEPS, MAX_VOCAB_SIZE, MIN_SEQ_LEN, MIN_VOCAB_SIZE, PRESETS,
     SERIES_NAME, SMOLLM2_VOCAB_SIZE, TOKENIZER_BPE, TOKENIZER_SMOLLM2, TOKENIZERS, parse_loss_spec, save_steps,
@@ -105,7 +106,9 @@ class TrainingOptions(SaveSchedule):
         None, ge=MIN_VOCAB_SIZE, le=MAX_VOCAB_SIZE, description="BPE vocabulary size; default: the preset's.")
     lr: float | None = Field(None, gt=0, le=1, allow_inf_nan=False, description="Peak learning rate; default: the preset's.")
     batch_size: int | None = Field(None, ge=1, le=MAX_BATCH_SIZE, description="Sequences per step; default: the preset's.")
-    seq_len: int | None = Field(None, ge=MIN_SEQ_LEN, description="Tokens per sequence; default: the preset's context.")
+    # Bounded loosely here: the validator below says which preset's context it exceeds.
+    seq_len: int | None = Field(None, ge=MIN_SEQ_LEN, le=MAX_WINDOW,
+                                description="Tokens per sequence; default: the preset's context.")
 
     @model_validator(mode="after")
     def _fits_the_preset(self) -> Self:
