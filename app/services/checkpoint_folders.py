@@ -27,7 +27,8 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from app.models.checkpoint import Checkpoint, ModelSeries
-from app.services.checkpoint_files import PICKLE_SUFFIXES
+from app.services import checkpoint_files
+from app.services.checkpoint_files import PICKLE_SUFFIXES, CheckpointFiles
 from app.services.checkpoints import check_under_roots, ensure_series, register_checkpoint
 from app.services.errors import DomainError, InvalidInput
 from app.training_specs import MAX_CHECKPOINTS
@@ -78,16 +79,23 @@ def register_path(
         candidates = [Candidate(path, step if step is not None else single.step or 0,
                                 tokens_seen if tokens_seen is not None else single.tokens_seen)]
         # One checkpoint: its refusal is the answer, as it always was.
+        files = _inspect(candidates[0], roots)
         result = FolderRegistration(ensure_series(session=session, name=series or path.resolve().stem))
-        _register(session, result, candidates[0], roots)
+        _register(session, result, candidates[0], files)
         return result
     if step is not None or tokens_seen is not None:
         raise InvalidInput(f"{path} holds {len(candidates)} checkpoints, each with its own step: a step or a "
                            f"token count applies to one checkpoint; give its folder instead")
-    result = FolderRegistration(ensure_series(session=session, name=series or path.resolve().name), skipped=skipped)
-    for candidate in candidates:
+    inspected = []
+    for candidate in candidates:  # every file read and hashed before the first statement (see _inspect)
         try:
-            _register(session, result, candidate, roots)
+            inspected.append((candidate, _inspect(candidate, roots)))
+        except DomainError as refused:
+            skipped.append((candidate.path, refused.message))
+    result = FolderRegistration(ensure_series(session=session, name=series or path.resolve().name), skipped=skipped)
+    for candidate, files in inspected:
+        try:
+            _register(session, result, candidate, files)
         except DomainError as refused:
             result.skipped.append((candidate.path, refused.message))
     result.skipped.sort()
@@ -98,12 +106,19 @@ def register_path(
     return result
 
 
-def _register(session: Session, result: FolderRegistration, candidate: Candidate, roots: list[Path] | None) -> None:
+def _inspect(candidate: Candidate, roots: list[Path] | None) -> CheckpointFiles:
+    """A candidate's files, checked and hashed. Done before any database statement: an API write
+    takes SQLite's write lock at its first statement, and hashing gigabytes under it would make the
+    workers' commits wait past their busy timeout."""
     if roots is not None:
         check_under_roots(candidate.path, roots)
+    return checkpoint_files.inspect(candidate.path)
+
+
+def _register(session: Session, result: FolderRegistration, candidate: Candidate, files: CheckpointFiles) -> None:
     checkpoint, created = register_checkpoint(
         session=session, path=candidate.path, series=result.series.name, step=candidate.step,
-        tokens_seen=candidate.tokens_seen,
+        tokens_seen=candidate.tokens_seen, files=files,
     )
     (result.registered if created else result.existing).append(checkpoint)
 

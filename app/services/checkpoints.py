@@ -46,13 +46,14 @@ def check_under_roots(path: Path, roots: list[Path], *, entries: bool = True) ->
 
 def register_checkpoint(
     *, session: Session, path: Path, series: str | None = None, step: int = 0,
-    tokens_seen: int | None = None, meta: dict | None = None,
+    tokens_seen: int | None = None, meta: dict | None = None, files: checkpoint_files.CheckpointFiles | None = None,
 ) -> tuple[Checkpoint, bool]:
     """Register a checkpoint; returns (checkpoint, created). Registering the same weights at the same
-    series and step again returns the existing row; different weights at a taken step conflict."""
+    series and step again returns the existing row; different weights at a taken step conflict.
+    `files`: the path inspected already (hashing comes before the first statement either way)."""
     if not 0 <= step <= MAX_INTEGER:
         raise InvalidInput(f"step {step}: a checkpoint's step is between 0 and {MAX_INTEGER}")
-    files = checkpoint_files.inspect(path)
+    files = files or checkpoint_files.inspect(path)
     series_row = ensure_series(session=session, name=series or files.path.stem)
     existing = session.scalar(
         select(Checkpoint).where(Checkpoint.series_id == series_row.id, Checkpoint.step == step)

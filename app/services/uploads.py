@@ -19,7 +19,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath, PurePosixPath
 from typing import BinaryIO
 
@@ -27,7 +27,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.models.checkpoint import Checkpoint
-from app.services.checkpoint_files import PICKLE_HINT, PICKLE_SUFFIXES
+from app.services.checkpoint_files import PICKLE_HINT, PICKLE_SUFFIXES, inspect
 from app.services.checkpoints import register_checkpoint
 from app.services.errors import InvalidInput, TooLarge
 
@@ -81,24 +81,26 @@ def register_upload(
 ) -> RegisteredUpload:
     """Save an uploaded .gguf file or checkpoint archive into `directory` (from staged_upload),
     unpack it, and register it. The series defaults to the file's name. A file uploaded before (the
-    same sha256) is not unpacked again: its first upload's files serve the checkpoint. Weights
-    registered already keep their first files; this upload's are removed."""
+    same sha256) is recognised: its first upload's files serve the checkpoint and this copy is
+    removed, as it is when the same weights are registered at this series and step already."""
     name = safe_filename(filename)
     # The file in a folder of its own: no name it may have can clash with the unpacked checkpoint.
     saved = directory / "received" / name
     saved.parent.mkdir()
     size, sha256 = save_stream(source, saved, limit)
-    earlier = find_upload(session=session, sha256=sha256)
-    if earlier is not None:
-        path = Path(earlier.path)
-    elif name.lower().endswith(".gguf"):
+    if name.lower().endswith(".gguf"):
         path = saved
     else:
         path = unpack_checkpoint(saved, directory / "checkpoint", limit)
         saved.unlink()
+    # Checked and hashed before the first statement, which takes SQLite's write lock in the API.
+    files = inspect(path)
+    earlier = find_upload(session=session, sha256=sha256)
+    if earlier is not None:  # the same file: its first upload's files serve, this copy goes
+        files = replace(files, path=Path(earlier.path))
     checkpoint, created = register_checkpoint(
-        session=session, path=path, series=series or PurePath(name).name.split(".")[0], step=step,
-        meta={UPLOAD_SHA256: sha256},
+        session=session, path=files.path, series=series or PurePath(name).name.split(".")[0], step=step,
+        meta={UPLOAD_SHA256: sha256}, files=files,
     )
     if earlier is not None or not created:
         discard(directory)
