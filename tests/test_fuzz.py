@@ -18,11 +18,10 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
-from app.core.config import Settings
 from app.db.base import Base
 from app.db.engine import make_engine
 from app.main import create_app
-from tests.support.api import API, upload
+from tests.support.api import API, own_settings, upload
 from workers.loop import Worker
 
 # Generated requests per operation, besides the seeded ids: 42 operations x 5 take ~10 s here.
@@ -32,8 +31,8 @@ EXAMPLES = 5
 @pytest.fixture(scope="module")
 def seeded_app(tmp_path_factory, tiny_llama_dir):
     root = tmp_path_factory.mktemp("fuzz")
-    settings = Settings(_env_file=None, data_dir=root / "data", database_url=f"sqlite:///{root / 'fuzz.db'}",
-                        model_roots=[root / "models"], max_upload_mb=1, max_checkpoint_upload_mb=1)
+    settings = own_settings(root / "data", f"sqlite:///{root / 'fuzz.db'}", model_roots=[root / "models"],
+                            max_upload_mb=1, max_checkpoint_upload_mb=1)
     engine = make_engine(settings.db_url)
     Base.metadata.create_all(engine)
     for step in (1, 2):
@@ -117,4 +116,4 @@ def integers(schema: dict, components: dict, where: str, seen: frozenset = froze
 
 @pytest.fixture
 def offline_app(tmp_path):
-    return create_app(Settings(_env_file=None, data_dir=tmp_path / "data"), serve_ui=False)
+    return create_app(own_settings(tmp_path / "data"), serve_ui=False)

@@ -19,7 +19,7 @@ from app.core.config import Settings
 from app.main import create_app
 from app.models import ModelSeries
 from app.services import corpora
-from tests.support.api import API, error_of, upload
+from tests.support.api import API, error_of, own_settings, upload
 
 CHUNK = 64 * 1024
 HEAD = b'--b\r\nContent-Disposition: form-data; name="file"; filename="m.gguf"\r\n\r\n'
@@ -39,7 +39,7 @@ def drive(app, path: str, chunks: int, *, declared: int | None = None, content_t
     returns (status, body, chunks the app asked for). TestClient would read the whole body first."""
     pulled = 0
     messages = []
-    headers = [(b"content-type", content_type.encode())]
+    headers = [(b"host", b"testserver"), (b"content-type", content_type.encode())]
     if declared is not None:
         headers.append((b"content-length", str(declared).encode()))
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
@@ -70,7 +70,7 @@ def chunks_to_pass(limit: int) -> int:
 @pytest.fixture
 def offline_settings(tmp_path, sqlite_url) -> Settings:
     """Settings for requests refused before any database access (one dialect is enough)."""
-    return Settings(_env_file=None, data_dir=tmp_path / "data", database_url=sqlite_url)
+    return own_settings(tmp_path / "data", sqlite_url)
 
 
 def test_bodies_are_cut_off_as_they_arrive(offline_settings):
@@ -161,11 +161,10 @@ def test_a_corpus_with_one_bad_file_imports_nothing(api, settings):
     assert api.get(f"{API}/corpora").json()["total"] == 0
 
 
-def test_concurrent_writes_on_sqlite_answer_2xx_or_4xx(tmp_path, sqlite_url, sessions_on_file, tiny_llama_dir):
-    """Eight threads cancel and retry one run while others create runs and upload corpora, against a
-    file SQLite database: before writes took the lock up front, about half of these were 500s."""
-    settings = Settings(_env_file=None, data_dir=tmp_path / "data", database_url=sqlite_url,
-                        model_roots=[tiny_llama_dir.parent])
+def test_concurrent_writes_answer_2xx(settings, sessions, tiny_llama_dir):
+    """Eight threads cancel and retry one run while others create runs and upload corpora: on a SQLite
+    file, before writes took the lock up front, about half of these were 500s "database is locked"."""
+    settings.model_roots = [tiny_llama_dir.parent]
     with TestClient(create_app(settings, serve_ui=False), raise_server_exceptions=False) as client:
         corpus = upload(client).json()
         checkpoint = client.post(f"{API}/checkpoints", json={"path": str(tiny_llama_dir)}).json()
@@ -191,17 +190,6 @@ def test_concurrent_writes_on_sqlite_answer_2xx_or_4xx(tmp_path, sqlite_url, ses
         with ThreadPoolExecutor(8) as pool:
             codes = [code for codes in pool.map(write, range(8)) for code in codes]
     assert len(codes) == 48 and all(code in (200, 201) for code in codes), sorted(codes)
-    with sessions_on_file() as session:
+    with sessions() as session:
         assert len(corpora.list_corpora(session=session, offset=0, limit=100)[0]) == 1 + 12
         assert session.query(ModelSeries).count() == 1
-
-
-@pytest.fixture
-def sessions_on_file(sqlite_url):
-    from app.db.base import Base
-    from app.db.engine import make_engine, make_sessionmaker
-
-    engine = make_engine(sqlite_url)
-    Base.metadata.create_all(engine)
-    yield make_sessionmaker(engine)
-    engine.dispose()

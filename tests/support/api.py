@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
+from app.core.config import Settings
 from app.main import create_app
 
 API = "/api/v1"
@@ -17,6 +19,12 @@ def api(settings, engine) -> Iterator[TestClient]:
     """A client on an empty database, for tests that make their rows through the services or the API."""
     with TestClient(create_app(settings, serve_ui=False)) as client:
         yield client
+
+
+def own_settings(data_dir: Path, database_url: str | None = None, **fields) -> Settings:
+    """Settings for a test that cannot take the `settings` fixture (module-scoped, or refused before
+    any database access); keep what that fixture sets for every app in step with it."""
+    return Settings(_env_file=None, data_dir=data_dir, database_url=database_url, **fields)
 
 
 def error_of(response, status: int, code: str) -> str:
