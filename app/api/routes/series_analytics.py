@@ -76,13 +76,15 @@ def series_checkpoints(session: SessionDep, series: SeriesDep, corpus: CorpusDep
     }
 
 
-@router.get(f"{SERIES_ON_CORPUS}/documents/{{document_id}}/trajectory", response_model=SeriesTrajectory, responses=ALIGNED)
+@router.get(f"{SERIES_ON_CORPUS}/documents/{{document_id}}/trajectory", response_model=SeriesTrajectory,
+            responses=ALIGNED)
 def document_trajectory(session: SessionDep, aligned: AlignedDep, document_id: PathId):
     """One document at every step: log p, rank and entropy per step and token, its token texts once."""
     return series_scores.document_trajectory(session=session, aligned=aligned, document_id=document_id)
 
 
-@router.get(f"{SERIES_ON_CORPUS}/documents/{{document_id}}/tokens/{{position}}", response_model=TokenTrajectory, responses=ALIGNED)
+@router.get(f"{SERIES_ON_CORPUS}/documents/{{document_id}}/tokens/{{position}}", response_model=TokenTrajectory,
+            responses=ALIGNED)
 def token_trajectory(session: SessionDep, aligned: AlignedDep, document_id: PathId,
                      position: Annotated[int, Path(ge=0, le=MAX_INTEGER, description="Token index in the document.")]):
     """One token occurrence at every step: p, loss, rank, entropy and its top-k alternatives."""
