@@ -91,6 +91,13 @@ def test_scrubber_recolours_the_tokens_whose_p_moved(page: Page, server: Server,
     assert after[0] != before[0], f"token {moved}: p {p[RUN_STEP][moved]:.4f} → {p[target][moved]:.4f}, colour unchanged"
     assert after[1] == before[1], f"token {still}: p {p[RUN_STEP][still]:.2e} → {p[target][still]:.2e}, colour changed"
     expect(page).to_have_url(re.compile(rf"[?&]step={STEPS[target]}(&|$)"))  # the address keeps the step
+    # The tooltip follows the scrubber: the moved token's p at the shown step, not at the run's.
+    page.locator(f'[data-testid="token"][data-index="{moved}"]').hover()
+    tooltip = page.get_by_test_id("token-tooltip")
+    expect(tooltip.get_by_test_id("tooltip-step")).to_have_text(f"at step {STEPS[target]}")
+    shown_p = "async (p) => (await import('/static/js/format.js')).fmtProb(p)"
+    expect(tooltip.locator(".tt-row", has=page.locator("dt", has_text=re.compile("^p$"))).locator("dd")).to_have_text(
+        page.evaluate(shown_p, p[target][moved]))
     # Back at the run's own step, the run's colours again.
     page.get_by_test_id("scrubber-range").fill(str(RUN_STEP))
     assert backgrounds(page, [moved, still]) == before
@@ -210,6 +217,9 @@ def test_cartography_hover_shows_the_token_the_api_lists(page: Page, server: Ser
     expect(hover.get_by_test_id("hover-token")).to_have_text(visible)
     expect(hover.get_by_test_id("hover-where")).to_have_text(f"doc {points['document_id'][i]} · token {points['position'][i]:,}")
     expect(hover.get_by_test_id("hover-context").locator("mark")).to_have_text(points["text"][i])
+    occurrence = api_get(server, f"{on_corpus(seeded)}/documents/{points['document_id'][i]}/tokens/{points['position'][i]}")
+    expect(hover.get_by_test_id("hover-context")).to_have_text(
+        f"…{occurrence['context_before']}{points['text'][i]}{occurrence['context_after']}…")
 
     # The token types, most frequent first; the count header reverses the order (kept in the address).
     counts = page.get_by_test_id("type-row").evaluate_all("els => els.map(e => Number(e.dataset.count))")

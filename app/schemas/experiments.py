@@ -27,6 +27,7 @@ class ExperimentInfo(OrmModel):
 
 class ExperimentOut(ExperimentInfo):
     job_ids: list[int] = Field(description="The train job of each series, in series order.")
+    series_ids: list[int] = Field(description="The experiment's series, one per loss, in the order of config.losses.")
     status: ExperimentStatus
 
 
