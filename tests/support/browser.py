@@ -313,9 +313,9 @@ UI_TIMEOUT_MS = 15_000
 
 
 @contextmanager
-def serving(data_dir: Path, model_roots: list[Path]) -> Iterator[Server]:
+def serving(data_dir: Path, model_roots: list[Path], workers: int = 1) -> Iterator[Server]:
     """`focalscope serve` for the block; afterwards no process of its group may be left."""
-    server = Server(data_dir=data_dir, model_roots=model_roots).start()
+    server = Server(data_dir=data_dir, model_roots=model_roots, workers=workers).start()
     pid = server.process.pid
     try:
         yield server
