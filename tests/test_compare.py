@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import pytest
 
-from app.models import Checkpoint, Job, ModelSeries, Run
-from app.schemas.run import RunOptions
-from app.services import corpora, summaries
-from app.services.scores import DocumentScores, store_scores
-from app.vocab import DONE, KIND_SCORE, KIND_SUMMARIZE, RUNNING
+from app.models import ModelSeries
+from app.services import corpora
+from app.vocab import DONE, RUNNING
 from tests.support.api import API, error_of
+from tests.support.scored_runs import add_scored_run
 
 TEXTS = ["the cat sat", "a dog"]
 # Per run: per document (span start, span end, token id, p, rank) of each token.
@@ -39,33 +37,11 @@ def runs(sessions) -> dict:
                 ("a", A, corpus.id, documents, DONE, "a" * 64), ("b", B, corpus.id, documents, DONE, "a" * 64),
                 ("c", C, corpus.id, documents, DONE, "c" * 64), ("elsewhere", A[:1], other.id, foreign, DONE, "a" * 64),
                 ("live", B, corpus.id, documents, RUNNING, "a" * 64)):
-            made[name] = _run(session, name, scores, corpus_id, document_ids, status, fingerprint)
+            made[name] = add_scored_run(session, series=ModelSeries(name=name), step=7, corpus_id=corpus_id,
+                                        document_ids=document_ids, tokens=scores, status=status, fingerprint=fingerprint)
         made["corpus"] = corpus.id
         session.commit()
         return made
-
-
-def _run(session, name, scores, corpus_id, document_ids, status, fingerprint) -> int:
-    checkpoint = Checkpoint(series=ModelSeries(name=name), step=7, format="safetensors", path=f"/m/{name}",
-                            weights_sha256=name[0] * 64, tokenizer_fingerprint=fingerprint)
-    run = Run(checkpoint=checkpoint, corpus_id=corpus_id, options=RunOptions().model_dump(), options_key=RunOptions().key())
-    session.add(run)
-    session.flush()
-    store_scores(session=session, run_id=run.id, documents=[_scores(d, tokens) for d, tokens in zip(document_ids, scores)])
-    session.add(Job(kind=KIND_SCORE, status=status, run_id=run.id, payload={}, progress_total=1))
-    if status == DONE:
-        session.add(Job(kind=KIND_SUMMARIZE, status=DONE, run_id=run.id, payload={}))
-        summaries.compute_summary(session=session, run_id=run.id)
-    return run.id
-
-
-def _scores(document_id: int, tokens) -> DocumentScores:
-    start, end, token_id, p, rank = (np.array(column) for column in zip(*tokens))
-    logprob = np.log(p).astype(np.float32)
-    return DocumentScores(document_id=document_id, top_k=1, arrays={
-        "token_id": token_id, "char_start": start, "char_end": end, "logprob": logprob, "entropy": np.ones(len(p)),
-        "rank": rank, "top_ids": token_id[:, None], "top_logprobs": logprob[:, None], "sum_p2": p ** 2,
-        "context_len": np.arange(len(p))})
 
 
 def test_same_tokenizer_per_token_deltas_and_aggregates(api, runs):

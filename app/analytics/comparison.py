@@ -12,17 +12,11 @@ import numpy as np
 
 from app.analytics.alignment import ALIGN_SEGMENT, ALIGN_TOKEN, Alignment, token_shares
 from app.analytics.summary import FREQUENCY_BUCKETS, GLTR_BUCKETS
+from app.analytics.hardness import gltr_bucket
 from app.analytics.token_types import TypeTable, frequency_buckets
 
 # How many units each of the "B wins most" and "B loses most" lists keeps.
 DEFAULT_EXTREMES = 20
-GLTR_EDGES = np.array([hi for _, hi in GLTR_BUCKETS if hi is not None])
-
-
-def gltr_bucket(rank: np.ndarray) -> np.ndarray:
-    """0 for rank < 10, 1 for < 100, 2 for < 1000, 3 beyond (GLTR's four buckets; rank 0-based)."""
-    return np.searchsorted(GLTR_EDGES, rank, side="right")
-
 
 class Extremes:
     """The `size` units with the largest Δ (largest=True: where B wins most) or the smallest (where B
