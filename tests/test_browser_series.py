@@ -16,7 +16,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import SeededSeries, Server, api_get, seed_series, serving, upload_corpus, wait_run_done
+from tests.support.browser import SeededSeries, Server, api_get, fixed, seed_series, serving, upload_corpus, wait_run_done
 from tests.support.models import build_series_folder
 
 pytestmark = pytest.mark.slow
@@ -270,3 +270,34 @@ def test_register_a_folder_of_checkpoints_from_the_models_page(page: Page, model
     expect(outcome.get_by_test_id("skipped-list")).to_contain_text(str(models_root / "tiny-run" / "notes"))
     outcome.get_by_role("link", name="tiny-folder").click()
     expect(page.get_by_test_id("series-checkpoint-row")).to_have_count(len(STEPS))
+
+
+def test_compare_view_shows_the_apis_delta_and_colours_wins_and_losses_apart(page: Page, server: Server, seeded: SeededSeries):
+    a, b = seeded.runs[0]["id"], seeded.runs[2]["id"]
+    doc = seeded.documents[0]["document_id"]
+    data = api_get(server, f"/compare/documents/{doc}", a=a, b=b)
+    assert data["alignment"] == "token"  # one series: one tokenizer
+    delta = data["units"]["delta"]
+    better, worse = delta.index(max(delta)), delta.index(min(delta))
+    assert delta[better] > 0 > delta[worse], delta
+    page.goto(f"/#/compare?a={a}&b={b}&doc={doc}")
+    units = page.get_by_test_id("unit")
+    expect(units).to_have_count(data["n_units"])
+
+    unit = page.locator(f'[data-testid="unit"][data-index="{better}"]')
+    unit.hover()
+    expect(page.get_by_test_id("tooltip-delta")).to_have_text(fixed(page, delta[better], 4))
+    assert float(unit.get_attribute("data-delta")) == delta[better]
+
+    def rgb(index: int) -> tuple[int, ...]:
+        css = page.locator(f'[data-testid="unit"][data-index="{index}"]').evaluate("el => getComputedStyle(el).backgroundColor")
+        return tuple(int(v) for v in re.findall(r"\d+", css)[:3])
+
+    # The legend runs from orange (B worse, red > blue) on the left to purple (B better, blue > red).
+    stops = re.findall(r"rgb\((\d+), (\d+), (\d+)\)", page.get_by_test_id("compare-legend-bar").evaluate(
+        "el => getComputedStyle(el).backgroundImage"))
+    left, right = [tuple(map(int, stop)) for stop in (stops[0], stops[-1])]
+    assert left[0] > left[2] and right[2] > right[0]
+    (r_better, _, b_better), (r_worse, _, b_worse) = rgb(better), rgb(worse)
+    assert b_better > r_better and r_worse > b_worse, (rgb(better), rgb(worse))
+    expect(page).to_have_url(re.compile(rf"[?&]doc={doc}(&|$)"))

@@ -1,4 +1,5 @@
-// What the tokens are coloured by and how: the metric (loss, p, entropy, focal weight, focal loss),
+// What the tokens are coloured by and how: the metric (loss, p, each definition of a hard token, GLTR's
+// rank buckets, focal weight, focal loss, the focal gradient multiplier g(p, γ)),
 // focal γ, the scale's top, the hard / easy thresholds and which tokens to emphasise. The settings
 // start from the address (?color=&gamma=&max=) and are written back to it, so a view can be shared.
 //
@@ -8,9 +9,10 @@
 import { field, select } from "../../components.js";
 import { h, replace } from "../../dom.js";
 import { fmtInt, fmtPct } from "../../format.js";
-import { focalWeight, quantile } from "../../tokens.js";
+import { GLTR_LABELS, gltrRgb } from "../../colors.js";
+import { focalWeight, gltrBucket, gradientMultiplier, quantile } from "../../tokens.js";
 import { renderLegend } from "./legend.js";
-import { TokenPainter } from "./painter.js";
+import { TokenPainter, palette } from "./painter.js";
 import { afterPaint } from "./paint_timing.js";
 import { documentStats } from "./stats.js";
 
@@ -20,13 +22,23 @@ const MAX_GAMMA = 10;
 const DEFAULT_HARD = 5;
 const DEFAULT_EASY = 0.5;
 
-// Each colouring: its value per token, its range, and whether high values are easy (p).
+const GLTR_PALETTE = palette(gltrRgb);
+
+// Each colouring: its value per token, its range, and whether high values are easy (p). The
+// definitions of a hard token are the API's (app/analytics/hardness.py, docs/formulas.md); margin
+// needs the top-1, which a checkpoint of the scrubber does not carry (its tokens show 0 there).
 const METRICS = {
   loss: { label: "loss", unit: "nats", maxKey: "loss", value: (d, i) => d.loss[i] },
   p: { label: "p (true token)", unit: "", range: [0, 1], invert: true, value: (d, i) => d.p[i] },
+  one_minus_p: { label: "1 − p", unit: "", range: [0, 1], value: (d, i) => -Math.expm1(d.logprob[i]) },
+  rank: { label: "rank, log₁₀(rank + 1)", unit: "", range: [0, 4], value: (d, i) => Math.log10(d.rank[i] + 1) },
+  gltr: { label: "GLTR rank bucket", unit: "", range: [0, 3], categories: GLTR_LABELS, colours: GLTR_PALETTE, value: (d, i) => gltrBucket(d.rank[i]) },
   entropy: { label: "entropy", unit: "nats", maxKey: "entropy", value: (d, i) => d.entropy[i] },
+  surprise: { label: "surprise, loss − entropy", unit: "nats", maxKey: "loss", value: (d, i) => d.loss[i] - d.entropy[i] },
+  margin: { label: "margin, p(top-1) − p", unit: "", range: [0, 1], value: (d, i) => (d.top_logprobs ? Math.max(0, Math.exp(d.top_logprobs[i][0]) - d.p[i]) : 0) },
   focal_weight: { label: "focal weight (1−p)^γ", unit: "", range: [0, 1], value: (d, i, g) => focalWeight(d.logprob[i], g) },
   focal_loss: { label: "focal loss (1−p)^γ·loss", unit: "nats", maxKey: "loss", value: (d, i, g) => focalWeight(d.logprob[i], g) * d.loss[i] },
+  gradient_multiplier: { label: "g(p, γ): focal ÷ CE gradient", unit: "", range: [0, 1.5], value: (d, i, g) => gradientMultiplier(d.logprob[i], g) },
 };
 
 const niceMax = (x) => (Number.isFinite(x) && x > 0 ? Math.max(1, Math.ceil(x)) : 1);
@@ -69,7 +81,7 @@ export function colouring(ctx, data, text, settings, onChange) {
     const scale = painter.paint({
       min, max, invert: Boolean(metric.invert), n: source.n_tokens,
       value: (i) => metric.value(source, i, settings.gamma),
-      dim: emphasisOf(source, settings),
+      dim: emphasisOf(source, settings), colours: metric.colours,
     });
     renderLegend(legendEl, metric, scale);
     controls.maxField.hidden = !metric.maxKey;

@@ -70,7 +70,18 @@ function finalColumns(rows) {
     baseline ? deltaColumn(baseline) : null,
     ...FINAL_COLUMNS.slice(1).map(metric),
     { label: "Run", title: "the final checkpoint's scoring run", cell: (s) => (s.final && s.final.run_id ? h("a", { href: `#/runs/${s.final.run_id}` }, `run #${s.final.run_id}`) : "—") },
+    { label: "Compare", title: "token by token against another loss's final checkpoint (this one is A)", cell: (s) => compareLinks(s, rows) },
   ].filter(Boolean);
+}
+
+/** Links into the Compare view: this loss's final run as A against each other loss's as B. */
+function compareLinks(s, rows) {
+  if (!s.final || !s.final.run_id) return "—";
+  const others = rows.filter((o) => o !== s && o.final && o.final.run_id);
+  return h("span", { class: "compare-links" }, others.map((o) => h("a", {
+    href: `#/compare?a=${s.final.run_id}&b=${o.final.run_id}`, class: "chip-link", "data-testid": "compare-link",
+    title: `${s.label} (A) against ${o.label} (B), token by token, at their last scored checkpoints`,
+  }, `vs ${o.label}`)));
 }
 
 /** Held-out loss minus the ce model's: green below, red above, "±0.000" when they round the same. */
