@@ -301,3 +301,16 @@ def test_compare_view_shows_the_apis_delta_and_colours_wins_and_losses_apart(pag
     (r_better, _, b_better), (r_worse, _, b_worse) = rgb(better), rgb(worse)
     assert b_better > r_better and r_worse > b_worse, (rgb(better), rgb(worse))
     expect(page).to_have_url(re.compile(rf"[?&]doc={doc}(&|$)"))
+
+    # The Document view colours by GLTR's rank buckets in GLTR's colours, and lists a run's token types
+    # in the API's order.
+    tokens = api_get(server, f"/runs/{a}/documents/{doc}/tokens")
+    page.goto(f"/#/runs/{a}/documents/{doc}?color=gltr")
+    expect(page.get_by_test_id("legend-categories").locator("li")).to_have_count(4)
+    gltr = {0: (173, 255, 128), 1: (255, 234, 128), 2: (255, 146, 128), 3: (229, 176, 255)}
+    shown = [tuple(int(v) for v in re.findall(r"\d+", css)[:3]) for css in backgrounds(page, [0, 1, 2])]
+    assert shown == [gltr[bucket] for bucket in tokens["gltr_bucket"][:3]]
+    types = api_get(server, f"/runs/{a}/types", sort="mean_loss", limit=5)
+    page.goto(f"/#/runs/{a}/types?sort=mean_loss")
+    first = page.get_by_test_id("types-table").locator("tbody tr").first.locator("code")
+    expect(first).to_have_text(visible(types["items"][0]["text"]))

@@ -7,8 +7,10 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from app.analytics.hardness import average_ranks, definitions, hardest_overlap, spearman
+from app.analytics.hardness import average_ranks, definitions, hardest, hardest_overlap, spearman
 from app.models import ModelSeries
 from app.services import corpora
 from tests.support.api import API, error_of
@@ -100,3 +102,12 @@ def test_agreement_types_and_token_fields(api, runs):
     # g(½, 2) = ¼ − 2·½·½·ln ½ = ¼ + ½ ln 2; g(¼, 2) = 9/16 − 2·¼·¾·ln ¼.
     assert tokens["gradient_multiplier"][:2] == pytest.approx([0.25 + LN2 / 2, 9 / 16 + 0.375 * math.log(4)], rel=1e-6)
     assert tokens["gltr_bucket"] == [0, 0, 1]
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from([0.0, 0.5, 1.0, 2.0, 3.5]), min_size=1, max_size=40), st.floats(0.01, 1.0))
+def test_hardest_set_is_the_stable_sort_prefix(values, fraction):
+    values = np.array(values)
+    expected = np.zeros(values.size, dtype=bool)
+    expected[np.argsort(-values, kind="stable")[:math.ceil(fraction * values.size)]] = True
+    assert hardest(values, fraction).tolist() == expected.tolist()

@@ -53,10 +53,10 @@ class Alignment:
 
 def straddled(tokens: Tokenization, length: int) -> np.ndarray:
     """[length + 1] booleans: position x lies strictly inside some token's span (start < x < end)."""
-    inside = np.zeros(length + 2, dtype=np.int64)
     long = tokens.char_end - tokens.char_start > 1
-    np.add.at(inside, tokens.char_start[long] + 1, 1)
-    np.add.at(inside, tokens.char_end[long], -1)
+    # +1 where a span's inside begins, −1 where it ends: the running sum counts spans covering x.
+    inside = (np.bincount(tokens.char_start[long] + 1, minlength=length + 2)
+              - np.bincount(tokens.char_end[long], minlength=length + 2))
     return np.cumsum(inside)[: length + 1] > 0
 
 
@@ -67,8 +67,8 @@ def common_cuts(a: Tokenization, b: Tokenization) -> np.ndarray:
     free = ~(straddled(a, length) | straddled(b, length))
     in_a = np.zeros(length + 1, dtype=bool)
     in_b = np.zeros(length + 1, dtype=bool)
-    in_a[np.r_[a.char_start, a.char_end]] = True
-    in_b[np.r_[b.char_start, b.char_end]] = True
+    in_a[a.char_start] = in_a[a.char_end] = True
+    in_b[b.char_start] = in_b[b.char_end] = True
     return np.flatnonzero(free & in_a & in_b)
 
 
@@ -78,13 +78,18 @@ def segment_alignment(a: Tokenization, b: Tokenization) -> Alignment:
     cuts = common_cuts(a, b)
     raw_a = np.searchsorted(cuts, a.char_start, side="right")
     raw_b = np.searchsorted(cuts, b.char_start, side="right")
-    used, index = np.unique(np.r_[raw_a, raw_b], return_inverse=True)
-    segment_a, segment_b = index[: a.n_tokens], index[a.n_tokens:]
-    n = used.size
+    # Renumber the segments that hold a token 0, 1, … (a mark per segment, not a sort).
+    held = np.zeros(cuts.size + 1, dtype=bool)
+    held[raw_a] = held[raw_b] = True
+    number = np.cumsum(held) - 1
+    segment_a, segment_b = number[raw_a], number[raw_b]
+    n = int(held.sum())
     return Alignment(
         kind=ALIGN_SEGMENT, segment_a=segment_a, segment_b=segment_b,
-        char_start=_reduce(np.minimum, n, np.r_[segment_a, segment_b], np.r_[a.char_start, b.char_start], np.iinfo(np.int64).max),
-        char_end=_reduce(np.maximum, n, np.r_[segment_a, segment_b], np.r_[a.char_end, b.char_end], 0),
+        char_start=np.minimum(_per_segment(np.minimum, n, segment_a, a.char_start, np.iinfo(np.int64).max),
+                              _per_segment(np.minimum, n, segment_b, b.char_start, np.iinfo(np.int64).max)),
+        char_end=np.maximum(_per_segment(np.maximum, n, segment_a, a.char_end, 0),
+                            _per_segment(np.maximum, n, segment_b, b.char_end, 0)),
         logprob_a=np.bincount(segment_a, weights=a.logprob.astype(np.float64), minlength=n),
         logprob_b=np.bincount(segment_b, weights=b.logprob.astype(np.float64), minlength=n),
     )
@@ -114,7 +119,10 @@ def token_shares(alignment: Alignment, n_tokens_a: int) -> np.ndarray:
     return alignment.delta[alignment.segment_a] / per_unit[alignment.segment_a] if n_tokens_a else np.zeros(0)
 
 
-def _reduce(ufunc, n: int, index: np.ndarray, values: np.ndarray, empty) -> np.ndarray:
+def _per_segment(ufunc, n: int, segment: np.ndarray, values: np.ndarray, empty) -> np.ndarray:
+    """ufunc reduced over each segment's values (`segment` ascending), `empty` where a segment has none."""
     out = np.full(n, empty, dtype=np.int64)
-    ufunc.at(out, index, values.astype(np.int64))
+    if segment.size:
+        firsts = np.flatnonzero(np.concatenate([[True], segment[1:] != segment[:-1]]))
+        out[segment[firsts]] = ufunc.reduceat(values.astype(np.int64), firsts)
     return out

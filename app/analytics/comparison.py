@@ -30,11 +30,15 @@ class Extremes:
 
     def add(self, document_id: int, alignment: Alignment) -> None:
         delta = alignment.delta
-        units = _top(delta if self.largest else -delta, self.size)
+        key = delta if self.largest else -delta
+        kept = self.columns["delta"] if self.largest else -self.columns["delta"]
+        if not key.size or (kept.size == self.size and key.max() <= kept.min()):
+            return  # nothing here beats the kept units (a tie goes to the earlier document anyway)
+        units = _top(key, self.size)
         found = {"document_id": np.full(units.size, document_id), "unit": units, "delta": delta[units],
                  "char_start": alignment.char_start[units], "char_end": alignment.char_end[units],
                  "logprob_a": alignment.logprob_a[units], "logprob_b": alignment.logprob_b[units]}
-        merged = {name: np.r_[self.columns[name], found[name]] for name in self.COLUMNS}
+        merged = {name: np.concatenate([self.columns[name], found[name]]) for name in self.COLUMNS}
         key = merged["delta"] if self.largest else -merged["delta"]
         # Ties go to the earlier document and unit.
         keep = np.lexsort((merged["unit"], merged["document_id"], -key))[: self.size]

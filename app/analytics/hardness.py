@@ -46,9 +46,9 @@ def definitions(logprob: np.ndarray, entropy: np.ndarray, rank: np.ndarray, top1
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
     """1-based ranks, ties sharing the mean of their ranks (as Spearman's ρ needs)."""
-    order = np.argsort(values, kind="stable")
+    order = np.argsort(values)  # tied values get one mean rank, so the sort need not be stable
     ordered = values[order]
-    edges = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1], True])
+    edges = np.flatnonzero(np.concatenate([[True], ordered[1:] != ordered[:-1], [True]]))
     mean_rank = (edges[:-1] + edges[1:] + 1) / 2.0  # positions start..end-1 as ranks start+1..end
     ranks = np.empty(values.size, dtype=np.float64)
     ranks[order] = np.repeat(mean_rank, np.diff(edges))
@@ -57,8 +57,10 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
 
 def spearman(columns: np.ndarray) -> list[list[float | None]]:
     """ρ between every two rows of `columns` [definitions, tokens]; None where a row is constant."""
-    ranks = np.stack([average_ranks(row) for row in columns])
-    centred = ranks - ranks.mean(axis=1, keepdims=True)
+    centred = np.empty(columns.shape, dtype=np.float64)
+    for row, values in zip(centred, columns):
+        row[:] = average_ranks(values)
+        row -= (values.size + 1) / 2.0  # the mean of ranks 1 … n, ties or not
     norms = np.sqrt(np.einsum("ij,ij->i", centred, centred))
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = (centred @ centred.T) / np.outer(norms, norms)
@@ -66,10 +68,16 @@ def spearman(columns: np.ndarray) -> list[list[float | None]]:
 
 
 def hardest(values: np.ndarray, fraction: float) -> np.ndarray:
-    """Mask of the ⌈fraction·n⌉ hardest tokens (largest values; ties go to the earlier token)."""
+    """Mask of the ⌈fraction·n⌉ hardest tokens (largest values; ties at the cut go to the earlier tokens).
+    O(n): the cut value by partition, not a sort."""
     k = math.ceil(fraction * values.size)
     mask = np.zeros(values.size, dtype=bool)
-    mask[np.argsort(-values, kind="stable")[:k]] = True
+    if k == 0:
+        return mask
+    cut = np.partition(values, values.size - k)[values.size - k]
+    mask = values > cut
+    tied = np.flatnonzero(values == cut)
+    mask[tied[: k - int(mask.sum())]] = True
     return mask
 
 

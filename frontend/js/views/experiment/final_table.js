@@ -28,7 +28,8 @@ function best(values, better, fmt) {
   return values.some((v, i) => i !== at && Number.isFinite(v) && fmt(v) === shown) ? null : at;
 }
 
-export function finalCard(view) {
+/** `otherRuns`: other models' done runs on the eval corpus, each linked into Compare against every loss. */
+export function finalCard(view, otherRuns = []) {
   if (!view.hasEval) {
     return card("Final checkpoints", notice("This experiment has no eval corpus, so its checkpoints are not scored: compare the training curves below, or score a checkpoint on a corpus from the Runs page.", "info"));
   }
@@ -41,7 +42,19 @@ export function finalCard(view) {
       label: "Final checkpoint per loss", testid: "final-table", rows, columns: finalColumns(rows),
       rowProps: (s) => ({ "data-testid": "final-row", dataset: { loss: s.label } }),
     })),
-    h("p", { class: "muted small" }, "The last scored checkpoint of each loss, on the eval corpus. Bold: the best value of the column."));
+    h("p", { class: "muted small" }, "The last scored checkpoint of each loss, on the eval corpus. Bold: the best value of the column."),
+    otherModels(rows, otherRuns));
+}
+
+/** "SmolLM2@0 vs ce" links: another model (A) against each loss's final checkpoint (B), token by token. */
+function otherModels(rows, otherRuns) {
+  const finals = rows.filter((s) => s.final && s.final.run_id);
+  if (!otherRuns.length || !finals.length) return null;
+  return h("p", { class: "compare-links", "data-testid": "compare-other-models" }, "Compare token by token: ",
+    otherRuns.flatMap((run) => finals.map((s) => h("a", {
+      href: `#/compare?a=${run.id}&b=${s.final.run_id}`, class: "chip-link", "data-testid": "compare-link",
+      title: "different tokenizers line up on character-span segments",
+    }, `${run.checkpoint.series_name}@${run.checkpoint.step} vs ${s.label}`))));
 }
 
 /** Loss, step, held-out loss, Δ vs ce (when a ce series has a final checkpoint), the other metrics, run. */
