@@ -1,7 +1,7 @@
 // What the tokens are coloured by and how: the metric (loss, p, each definition of a hard token, GLTR's
 // rank buckets, focal weight, focal loss, the focal gradient multiplier g(p, γ)),
 // focal γ, the scale's top, the hard / easy thresholds and which tokens to emphasise. The settings
-// start from the address (?color=&gamma=&max=) and are written back to it, so a view can be shared.
+// start from the address (?color=&gamma=&max=&hard=&easy=&emphasis=) and are written back to it, so a view can be shared.
 //
 // The numbers coloured are a *source*: the run's own tokens, or one checkpoint's arrays when the
 // scrubber moves (`show(source)`). A source has n_tokens and per-token loss, p, logprob, entropy, rank.
@@ -21,6 +21,7 @@ const MAX_GAMMA = 10;
 // Loss thresholds for "hard" and "easy" (nats): 5 nats is p < 0.7%, 0.5 nats is p > 61%.
 const DEFAULT_HARD = 5;
 const DEFAULT_EASY = 0.5;
+const EMPHASES = ["none", "hard", "easy"];
 
 const GLTR_PALETTE = palette(gltrRgb);
 
@@ -56,9 +57,9 @@ export function initialSettings(query, data) {
       loss: numberParam(query, "max", niceMax(quantile(data.loss, 0.99)), 0.1, 1000),
       entropy: niceMax(quantile(data.entropy, 0.99)),
     },
-    hard: DEFAULT_HARD,
-    easy: DEFAULT_EASY,
-    emphasis: "none",
+    hard: numberParam(query, "hard", DEFAULT_HARD, 0, 1000),
+    easy: numberParam(query, "easy", DEFAULT_EASY, 0, 1000),
+    emphasis: EMPHASES.includes(query.get("emphasis")) ? query.get("emphasis") : "none",
   };
 }
 
@@ -89,7 +90,8 @@ export function colouring(ctx, data, text, settings, onChange) {
     countsEl.textContent = difficultyCounts(source, settings);
     replace(statsEl, documentStats(source, settings.gamma));
     onChange();
-    ctx.updateQuery({ color: settings.metric, gamma: settings.gamma, max: settings.max.loss });
+    ctx.updateQuery({ color: settings.metric, gamma: settings.gamma, max: settings.max.loss, hard: settings.hard,
+      easy: settings.easy, emphasis: settings.emphasis === "none" ? null : settings.emphasis });
   };
   const controls = colourControls(settings, recolor);
   const show = (next) => {
@@ -127,7 +129,7 @@ function colourControls(settings, recolor) {
   const maxField = field("Scale max", maxInput, { hint: "values above share the darkest colour" });
   const hardInput = h("input", { type: "number", min: 0, step: 0.5, value: settings.hard, name: "hard" });
   const easyInput = h("input", { type: "number", min: 0, step: 0.1, value: settings.easy, name: "easy" });
-  const emphasisSel = select([{ value: "none", label: "all tokens" }, { value: "hard", label: "hard tokens" }, { value: "easy", label: "easy tokens" }], { name: "emphasis" });
+  const emphasisSel = select([{ value: "none", label: "all tokens" }, { value: "hard", label: "hard tokens" }, { value: "easy", label: "easy tokens" }], { name: "emphasis", value: settings.emphasis });
   const finite = (input, set) => () => { const v = Number(input.value); if (Number.isFinite(v)) { set(v); recolor(); } };
 
   metricSel.addEventListener("change", () => { settings.metric = metricSel.value; recolor(); });
