@@ -84,10 +84,11 @@ def run_types(*, session: Session, run: Run, sort: str, descending: bool, text: 
     if text:
         wanted = text.casefold()
         listed = np.array([i for i, shown in enumerate(table.text) if wanted in shown.casefold()], dtype=np.int64)
-    key = _sort_key(table, sort)[listed]
-    # Ties by token id; descending reverses the key, never the tie order.
-    order = np.lexsort((table.token_id[listed], -key if descending else key)) if sort != "text" else \
-        sorted(range(listed.size), key=lambda i: table.text[listed[i]], reverse=descending)
+    if sort == "text":
+        order = sorted(range(listed.size), key=lambda i: table.text[listed[i]], reverse=descending)
+    else:  # ties by token id; descending reverses the key, never the tie order
+        key = _sort_key(table, sort)[listed]
+        order = np.lexsort((table.token_id[listed], -key if descending else key))
     page = listed[np.asarray(order, dtype=np.int64)][offset:offset + limit]
     items = [{"token_id": int(table.token_id[i]), "text": table.text[i], "count": int(table.count[i]),
               "frequency_rank": int(table.frequency_rank[i]),
@@ -99,8 +100,7 @@ def run_types(*, session: Session, run: Run, sort: str, descending: bool, text: 
 def _sort_key(table: TypeTableResult, sort: str) -> np.ndarray:
     if sort in table.means:
         return table.means[sort]
-    return {"count": table.count, "frequency_rank": table.frequency_rank, "token_id": table.token_id,
-            "text": np.zeros(table.token_id.size)}[sort].astype(np.float64)
+    return {"count": table.count, "frequency_rank": table.frequency_rank, "token_id": table.token_id}[sort].astype(np.float64)
 
 
 def type_occurrences(*, session: Session, run: Run, token_id: int, offset: int, limit: int) -> dict:
