@@ -16,7 +16,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import SeededSeries, Server, api_get, seed_series, serving, upload_corpus, wait_run_done
+from tests.support.browser import SeededSeries, Server, api_get, fixed, seed_series, serving, upload_corpus, wait_run_done
+from tests.support.colours import backgrounds, rgb_list
 from tests.support.models import build_series_folder
 
 pytestmark = pytest.mark.slow
@@ -48,13 +49,6 @@ def seeded(server, models_root) -> SeededSeries:
 
 def on_corpus(seeded: SeededSeries) -> str:
     return f"/series/{seeded.series_id}/corpora/{seeded.corpus['id']}"
-
-
-def backgrounds(page: Page, indexes: list[int]) -> list[str]:
-    """Computed backgrounds of these tokens, once the text's deferred colours (if any) are written."""
-    expect(page.get_by_test_id("document-text")).not_to_have_attribute("aria-busy", "true")
-    return [page.locator(f'[data-testid="token"][data-index="{i}"]').evaluate("el => getComputedStyle(el).backgroundColor")
-            for i in indexes]
 
 
 def biggest_move(server: Server, seeded: SeededSeries) -> tuple[dict, int, int, list[list[float]]]:
@@ -280,3 +274,36 @@ def test_register_a_folder_of_checkpoints_from_the_models_page(page: Page, model
     expect(outcome.get_by_test_id("skipped-list")).to_contain_text(str(models_root / "tiny-run" / "notes"))
     outcome.get_by_role("link", name="tiny-folder").click()
     expect(page.get_by_test_id("series-checkpoint-row")).to_have_count(len(STEPS))
+
+
+def test_compare_view_shows_the_apis_delta_and_colours_wins_and_losses_apart(page: Page, server: Server, seeded: SeededSeries):
+    a, b, doc = seeded.runs[0]["id"], seeded.runs[2]["id"], seeded.documents[0]["document_id"]
+    data = api_get(server, f"/compare/documents/{doc}", a=a, b=b)
+    delta = data["units"]["delta"]
+    better, worse = delta.index(max(delta)), delta.index(min(delta))
+    assert data["alignment"] == "token" and delta[better] > 0 > delta[worse], delta  # one series: one tokenizer
+    page.goto(f"/#/compare?a={a}&b={b}&doc={doc}")
+    expect(page.get_by_test_id("unit")).to_have_count(data["n_units"])
+    unit = page.locator(f'[data-testid="unit"][data-index="{better}"]')
+    unit.hover()
+    expect(page.get_by_test_id("tooltip-delta")).to_have_text(fixed(page, delta[better], 4))
+    assert float(unit.get_attribute("data-delta")) == delta[better]
+    # The legend runs from orange (B worse, red > blue) on the left to purple (B better, blue > red).
+    legend = rgb_list(page.get_by_test_id("compare-legend-bar").evaluate("el => getComputedStyle(el).backgroundImage"))
+    (r_better, _, b_better), (r_worse, _, b_worse) = (rgb_list(css)[0] for css in (
+        page.locator(f'[data-testid="unit"][data-index="{i}"]').evaluate("el => getComputedStyle(el).backgroundColor")
+        for i in (better, worse)))
+    assert legend[0][0] > legend[0][2] and legend[-1][2] > legend[-1][0]
+    assert b_better > r_better and r_worse > b_worse
+    expect(page).to_have_url(re.compile(rf"[?&]doc={doc}(&|$)"))
+    # The Document view colours by GLTR's buckets in GLTR's colours; the token types list is the API's.
+    tokens = api_get(server, f"/runs/{a}/documents/{doc}/tokens")
+    page.goto(f"/#/runs/{a}/documents/{doc}?color=gltr")
+    expect(page.get_by_test_id("legend-categories").locator("li")).to_have_count(4)
+    gltr = [(173, 255, 128), (255, 234, 128), (255, 146, 128), (229, 176, 255)]
+    assert [rgb_list(css)[0] for css in backgrounds(page, [0, 1, 2])] == [gltr[k] for k in tokens["gltr_bucket"][:3]]
+    first = api_get(server, f"/runs/{a}/types", sort="mean_loss", limit=1)["items"][0]["text"]
+    page.goto(f"/#/runs/{a}/types?sort=mean_loss")
+    shown = page.evaluate("async (t) => (await import('/static/js/tokens.js')).visibleText(t)", first)
+    expect(page.get_by_test_id("types-table").locator("tbody tr").first.locator("code")).to_have_text(shown)
+

@@ -135,6 +135,8 @@ class DocumentTokens(BaseModel):
     p: list[float]
     focal_weight: list[float]
     focal_loss: list[float]
+    gradient_multiplier: list[float] = Field(description="g(p, γ) = (1−p)^γ − γ·p·(1−p)^(γ−1)·log p: focal loss's gradient relative to cross-entropy's.")
+    gltr_bucket: list[int] = Field(description="GLTR's bucket of the rank: 0 (< 10), 1 (< 100), 2 (< 1000), 3 (≥ 1000).")
     entropy: list[float]
     rank: list[int]
     context_len: list[int]

@@ -107,5 +107,11 @@ export const api = {
   transitions: (at, params, signal) => get(`${onCorpus(at)}/transitions`, { ...params, options: at.options }, signal),
   transitionOccurrences: (at, params, signal) => get(`${onCorpus(at)}/transitions/occurrences`, { ...params, options: at.options }, signal),
   learnedAt: (at, params, signal) => get(`${onCorpus(at)}/learned-at`, { ...params, options: at.options }, signal),
+  // Model A against model B on one corpus, and one document's units (tokens or segments) with Δ.
+  compare: (a, b, params, signal) => get("/compare", { a, b, ...params }, signal),
+  compareDocument: (a, b, docId, signal) => get(`/compare/documents/${docId}`, { a, b }, signal),
+  difficulty: (runId, params, signal) => get(`/runs/${runId}/difficulty`, params, signal),
+  runTypes: (runId, params, signal) => get(`/runs/${runId}/types`, params, signal),
+  typeOccurrences: (runId, tokenId, params, signal) => get(`/runs/${runId}/types/${tokenId}/occurrences`, params, signal),
   cartography: (at, params, signal) => get(`${onCorpus(at)}/cartography`, { ...params, options: at.options }, signal),
 };

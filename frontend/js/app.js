@@ -9,6 +9,7 @@
 import { api } from "./api.js";
 import { errorBox, loading } from "./components.js";
 import { h, replace } from "./dom.js";
+import * as compareView from "./views/compare.js";
 import * as corporaView from "./views/corpora.js";
 import * as documentView from "./views/document.js";
 import * as experimentView from "./views/experiment.js";
@@ -20,6 +21,7 @@ import * as runsView from "./views/runs.js";
 import * as seriesView from "./views/series.js";
 import * as seriesCorpusView from "./views/series_corpus.js";
 import * as seriesListView from "./views/series_list.js";
+import * as typesView from "./views/types.js";
 
 const HEALTH_EVERY_MS = 5000;
 // A dragged slider writes the address at most this often: browsers throttle history.replaceState
@@ -35,6 +37,8 @@ const ROUTES = [
   { pattern: /^\/series\/?$/, view: seriesListView, nav: "series", keys: [] },
   { pattern: /^\/series\/(\d+)\/?$/, view: seriesView, nav: "series", keys: ["seriesId"] },
   { pattern: /^\/series\/(\d+)\/corpora\/(\d+)\/?$/, view: seriesCorpusView, nav: "series", keys: ["seriesId", "corpusId"] },
+  { pattern: /^\/compare\/?$/, view: compareView, nav: "runs", keys: [] },
+  { pattern: /^\/runs\/(\d+)\/types\/?$/, view: typesView, nav: "runs", keys: ["runId"] },
   { pattern: /^\/corpora\/?$/, view: corporaView, nav: "corpora", keys: [] },
   { pattern: /^\/models\/?$/, view: modelsView, nav: "models", keys: [] },
   { pattern: /^\/jobs\/?$/, view: jobsView, nav: "jobs", keys: [] },

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import ValidationError
 
 from app.analytics.cartography import DEFAULT_CONFIDENCE_THRESHOLD, DEFAULT_VARIABILITY_THRESHOLD
 from app.analytics.learned_at import DEFAULT_EASY_P
 from app.analytics.scatter_sample import DEFAULT_SCATTER_LIMIT
 from app.analytics.transitions import DEFAULT_LOSS_THRESHOLD
-from app.api.deps import MAX_PAGE, CorpusDep, PagingDep, PathId, SeriesDep, SessionDep
+from app.api.deps import MAX_PAGE, CacheDep, CorpusDep, PagingDep, PathId, SeriesDep, SessionDep
 from app.schemas.run import RunOptions
 from app.schemas.series import (Cell, Region, SeriesCartography, SeriesCheckpoints, SeriesLearnedAt,
                                 SeriesTrajectory, SeriesTransitions, TokenTrajectory, TransitionOccurrences)
 from app.services import series_cartography, series_runs, series_scores
 from app.services.errors import InvalidInput
-from app.services.series_cache import ResultCache
 from app.services.series_runs import AlignedRuns
 
 router = APIRouter(tags=["series"])
@@ -48,12 +47,7 @@ def aligned_runs(session: SessionDep, series: SeriesDep, corpus: CorpusDep, opti
     return series_runs.aligned_runs(session=session, series=series, corpus=corpus, options=options)
 
 
-def result_cache(request: Request) -> ResultCache:
-    return request.app.state.series_results
-
-
 AlignedDep = Annotated[AlignedRuns, Depends(aligned_runs)]
-CacheDep = Annotated[ResultCache, Depends(result_cache)]
 StepQuery = Annotated[int | None, Query(ge=0, description="A checkpoint step of the series.")]
 
 
