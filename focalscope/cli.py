@@ -7,7 +7,6 @@ DATABASE_URL, ...); options given here win.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from app.core.config import Settings
+from app.core.log_format import LOG_FORMATS, configure_logging
 from app.schemas.run import DEFAULT_MAX_LENGTH, DEFAULT_TOP_K
 from app.services.errors import DomainError
 from app.vocab import DTYPE_FLOAT32, JOB_STATUSES, WEIGHT_DTYPES, WINDOW_POLICIES, WINDOW_ROLLING
@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, help="data directory (default: ./data)")
     parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite under the data directory)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--log-format", choices=LOG_FORMATS,
+                        help="text lines (default) or one JSON object per line, with run, job and shard ids")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # In the order `focalscope --help` lists them.
     for add_commands in (_add_server_commands, _add_data_commands, _add_score_command, _add_training_commands,
@@ -143,7 +145,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         overrides["data_dir"] = args.data_dir
     if args.database_url:
         overrides["database_url"] = args.database_url
-    for name in ("host", "port"):
+    for name in ("host", "port", "log_format"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
     return Settings(**overrides)
@@ -151,18 +153,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-    )
-    # Alembic announces its migration context on every command; only real upgrades are news.
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
         settings = settings_from(args)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
         print(f"error: invalid settings: {problems}", file=sys.stderr)
         return 2
+    configure_logging(log_format=settings.log_format, verbose=args.verbose)
     try:
         return args.handler(args, settings) or 0
     except DomainError as exc:

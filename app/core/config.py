@@ -7,6 +7,7 @@ nothing reads the environment at import time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(120.0, gt=1)
     heartbeat_seconds: float = Field(10.0, gt=0)
     auto_migrate: bool = Field(True, description="Upgrade the schema to head when serving.")
+    # One JSON object per log line (with run, job and shard ids) for a log collector; `serve` passes
+    # it on to its worker processes.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("host")
     @classmethod
