@@ -56,12 +56,14 @@ def _add_server_commands(sub) -> None:
 
 def _add_data_commands(sub) -> None:
     corpus = sub.add_parser("corpus", help="manage corpora").add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = corpus.add_parser("add", help="create a corpus from .txt / .jsonl files or directories of them")
+    add = corpus.add_parser("add", help="create a corpus from .txt / .jsonl / .jsonl.gz / .parquet files or directories of them")
     add.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     add.add_argument("--name", help="corpus name (default: the first path's name)")
     add.add_argument("--description", default="")
     add.add_argument("--split", choices=("file", "scenes"), default="file",
-                     help="file: one document per .txt file / .jsonl line; scenes: one per play scene")
+                     help="file: one document per .txt file / .jsonl line / .parquet row; scenes: one per play scene")
+    add.add_argument("--text-field", default="text",
+                     help='the .jsonl field or .parquet column that holds the text (default "text")')
     add.set_defaults(handler=commands.corpus_add)
     corpus.add_parser("list", help="list corpora").set_defaults(handler=commands.corpus_list)
 
