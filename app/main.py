@@ -14,7 +14,7 @@ from fastapi.staticfiles import StaticFiles
 from app.api.errors import install_error_handlers
 from app.api.observability import ApiMetrics, RequestObserver
 from app.api.routes import (
-    checkpoints, corpora, jobs, probes, runs, series, series_analytics, system, training, vocabulary,
+    checkpoints, corpora, exports, jobs, probes, runs, series, series_analytics, system, training, vocabulary,
 )
 from app.core.config import Settings
 from app.services.series_cache import ResultCache
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool = True) -> Fa
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)
     app.state.metrics = ApiMetrics(app.state.sessions)
     app.add_middleware(RequestObserver, metrics=app.state.metrics)
-    for module in (corpora, checkpoints, series, runs, jobs, training, system, vocabulary, series_analytics):
+    for module in (corpora, checkpoints, series, runs, exports, jobs, training, system, vocabulary, series_analytics):
         app.include_router(module.router, prefix=API_PREFIX)
     app.include_router(probes.router)
 

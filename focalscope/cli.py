@@ -67,6 +67,13 @@ def _add_data_commands(sub) -> None:
     add.set_defaults(handler=commands.corpus_add)
     corpus.add_parser("list", help="list corpora").set_defaults(handler=commands.corpus_list)
 
+    export = sub.add_parser("export", help="write a run's tokens to a Parquet or CSV file, one row per token")
+    export.add_argument("run", type=int, metavar="RUN", help="run id")
+    export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    export.add_argument("--out", type=Path, required=True, metavar="PATH", help="file to write")
+    export.add_argument("--gamma", type=float, default=2.0, help="focal γ for focal_weight and focal_loss (default 2)")
+    export.set_defaults(handler=commands.export_run)
+
     model = sub.add_parser("model", help="manage checkpoints").add_subparsers(dest="action", required=True, metavar="ACTION")
     model_add = model.add_parser(
         "add", help="register a safetensors directory or a GGUF file, or every checkpoint in a training output folder",

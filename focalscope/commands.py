@@ -12,7 +12,7 @@ from app.core.config import Settings
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.schemas.run import RunOptions
-from app.services import checkpoint_folders, checkpoints, corpora, corpus_files, runs, series as series_service
+from app.services import checkpoint_folders, checkpoints, corpora, corpus_files, export, runs, series as series_service
 from app.services.errors import InvalidInput
 from app.services.jobs import list_jobs
 from focalscope import console, demo_assets
@@ -83,6 +83,27 @@ def _expand(paths: list[Path]) -> list[Path]:
         else:
             raise InvalidInput(f"{path}: no such file or directory")
     return files
+
+
+def export_run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.gamma < 0:
+        raise InvalidInput("--gamma must be at least 0")
+    totals = export.ExportTotals()
+    with _sessions(settings)() as session:
+        run = runs.get_run(session=session, run_id=args.run)
+        partial = args.out.with_name(args.out.name + ".partial")
+        try:  # written beside the target and renamed: a failed export leaves no half-written file
+            with partial.open("wb") as out:
+                for chunk in export.export_chunks(session=session, run=run, fmt=args.format, gamma=args.gamma,
+                                                  totals=totals):
+                    out.write(chunk)
+            partial.replace(args.out)
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {args.out}: {exc.strerror}") from None
+        finally:
+            partial.unlink(missing_ok=True)
+    print(f"run {run.id}: {totals.tokens:,} tokens of {totals.documents:,} documents -> {args.out}")
+    return 0
 
 
 def corpus_list(args: argparse.Namespace, settings: Settings) -> int:
