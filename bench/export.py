@@ -80,15 +80,17 @@ def measure(url: str, label: str, n_tokens: int, directory: Path) -> None:
     for fmt in export.EXPORT_FORMATS:
         path = directory / f"run.{fmt}"
         totals = export.ExportTotals()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         with sessions() as session, path.open("wb") as out:
             run = session.get(Run, run_id)
             for chunk in export.export_chunks(session=session, run=run, fmt=fmt, gamma=2.0, totals=totals):
                 out.write(chunk)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         size_mb = path.stat().st_size / 2**20
+        # CPU seconds beside wall seconds: on a shared machine the wall time says more about the load.
         record(bench="export", device=cpu_name(),
-               model=f"{fmt} from {label}: {totals.documents:,} documents, {elapsed:.1f} s, {size_mb:,.0f} MiB file",
+               model=f"{fmt} from {label}: {totals.documents:,} documents, {elapsed:.1f} s wall, {cpu:.1f} s CPU, "
+                     f"load {os.getloadavg()[0]:.1f}, {size_mb:,.0f} MiB file",
                n_tokens=totals.tokens, tokens_per_s=totals.tokens / elapsed, baselines={}, peak_mem_mb=peak_rss_mb())
         path.unlink()
     engine.dispose()

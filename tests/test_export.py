@@ -12,7 +12,7 @@ import pytest
 
 from app.models.checkpoint import Checkpoint, ModelSeries
 from app.models.run import Run
-from app.services import corpora, scores, summaries
+from app.services import corpora, export, scores, summaries
 from app.services.scores import DocumentScores
 from tests.support.api import API, error_of
 
@@ -109,3 +109,16 @@ def test_export_errors_and_the_cli(api, sessions, cli, tmp_path, settings, monke
     assert "run 999 not found" in cli(*url, "export", "999", "--out", str(tmp_path / "y.csv"), expect=2).stderr
     missing = tmp_path / "no-such-dir" / "z.csv"
     assert "cannot write" in cli(*url, "export", str(run_id), "--format", "csv", "--out", str(missing), expect=2).stderr
+
+
+def test_token_texts_are_built_without_a_loop_exactly_as_the_token_view_shows_them():
+    """export.token_text_array against scores.token_texts (the per-token loop the API uses) on random
+    spans over text with 2-, 3- and 4-byte characters: repeated spans (a split 🎭), gaps, overlaps,
+    spans past the end."""
+    text = "Café — naïve 🎭 fin. x\U0001F600y"
+    generator = np.random.default_rng(0)
+    for _ in range(500):
+        n = generator.integers(0, 12)
+        starts = np.sort(generator.integers(0, len(text) + 1, n)).astype(np.int32)
+        ends = np.minimum(starts + generator.integers(0, 4, n), len(text) + 2).astype(np.int32)
+        assert export.token_text_array(text, starts, ends).to_pylist() == scores.token_texts(text, starts, ends)

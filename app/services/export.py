@@ -25,7 +25,7 @@ from app.analytics import focal
 from app.models.corpus import Document
 from app.models.run import Run, TokenScores
 from app.schemas.run import DEFAULT_TOP_K
-from app.vocab import TOKEN_FIELDS, TOP_K_FIELDS
+from app.vocab import TOKEN_FIELD_DTYPES, TOKEN_FIELDS, TOP_K_FIELDS
 
 EXPORT_FORMATS = ("parquet", "csv")
 MEDIA_TYPES = {"parquet": "application/vnd.apache.parquet", "csv": "text/csv; charset=utf-8"}
@@ -56,9 +56,8 @@ def token_text_array(text: str, starts: np.ndarray, ends: np.ndarray) -> pa.Arra
     widths = 1 + (code_points >= 0x80) + (code_points >= 0x800) + (code_points >= 0x10000)
     byte_at = np.concatenate(([0], np.cumsum(widths, dtype=np.int64)))  # character index -> byte offset
     first, last = byte_at[starts], byte_at[ends]
-    covered = np.zeros(int(byte_at[-1]) + 1, dtype=np.int64)
-    np.add.at(covered, first, 1)
-    np.add.at(covered, last, -1)
+    size = int(byte_at[-1]) + 1
+    covered = np.bincount(first, minlength=size) - np.bincount(last, minlength=size)  # +1 where a span opens, −1 where it ends
     data = np.frombuffer(text.encode("utf-8", "surrogatepass"), dtype=np.uint8)[np.cumsum(covered)[:-1] > 0]
     offsets = np.concatenate(([0], np.cumsum(last - first))).astype(np.int32)
     return pa.StringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data.tobytes()))
@@ -67,9 +66,10 @@ def token_text_array(text: str, starts: np.ndarray, ends: np.ndarray) -> pa.Arra
 def schema(top_k: int) -> pa.Schema:
     fields = [("document_id", pa.int64()), ("position", pa.int32()), ("char_start", pa.int32()),
               ("char_end", pa.int32()), ("token_text", pa.string())]
-    fields += [(name, pa.float32() if name in ("logprob", "entropy", "sum_p2") else pa.int32()) for name in SCALAR_FIELDS]
-    fields += [(f"top{i}_id", pa.int32()) for i in range(1, top_k + 1)]
-    fields += [(f"top{i}_logprob", pa.float32()) for i in range(1, top_k + 1)]
+    fields += [(name, pa.from_numpy_dtype(np.dtype(TOKEN_FIELD_DTYPES[name]))) for name in SCALAR_FIELDS]
+    fields += [(f"top{i}_id", pa.from_numpy_dtype(np.dtype(TOKEN_FIELD_DTYPES["top_ids"]))) for i in range(1, top_k + 1)]
+    fields += [(f"top{i}_logprob", pa.from_numpy_dtype(np.dtype(TOKEN_FIELD_DTYPES["top_logprobs"])))
+               for i in range(1, top_k + 1)]
     fields += [(name, pa.float32()) for name in ("loss", "p", "focal_weight", "focal_loss")]
     return pa.schema(fields)
 

@@ -3,6 +3,8 @@ migrations' head (a replica started before `focalscope db upgrade` ran is not re
 
 from __future__ import annotations
 
+from functools import cache
+
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
@@ -11,9 +13,13 @@ from app.db import migrate
 from app.services.errors import Unavailable
 
 
+# The migrations' head cannot change while the process runs; reading it parses every revision file.
+head_revision = cache(migrate.head_revision)
+
+
 def check_ready(*, session: Session) -> dict:
     """{"database", "revision"} when ready; raises Unavailable saying what is missing otherwise."""
-    head = migrate.head_revision()
+    head = head_revision()
     try:
         connection = session.connection()
         revision = MigrationContext.configure(connection).get_current_revision()
