@@ -73,11 +73,11 @@ def fill(url: str, n_tokens: int) -> int:
     return run_id
 
 
-def measure(url: str, label: str, n_tokens: int, directory: Path) -> None:
+def measure(url: str, label: str, n_tokens: int, directory: Path, formats: tuple[str, ...]) -> None:
     run_id = fill(url, n_tokens)
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)
-    for fmt in export.EXPORT_FORMATS:
+    for fmt in formats:
         path = directory / f"run.{fmt}"
         totals = export.ExportTotals()
         started, cpu_started = time.perf_counter(), time.process_time()
@@ -100,13 +100,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tokens", type=int, default=10_000_000)
     parser.add_argument("--postgres", action="store_true", help="also export from a scratch PostgreSQL database")
+    parser.add_argument("--formats", default=",".join(export.EXPORT_FORMATS), help="comma-separated (default: all)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="export-bench-") as tmp:
-        measure(f"sqlite:///{Path(tmp) / 'bench.db'}", "SQLite", args.tokens, Path(tmp))
+        formats = tuple(args.formats.split(","))
+        measure(f"sqlite:///{Path(tmp) / 'bench.db'}", "SQLite", args.tokens, Path(tmp), formats)
         if args.postgres:
             server = os.environ.get("FOCALSCOPE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
             with scratch_postgres(server, "bench_export") as url:
-                measure(url, "PostgreSQL", args.tokens, Path(tmp))
+                measure(url, "PostgreSQL", args.tokens, Path(tmp), formats)
 
 
 if __name__ == "__main__":

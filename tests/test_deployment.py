@@ -42,6 +42,11 @@ def test_the_migration_runs_before_the_api_and_the_workers():
         assert services[name]["environment"]["FOCALSCOPE_AUTO_MIGRATE"] == "false"
 
 
+def test_the_api_is_healthy_when_it_is_ready():
+    check = " ".join(_compose()["services"]["api"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:8000/readyz" in check
+
+
 def test_every_service_uses_the_same_database_url_on_the_database_service():
     services = _compose()["services"]
     database = services[_database_service(services)]["environment"]
