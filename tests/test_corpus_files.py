@@ -68,7 +68,7 @@ def test_parquet_and_jsonl_gz_uploads_with_the_text_field_chosen(api):
     ("plain.jsonl.gz", b'{"text": "not compressed"}\n', "not a readable gzip file"),
     ("body.jsonl.gz", gzip_lines([{"text": "ok"}, {"body": "no text"}]), 'line 2: expected an object with a string "text" field (found: body)'),
     ("latin1.jsonl.gz", gzip.compress('{"text": "café"}\n'.encode("latin-1")), "line 1: not valid UTF-8"),
-])
+], ids=lambda value: value if isinstance(value, str) and value.endswith((".parquet", ".gz")) else "")
 def test_unreadable_corpus_files_are_clear_errors(filename, content, fragment):
     """(The API turns InvalidInput into a 422: the missing column above.)"""
     with pytest.raises(InvalidInput) as raised:
@@ -120,6 +120,8 @@ def test_files_are_read_lazily_a_batch_at_a_time(name, monkeypatch):
     assert sum(1 for _ in documents) == len(texts) - 1
 
 
+# What this test checks does not depend on the database (uploads insert on both above).
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_a_corpus_is_inserted_batch_by_batch_while_its_documents_are_read(sessions, monkeypatch):
     """create_corpus consumes a generator as it inserts: when document k is produced, every document
     up to the last full batch before it is in the database already."""

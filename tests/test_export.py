@@ -96,6 +96,8 @@ def test_the_api_streams_parquet_and_csv_that_duckdb_reads_with_the_summarys_tot
     assert table.schema.metadata[b"focalscope.gamma"] == b"2.0"
 
 
+# What this test checks does not depend on the database (the export's queries run on both above).
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_export_errors_and_the_cli(api, sessions, cli, tmp_path, settings, monkeypatch):
     run_id = _scored_run(sessions)
     monkeypatch.setenv("FOCALSCOPE_AUTO_MIGRATE", "false")  # the tables come from create_all

@@ -138,6 +138,8 @@ def worker_log() -> io.StringIO:
     logger.setLevel(level)
 
 
+# What this test checks does not depend on the database (the queue's own tests run on both).
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_worker_metrics_and_json_log_lines_carry_run_job_and_shard(settings, sessions, tiny_llama_dir, worker_log):
     run_id = make_run(sessions, tiny_llama_dir)
     with sessions() as session:
