@@ -12,7 +12,11 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
 from app.api.errors import install_error_handlers
-from app.api.routes import checkpoints, compare, corpora, difficulty, jobs, runs, series, series_analytics, system, training, vocabulary
+from app.api.observability import ApiMetrics, RequestObserver
+from app.api.routes import (
+    checkpoints, compare, corpora, difficulty, exports, jobs, probes, runs, series, series_analytics, system, training,
+    vocabulary,
+)
 from app.core.config import Settings
 from app.services.series_cache import ResultCache
 from app.db.engine import make_engine, make_sessionmaker
@@ -57,9 +61,12 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool = True) -> Fa
     app.state.series_results = ResultCache()
     install_error_handlers(app)
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MINIMUM_BYTES, compresslevel=GZIP_LEVEL)
-    for module in (corpora, checkpoints, series, runs, jobs, training, system, vocabulary, series_analytics,
+    app.state.metrics = ApiMetrics(app.state.sessions)
+    app.add_middleware(RequestObserver, metrics=app.state.metrics)
+    for module in (corpora, checkpoints, series, runs, exports, jobs, training, system, vocabulary, series_analytics,
                    compare, difficulty):
         app.include_router(module.router, prefix=API_PREFIX)
+    app.include_router(probes.router)
 
     if serve_ui:
         _mount_frontend(app, settings.frontend_dir)

@@ -7,7 +7,6 @@ DATABASE_URL, ...); options given here win.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from app.core.config import Settings
+from app.core.log_format import LOG_FORMATS, configure_logging
 from app.schemas.run import DEFAULT_MAX_LENGTH, DEFAULT_TOP_K
 from app.services.errors import DomainError
 from app.vocab import DTYPE_FLOAT32, JOB_STATUSES, WEIGHT_DTYPES, WINDOW_POLICIES, WINDOW_ROLLING
@@ -26,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, help="data directory (default: ./data)")
     parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite under the data directory)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--log-format", choices=LOG_FORMATS,
+                        help="text lines (default) or one JSON object per line, with run, job and shard ids")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # In the order `focalscope --help` lists them.
     for add_commands in (_add_server_commands, _add_data_commands, _add_score_command, _add_training_commands,
@@ -54,14 +56,23 @@ def _add_server_commands(sub) -> None:
 
 def _add_data_commands(sub) -> None:
     corpus = sub.add_parser("corpus", help="manage corpora").add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = corpus.add_parser("add", help="create a corpus from .txt / .jsonl files or directories of them")
+    add = corpus.add_parser("add", help="create a corpus from .txt / .jsonl / .jsonl.gz / .parquet files or directories of them")
     add.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     add.add_argument("--name", help="corpus name (default: the first path's name)")
     add.add_argument("--description", default="")
     add.add_argument("--split", choices=("file", "scenes"), default="file",
-                     help="file: one document per .txt file / .jsonl line; scenes: one per play scene")
+                     help="file: one document per .txt file / .jsonl line / .parquet row; scenes: one per play scene")
+    add.add_argument("--text-field", default="text",
+                     help='the .jsonl field or .parquet column that holds the text (default "text")')
     add.set_defaults(handler=commands.corpus_add)
     corpus.add_parser("list", help="list corpora").set_defaults(handler=commands.corpus_list)
+
+    export = sub.add_parser("export", help="write a run's tokens to a Parquet or CSV file, one row per token")
+    export.add_argument("run", type=int, metavar="RUN", help="run id")
+    export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    export.add_argument("--out", type=Path, required=True, metavar="PATH", help="file to write")
+    export.add_argument("--gamma", type=float, default=2.0, help="focal γ for focal_weight and focal_loss (default 2)")
+    export.set_defaults(handler=commands.export_run)
 
     model = sub.add_parser("model", help="manage checkpoints").add_subparsers(dest="action", required=True, metavar="ACTION")
     model_add = model.add_parser(
@@ -143,7 +154,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         overrides["data_dir"] = args.data_dir
     if args.database_url:
         overrides["database_url"] = args.database_url
-    for name in ("host", "port"):
+    for name in ("host", "port", "log_format"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
     return Settings(**overrides)
@@ -151,18 +162,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-    )
-    # Alembic announces its migration context on every command; only real upgrades are news.
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
         settings = settings_from(args)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
         print(f"error: invalid settings: {problems}", file=sys.stderr)
         return 2
+    configure_logging(log_format=settings.log_format, verbose=args.verbose)
     try:
         return args.handler(args, settings) or 0
     except DomainError as exc:

@@ -41,6 +41,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["FOCALSCOPE_DATA_DIR"] = str(settings.data_dir)
     env["FOCALSCOPE_DATABASE_URL"] = settings.db_url
+    env["FOCALSCOPE_LOG_FORMAT"] = settings.log_format
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
@@ -117,7 +118,10 @@ def serve(settings: Settings, *, workers: int, device: str) -> int:
         app = create_app(settings)
         # lifespan="off": the app's only shutdown work is disposing its engine (done below), and a
         # lifespan task cancelled by a second Ctrl-C would print a traceback.
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", lifespan="off")
+        # log_config=None: uvicorn's own messages go through this process's handler (text or JSON);
+        # requests are logged by the app's access log (app/api/observability.py), not uvicorn's.
+        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", lifespan="off",
+                                log_config=None, access_log=False)
         _quiet_server(config).run()
         app.state.engine.dispose()
     finally:

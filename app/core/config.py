@@ -7,11 +7,12 @@ nothing reads the environment at import time.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from app.core.paths import frontend_dir
 
 
 class Settings(BaseSettings):
@@ -27,7 +28,7 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    frontend_dir: Path = REPO_ROOT / "frontend"
+    frontend_dir: Path = Field(default_factory=frontend_dir)
     # Server-side paths that `POST /checkpoints` may register. The HTTP API must not become a way
     # to make the server read arbitrary files; the CLI (a local user) is not restricted.
     model_roots: list[Path] = Field(default_factory=list)
@@ -52,6 +53,9 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(120.0, gt=1)
     heartbeat_seconds: float = Field(10.0, gt=0)
     auto_migrate: bool = Field(True, description="Upgrade the schema to head when serving.")
+    # One JSON object per log line (with run, job and shard ids) for a log collector; `serve` passes
+    # it on to its worker processes.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("host")
     @classmethod

@@ -54,3 +54,10 @@ def get_or_404(model: type[Row], row_id: int, *, session: Session, thing: str) -
     if row is None:
         raise NotFound(f"{thing} {row_id} not found")
     return row
+
+
+class Unavailable(DomainError):
+    """The service cannot answer now (its database is away or not migrated); a retry later may work."""
+
+    status_code = 503
+    code = "unavailable"

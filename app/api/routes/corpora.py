@@ -1,4 +1,4 @@
-"""Corpora and their documents. Corpora are created from uploaded .txt / .jsonl files."""
+"""Corpora and their documents. Corpora are created from uploaded .txt, .jsonl, .jsonl.gz or .parquet files."""
 
 from __future__ import annotations
 
@@ -22,14 +22,18 @@ def create_corpus(
     session: SessionDep,
     settings: SettingsDep,
     name: Annotated[str, Form(min_length=1, max_length=200)],
-    files: Annotated[list[UploadFile], File(description=".txt (one document each) or .jsonl ({\"text\": ...} per line)")],
+    files: Annotated[list[UploadFile], File(
+        description=".txt (one document each), .jsonl / .jsonl.gz (one object per line) or .parquet (one row each)")],
     description: Annotated[str, Form(max_length=2000)] = "",
+    text_field: Annotated[str, Form(min_length=1, max_length=200,
+                                    description="The field (.jsonl) or column (.parquet) that holds the text.")] = "text",
     content_length: Annotated[int | None, Header(include_in_schema=False)] = None,
 ):
     """Create a corpus from uploaded files (limit: FOCALSCOPE_MAX_UPLOAD_MB per request)."""
     if content_length is not None and content_length > settings.max_upload_bytes + MULTIPART_OVERHEAD:
         raise TooLarge(f"upload of {content_length} bytes exceeds the {settings.max_upload_mb:g} MB limit")
-    documents = corpora.read_uploads(((upload.filename or "", upload.file) for upload in files), settings=settings)
+    documents = corpora.read_uploads(((upload.filename or "", upload.file) for upload in files), settings=settings,
+                                     text_field=text_field)
     corpus = corpora.create_corpus(session=session, name=name, documents=documents, description=description)
     session.commit()
     return corpus
