@@ -48,6 +48,8 @@ def header(scope, name: bytes) -> str | None:
 def split_host(host: str) -> tuple[str, int | None]:
     """"Example.org:8000" → ("example.org", 8000); "[::1]:8000" → ("::1", 8000); no port → None."""
     name, port = host.strip().lower(), None
+    if name.count(":") > 1 and not name.startswith("["):
+        return name, None  # a bare IPv6 address, as in a setting
     if name.startswith("["):
         end = name.find("]")
         name, rest = name[1:end], name[end + 1:]
