@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from app.api import API_PREFIX
 from app.api.access import authorize
+from app.api.content_policy import content_security_policy, injected_style_hashes
 from app.api.docs import install_api_docs
 from app.api.errors import install_error_handlers
 from app.api.guards import CrossSiteGuard, HostGuard, SecurityHeaders, allowed_host_names
@@ -80,7 +81,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
                            allow_headers=["Authorization", "Content-Type"])
     app.add_middleware(CrossSiteGuard, allowed_origins=settings.allowed_origins)
     app.add_middleware(HostGuard, allowed=allowed_host_names(settings.host, settings.allowed_hosts))
-    app.add_middleware(SecurityHeaders)
+    policy = content_security_policy(injected_style_hashes(plotly_js_path()))
+    app.add_middleware(SecurityHeaders, content_security_policy=policy)
 
 
 def _mount_frontend(app: FastAPI, frontend_dir: Path) -> None:

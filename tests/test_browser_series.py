@@ -270,3 +270,23 @@ def test_register_a_folder_of_checkpoints_from_the_models_page(page: Page, model
     expect(outcome.get_by_test_id("skipped-list")).to_contain_text(str(models_root / "tiny-run" / "notes"))
     outcome.get_by_role("link", name="tiny-folder").click()
     expect(page.get_by_test_id("series-checkpoint-row")).to_have_count(len(STEPS))
+
+
+def test_every_view_runs_under_the_content_security_policy(page: Page, seeded: SeededSeries):
+    """The watched page fails the test on any CSP violation: open every view, its charts drawn, and /docs."""
+    run, doc, across = seeded.runs[RUN_STEP]["id"], seeded.documents[0]["document_id"], on_corpus(seeded)
+    views = {"#/runs": "Runs", f"#/runs/{run}": "Run #", f"#/runs/{run}/documents/{doc}": "", "#/corpora": "Corpora",
+             "#/experiments": "Experiments", "#/series": "Series", f"#/series/{seeded.series_id}": "tiny-series",
+             "#/models": "Models", "#/jobs": "Jobs"}
+    page.goto("/#/runs")
+    for address, heading in views.items():  # as the dashboard navigates: the hash changes, the page stays
+        page.evaluate("address => { window.location.hash = address; }", address)
+        expect(page.locator("main h1")).to_contain_text(heading)
+        expect(page.locator("main .loading")).to_have_count(0)
+        if address == f"#/runs/{run}":
+            expect(page.locator("main .js-plotly-plot").first).to_be_visible()
+    for tab, drawn in (("transitions", "table"), ("learned-at", ".js-plotly-plot"), ("cartography", ".js-plotly-plot")):
+        page.evaluate("address => { window.location.hash = address; }", f"#{across}?tab={tab}")
+        expect(page.locator(f"#series-tab-panel {drawn}").first).to_be_visible()
+    page.goto("/docs")
+    expect(page.get_by_text("/api/v1/runs/{run_id}/documents", exact=True).first).to_be_visible()

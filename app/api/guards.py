@@ -7,8 +7,8 @@ streaming and gzip stay as cheap as they were:
   from another site (Sec-Fetch-Site: cross-site / same-site, or an Origin that is not ours) is refused
   (403) before its body is read: a page elsewhere can post a form or a multipart upload to a local
   server without any preflight. Requests without those headers (curl, notebooks, the CLI) pass.
-- SecurityHeaders: an enforcing Content-Security-Policy (scripts and styles only from the app itself,
-  no inline script), nosniff, no referrer, no framing, on every response.
+- SecurityHeaders: an enforcing Content-Security-Policy (app.api.content_policy), nosniff, no
+  referrer, no framing, on every response.
 """
 
 from __future__ import annotations
@@ -24,14 +24,7 @@ WILDCARD_ADDRESSES = ("0.0.0.0", "::", "")
 STATE_CHANGING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 REFUSED_FETCH_SITES = frozenset({"cross-site", "same-site"})
 DEFAULT_PORTS = {"http": 80, "https": 443}
-CONTENT_SECURITY_POLICY = "; ".join((
-    "default-src 'self'", "script-src 'self'", "style-src 'self'",
-    # The favicon is a data: URL; plotly's "download as PNG" draws through data: and blob: images.
-    "img-src 'self' data: blob:", "connect-src 'self'", "object-src 'none'", "base-uri 'none'",
-    "form-action 'self'", "frame-ancestors 'none'",
-))
 SECURITY_HEADERS = (
-    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"referrer-policy", b"no-referrer"),
     (b"x-frame-options", b"DENY"),
@@ -131,8 +124,9 @@ def same_origin(origin: str, host: str) -> bool:
 
 
 class SecurityHeaders:
-    def __init__(self, app):
+    def __init__(self, app, *, content_security_policy: str):
         self.app = app
+        self.headers = ((b"content-security-policy", content_security_policy.encode()), *SECURITY_HEADERS)
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -141,7 +135,7 @@ class SecurityHeaders:
         async def send_with_headers(message):
             if message["type"] == "http.response.start":
                 present = {key.lower() for key, _ in message.get("headers", ())}
-                extra = [(key, value) for key, value in SECURITY_HEADERS if key not in present]
+                extra = [(key, value) for key, value in self.headers if key not in present]
                 message = {**message, "headers": [*message.get("headers", ()), *extra]}
             await send(message)
 
