@@ -17,7 +17,7 @@ from app.api.access import authorize
 from app.api.content_policy import content_security_policy, injected_style_hashes
 from app.api.docs import install_api_docs
 from app.api.errors import install_error_handlers
-from app.api.guards import CrossSiteGuard, HostGuard, SecurityHeaders, allowed_host_names
+from app.api.guards import AnonymousWriteGuard, CrossSiteGuard, HostGuard, SecurityHeaders, allowed_host_names
 from app.api.routes import checkpoints, corpora, jobs, runs, series, series_analytics, system, training, vocabulary
 from app.core.config import Settings
 from app.services.series_cache import ResultCache
@@ -79,6 +79,8 @@ def _add_middleware(app: FastAPI, settings: Settings) -> None:
     if settings.allowed_origins:  # CORS stays off unless other origins are named
         app.add_middleware(CORSMiddleware, allow_origins=settings.allowed_origins, allow_methods=["GET", "POST"],
                            allow_headers=["Authorization", "Content-Type"])
+    if not settings.open_access:
+        app.add_middleware(AnonymousWriteGuard)
     app.add_middleware(CrossSiteGuard, allowed_origins=settings.allowed_origins)
     app.add_middleware(HostGuard, allowed=allowed_host_names(settings.host, settings.allowed_hosts))
     policy = content_security_policy(injected_style_hashes(plotly_js_path()))

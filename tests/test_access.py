@@ -175,6 +175,19 @@ def test_scope_matrix(guarded):
     assert client.get(f"{API_PREFIX}/runs").headers["www-authenticate"] == "Bearer"
 
 
+def test_an_anonymous_upload_is_refused_before_its_body_is_read(guarded):
+    _, client, _ = guarded
+    read = []
+
+    def body():
+        read.append("a chunk")
+        yield b'--b\r\nContent-Disposition: form-data; name="name"\r\n\r\nx\r\n--b--\r\n'
+
+    response = client.post(f"{API_PREFIX}/corpora", content=body(),
+                           headers={"Content-Type": "multipart/form-data; boundary=b"})
+    assert (response.status_code, response.headers["www-authenticate"], read) == (401, "Bearer", [])
+
+
 def test_public_read_and_open_mode(guarded):
     app, _, _ = guarded
     public = create_app(app.state.settings.model_copy(update={"public_read": True}), serve_ui=False)

@@ -123,6 +123,23 @@ def same_origin(origin: str, host: str) -> bool:
     return (parts.hostname, origin_port) == (name, port or DEFAULT_PORTS[parts.scheme])
 
 
+class AnonymousWriteGuard:
+    """When tokens are required, a state-changing request without any bearer token gets its 401 here,
+    before its body is read: FastAPI parses a multipart upload before the `authorize` dependency runs,
+    and nobody without a token should make the server spool one. (`authorize` checks the token itself.)"""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if (scope["type"] == "http" and scope["method"] in STATE_CHANGING_METHODS
+                and not (header(scope, b"authorization") or "").lower().startswith("bearer ")):
+            message = "this server needs an API token to change anything (Authorization: Bearer …)"
+            response = error_response(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+            return await response(scope, receive, send)
+        await self.app(scope, receive, send)
+
+
 class SecurityHeaders:
     def __init__(self, app, *, content_security_policy: str):
         self.app = app

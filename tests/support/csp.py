@@ -6,8 +6,8 @@ before any script of the page could listen)."""
 from __future__ import annotations
 
 REPORTER = "__focalscopeCspViolation"
-LISTEN = f"""document.addEventListener("securitypolicyviolation", (event) =>
-  window.{REPORTER}(`${{event.effectiveDirective}} blocked ${{event.blockedURI || "inline"}} at ${{event.sourceFile}}:${{event.lineNumber}}`));"""
+LISTEN = f"""document.addEventListener("securitypolicyviolation", (event) => window.{REPORTER}(
+  `${{event.effectiveDirective}} blocked ${{event.blockedURI || "inline"}} at ${{event.sourceFile}}:${{event.lineNumber}}`));"""
 
 
 def watch_csp(context, problems: list[str]) -> None:

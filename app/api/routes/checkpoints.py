@@ -61,7 +61,8 @@ def list_checkpoints(session: SessionDep, paging: PagingDep, caller: CallerDep, 
         session=session, offset=paging.offset, limit=paging.limit, series_id=series_id
     )
     return Page(
-        items=[checkpoints.checkpoint_out(c, show_path=caller.sees_server_paths) for c in items], total=total, offset=paging.offset, limit=paging.limit
+        items=[checkpoints.checkpoint_out(c, show_path=caller.sees_server_paths) for c in items], total=total,
+        offset=paging.offset, limit=paging.limit,
     )
 
 

@@ -36,7 +36,8 @@ def list_runs(session: SessionDep, paging: PagingDep, caller: CallerDep, corpus_
     items, total = runs.list_runs(
         session=session, offset=paging.offset, limit=paging.limit, corpus_id=corpus_id, checkpoint_id=checkpoint_id
     )
-    return Page(items=runs.runs_out(session=session, runs=items, show_paths=caller.sees_server_paths), total=total, offset=paging.offset, limit=paging.limit)
+    return Page(items=runs.runs_out(session=session, runs=items, show_paths=caller.sees_server_paths), total=total,
+                offset=paging.offset, limit=paging.limit)
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
