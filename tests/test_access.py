@@ -18,6 +18,8 @@ from app.core.config import Settings
 from app.main import create_app
 from app.models.access import ApiToken
 from app.models.checkpoint import Checkpoint, ModelSeries
+from app.models.job import Job
+from app.schemas.common import without_server_paths
 from app.services import tokens
 from app.services.errors import Conflict, InvalidInput, NotFound
 from focalscope.serve import unprotected_refusal
@@ -137,6 +139,8 @@ def guarded(tmp_path_factory):
         session.flush()
         session.add(Checkpoint(series_id=series.id, step=1, format="gguf", path="/srv/models/secret-run.gguf",
                                weights_sha256="0" * 64, tokenizer_fingerprint="f", architecture="llama", meta={}))
+        session.add(Job(kind="score", status="failed", payload={},
+                        error="cannot load checkpoint /srv/models/secret-run/step-100: no weights for lm_head"))
         session.commit()
     with TestClient(app) as client:
         yield app, client, secrets
@@ -213,3 +217,16 @@ def test_server_paths_only_for_admins(guarded):
         paths[caller] = (listed[0]["path"], one["path"])
     assert paths == {"read": (None, None), "write": (None, None),
                      "admin": ("/srv/models/secret-run.gguf", "/srv/models/secret-run.gguf")}
+    # Workers' errors name paths; the API cuts each to its last part, for every caller.
+    job = client.get(f"{API_PREFIX}/jobs", headers={"Authorization": f"Bearer {secrets['admin']}"}).json()["items"][0]
+    assert job["error"] == "cannot load checkpoint step-100: no weights for lm_head"
+
+
+def test_paths_in_error_text_are_cut_to_their_last_part():
+    texts = {
+        "GGUF file /tmp/a/b.gguf is gone": "GGUF file b.gguf is gone",
+        "/data/models/x/: gone": "x: gone",
+        "No such file: '/srv/m/config.json'": "No such file: 'config.json'",
+        "12 tokens/s, 1/2 done, see http://host/a/b": "12 tokens/s, 1/2 done, see http://host/a/b",
+    }
+    assert [without_server_paths(text) for text in texts] == list(texts.values())
