@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from app.core.config import Settings
-from app.db.migrate import upgrade
+from app.db.base import Base
 from app.main import create_app
 from app.services import corpora, tokens
 from tests.support.browser import UI_TIMEOUT_MS, watched_page
@@ -27,8 +27,8 @@ def guarded(tmp_path_factory):
     root = tmp_path_factory.mktemp("browser-access")
     settings = Settings(_env_file=None, data_dir=root, database_url=f"sqlite:///{root / 'db.sqlite'}",
                         require_token=True, model_roots=[root / "models"])
-    upgrade(settings.db_url)
     app = create_app(settings)
+    Base.metadata.create_all(app.state.engine)
     with app.state.sessions() as session:
         secret = tokens.create_token(session=session, name="reader", scope="read").secret
         corpora.create_corpus(session=session, name="guarded-corpus", description="",
