@@ -17,7 +17,7 @@ from app.core.config import Settings
 from app.core.log_format import LOG_FORMATS, configure_logging
 from app.schemas.run import DEFAULT_MAX_LENGTH, DEFAULT_TOP_K
 from app.services.errors import DomainError
-from app.vocab import DTYPE_FLOAT32, JOB_STATUSES, WEIGHT_DTYPES, WINDOW_POLICIES, WINDOW_ROLLING
+from app.vocab import DTYPE_FLOAT32, JOB_STATUSES, SCOPE_READ, SCOPES, WEIGHT_DTYPES, WINDOW_POLICIES, WINDOW_ROLLING
 from focalscope import commands
 
 
@@ -31,7 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # In the order `focalscope --help` lists them.
     for add_commands in (_add_server_commands, _add_data_commands, _add_score_command, _add_training_commands,
-                         _add_status_commands):
+                         _add_status_commands, _add_token_commands):
         add_commands(sub)
     return parser
 
@@ -125,6 +125,21 @@ def _add_training_commands(sub) -> None:
     experiments.set_defaults(handler=commands.experiments)
 
 
+def _add_token_commands(sub) -> None:
+    token = sub.add_parser("token", help="manage API tokens (needed when the server is not on loopback)")
+    actions = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="make a token and print its secret (shown this once only)")
+    create.add_argument("--name", required=True, help="who or what uses it, e.g. alice or ci")
+    create.add_argument("--scope", choices=SCOPES, default=SCOPE_READ,
+                        help="read: see everything; write: also add corpora, runs, uploads, training; "
+                             "admin: also register server-side paths and see them (default read)")
+    create.set_defaults(handler=commands.token_create)
+    actions.add_parser("list", help="list tokens (never their secrets)").set_defaults(handler=commands.token_list)
+    revoke = actions.add_parser("revoke", help="revoke a token; requests with it fail from now on")
+    revoke.add_argument("ref", metavar="ID|NAME")
+    revoke.set_defaults(handler=commands.token_revoke)
+
+
 def _add_status_commands(sub) -> None:
     runs = sub.add_parser("runs", help="list runs with their status")
     runs.set_defaults(handler=commands.runs_list)
@@ -146,6 +161,19 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="port (default 8000)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes to start (default 1; 0 for none)")
     parser.add_argument("--device", default="auto", help="workers' device: cpu, cuda, cuda:N or auto")
+    access = parser.add_argument_group("access (README \"Security\")")
+    access.add_argument("--insecure-open", action="store_true", default=None,
+                        help="on a non-loopback address, serve without tokens: anyone who reaches the port "
+                             "can read and change everything")
+    access.add_argument("--require-token", action="store_true", default=None,
+                        help="on loopback too, require tokens (a machine with several users)")
+    access.add_argument("--public-read", action="store_true", default=None,
+                        help="with tokens required, let reads go without one")
+    access.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="NAME",
+                        help="a host name the server answers to besides the loopback names and --host "
+                             "(repeatable; * for any)")
+    access.add_argument("--allowed-origin", action="append", dest="allowed_origins", metavar="ORIGIN",
+                        help="another origin whose pages may call the API, e.g. https://lab.example (repeatable)")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -154,7 +182,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         overrides["data_dir"] = args.data_dir
     if args.database_url:
         overrides["database_url"] = args.database_url
-    for name in ("host", "port", "log_format"):
+    for name in ("host", "port", "log_format", "insecure_open", "require_token", "public_read", "allowed_hosts",
+                 "allowed_origins"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
     return Settings(**overrides)

@@ -15,7 +15,7 @@ from app.schemas.run import RunOptions
 from app.services import checkpoint_folders, checkpoints, corpora, corpus_files, export, runs, series as series_service
 from app.services.errors import InvalidInput
 from app.services.jobs import list_jobs
-from focalscope import console, demo_assets
+from focalscope import console, demo_assets, token_commands
 from focalscope.serve import serve as serve_forever
 
 # `score --series` names this many runs; a longer series is summed up.
@@ -229,6 +229,18 @@ def jobs(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         print("\033[2J\033[H" + output, flush=True)
         time.sleep(2)
+
+
+def token_create(args: argparse.Namespace, settings: Settings) -> int:
+    return token_commands.create(args, _sessions(settings))
+
+
+def token_list(args: argparse.Namespace, settings: Settings) -> int:
+    return token_commands.list_(args, _sessions(settings))
+
+
+def token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    return token_commands.revoke(args, _sessions(settings))
 
 
 def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

@@ -307,3 +307,22 @@ def test_compare_view_shows_the_apis_delta_and_colours_wins_and_losses_apart(pag
     shown = page.evaluate("async (t) => (await import('/static/js/tokens.js')).visibleText(t)", first)
     expect(page.get_by_test_id("types-table").locator("tbody tr").first.locator("code")).to_have_text(shown)
 
+def test_every_view_runs_under_the_content_security_policy(page: Page, seeded: SeededSeries):
+    """The watched page fails the test on any CSP violation: open every view, its charts drawn, and /docs."""
+    run, doc, across = seeded.runs[RUN_STEP]["id"], seeded.documents[0]["document_id"], on_corpus(seeded)
+    views = {"#/runs": "Runs", f"#/runs/{run}": "Run #", f"#/runs/{run}/documents/{doc}": "", "#/corpora": "Corpora",
+             "#/experiments": "Experiments", "#/series": "Series", f"#/series/{seeded.series_id}": "tiny-series",
+             "#/models": "Models", "#/jobs": "Jobs", f"#/runs/{run}/types": "",
+             f"#/compare?a={seeded.runs[0]['id']}&b={run}&doc={doc}": ""}
+    page.goto("/#/runs")
+    for address, heading in views.items():  # as the dashboard navigates: the hash changes, the page stays
+        page.evaluate("address => { window.location.hash = address; }", address)
+        expect(page.locator("main h1")).to_contain_text(heading)
+        expect(page.locator("main .loading")).to_have_count(0)
+        if address == f"#/runs/{run}":
+            expect(page.locator("main .js-plotly-plot").first).to_be_visible()
+    for tab, drawn in (("transitions", "table"), ("learned-at", ".js-plotly-plot"), ("cartography", ".js-plotly-plot")):
+        page.evaluate("address => { window.location.hash = address; }", f"#{across}?tab={tab}")
+        expect(page.locator(f"#series-tab-panel {drawn}").first).to_be_visible()
+    page.goto("/docs")
+    expect(page.get_by_text("/api/v1/runs/{run_id}/documents", exact=True).first).to_be_visible()

@@ -45,7 +45,7 @@ def _value(samples: list, name: str, **labels) -> float:
 
 
 def test_healthz_answers_while_readyz_and_metrics_say_the_database_is_unreachable(tmp_path):
-    settings = Settings(_env_file=None, data_dir=tmp_path, database_url=UNREACHABLE_PG)
+    settings = Settings(_env_file=None, data_dir=tmp_path, database_url=UNREACHABLE_PG, allowed_hosts=["testserver"])
     with TestClient(create_app(settings, serve_ui=False)) as client:
         assert client.get("/healthz").json() == {"status": "ok"}
         message = error_of(client.get("/readyz"), 503, "unavailable")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from app.schemas.common import OrmModel, UtcDateTime
+from app.schemas.common import ErrorText, OrmModel, UtcDateTime
 
 
 class ExperimentStatus(BaseModel):
@@ -53,7 +53,7 @@ class SeriesJob(BaseModel):
     progress_total: int
     tokens_per_s: float | None
     detail: dict
-    error: str | None = Field(description="The first line of the job's error (the Jobs page has the rest).")
+    error: ErrorText | None = Field(description="The first line of the job's error (the Jobs page has the rest).")
 
 
 class CheckpointPoint(BaseModel):

@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.checkpoint import CheckpointOut
-from app.schemas.common import RowId, UtcDateTime
+from app.schemas.common import ErrorText, RowId, UtcDateTime
 from app.schemas.corpus import CorpusOut
 from app.vocab import DTYPE_FLOAT32, JOB_STATUSES, WEIGHT_DTYPES, WINDOW_POLICIES, WINDOW_ROLLING, WINDOW_STRIDED
 
@@ -62,7 +62,7 @@ class RunProgress(BaseModel):
     documents_done: int
     tokens_done: int
     tokens_per_s: float | None
-    errors: list[str]
+    errors: list[ErrorText]
 
 
 class RunSummaryOut(BaseModel):

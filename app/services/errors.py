@@ -15,6 +15,7 @@ Row = TypeVar("Row")
 class DomainError(Exception):
     status_code = 400
     code = "bad_request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, *, detail: object | None = None):
         super().__init__(message)
@@ -40,6 +41,14 @@ class InvalidInput(DomainError):
 class TooLarge(DomainError):
     status_code = 413
     code = "too_large"
+
+
+class Unauthorized(DomainError):
+    """No valid credentials: the client should send (another) token."""
+
+    status_code = 401
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(DomainError):
