@@ -52,3 +52,11 @@ TOKEN_FIELD_DTYPES = {
 }
 TOKEN_FIELDS = tuple(TOKEN_FIELD_DTYPES)
 TOP_K_FIELDS = ("top_ids", "top_logprobs")
+
+# API token scopes, weakest first: each scope may do what the ones before it may. `read` sees the data,
+# `write` adds corpora, checkpoint uploads, runs and training; `admin` also makes the server read its own
+# files (registering server-side paths) and is shown server-side file paths.
+SCOPE_READ = "read"
+SCOPE_WRITE = "write"
+SCOPE_ADMIN = "admin"
+SCOPES = (SCOPE_READ, SCOPE_WRITE, SCOPE_ADMIN)

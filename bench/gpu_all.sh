@@ -13,7 +13,7 @@ export PYTHONUNBUFFERED=1
 PYTHON="${PYTHON:-python3}"
 BENCH_PROFILE_DIR="$OUT" BENCH_BUDGET_S="${BENCH_BUDGET_S:-240}" BENCH_TIMEOUT_S="${BENCH_TIMEOUT_S:-300}" bash bench/gpu_check.sh
 if [ "${BENCH_SMOKE:-}" = 1 ]; then
-  train_args=(--device cpu --preset tiny --steps 2 --warmup 1 --compile off --head both)
+  train_args=(--device cpu --preset tiny --steps 2 --warmup 1 --compile off --head both --batch-size 4 --seq-len 64)
 else
   # Compiled only (eager was measured in the first GPU session): fused vs plain head, CE vs focal.
   train_args=(--device cuda --preset base --steps 20 --warmup 5 --compile on --head both)

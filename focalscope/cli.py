@@ -7,7 +7,6 @@ DATABASE_URL, ...); options given here win.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -15,9 +14,10 @@ from pydantic import ValidationError
 from sqlalchemy.exc import OperationalError
 
 from app.core.config import Settings
+from app.core.log_format import LOG_FORMATS, configure_logging
 from app.schemas.run import DEFAULT_MAX_LENGTH, DEFAULT_TOP_K
 from app.services.errors import DomainError
-from app.vocab import DTYPE_FLOAT32, JOB_STATUSES, WEIGHT_DTYPES, WINDOW_POLICIES, WINDOW_ROLLING
+from app.vocab import DTYPE_FLOAT32, JOB_STATUSES, SCOPE_READ, SCOPES, WEIGHT_DTYPES, WINDOW_POLICIES, WINDOW_ROLLING
 from focalscope import commands
 
 
@@ -26,10 +26,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, help="data directory (default: ./data)")
     parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite under the data directory)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    parser.add_argument("--log-format", choices=LOG_FORMATS,
+                        help="text lines (default) or one JSON object per line, with run, job and shard ids")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # In the order `focalscope --help` lists them.
     for add_commands in (_add_server_commands, _add_data_commands, _add_score_command, _add_training_commands,
-                         _add_status_commands):
+                         _add_status_commands, _add_token_commands):
         add_commands(sub)
     return parser
 
@@ -54,14 +56,23 @@ def _add_server_commands(sub) -> None:
 
 def _add_data_commands(sub) -> None:
     corpus = sub.add_parser("corpus", help="manage corpora").add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = corpus.add_parser("add", help="create a corpus from .txt / .jsonl files or directories of them")
+    add = corpus.add_parser("add", help="create a corpus from .txt / .jsonl / .jsonl.gz / .parquet files or directories of them")
     add.add_argument("paths", nargs="+", type=Path, metavar="PATH")
     add.add_argument("--name", help="corpus name (default: the first path's name)")
     add.add_argument("--description", default="")
     add.add_argument("--split", choices=("file", "scenes"), default="file",
-                     help="file: one document per .txt file / .jsonl line; scenes: one per play scene")
+                     help="file: one document per .txt file / .jsonl line / .parquet row; scenes: one per play scene")
+    add.add_argument("--text-field", default="text",
+                     help='the .jsonl field or .parquet column that holds the text (default "text")')
     add.set_defaults(handler=commands.corpus_add)
     corpus.add_parser("list", help="list corpora").set_defaults(handler=commands.corpus_list)
+
+    export = sub.add_parser("export", help="write a run's tokens to a Parquet or CSV file, one row per token")
+    export.add_argument("run", type=int, metavar="RUN", help="run id")
+    export.add_argument("--format", choices=("parquet", "csv"), default="parquet")
+    export.add_argument("--out", type=Path, required=True, metavar="PATH", help="file to write")
+    export.add_argument("--gamma", type=float, default=2.0, help="focal γ for focal_weight and focal_loss (default 2)")
+    export.set_defaults(handler=commands.export_run)
 
     model = sub.add_parser("model", help="manage checkpoints").add_subparsers(dest="action", required=True, metavar="ACTION")
     model_add = model.add_parser(
@@ -114,6 +125,21 @@ def _add_training_commands(sub) -> None:
     experiments.set_defaults(handler=commands.experiments)
 
 
+def _add_token_commands(sub) -> None:
+    token = sub.add_parser("token", help="manage API tokens (needed when the server is not on loopback)")
+    actions = token.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser("create", help="make a token and print its secret (shown this once only)")
+    create.add_argument("--name", required=True, help="who or what uses it, e.g. alice or ci")
+    create.add_argument("--scope", choices=SCOPES, default=SCOPE_READ,
+                        help="read: see everything; write: also add corpora, runs, uploads, training; "
+                             "admin: also register server-side paths and see them (default read)")
+    create.set_defaults(handler=commands.token_create)
+    actions.add_parser("list", help="list tokens (never their secrets)").set_defaults(handler=commands.token_list)
+    revoke = actions.add_parser("revoke", help="revoke a token; requests with it fail from now on")
+    revoke.add_argument("ref", metavar="ID|NAME")
+    revoke.set_defaults(handler=commands.token_revoke)
+
+
 def _add_status_commands(sub) -> None:
     runs = sub.add_parser("runs", help="list runs with their status")
     runs.set_defaults(handler=commands.runs_list)
@@ -135,6 +161,19 @@ def _serve_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--port", type=int, help="port (default 8000)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes to start (default 1; 0 for none)")
     parser.add_argument("--device", default="auto", help="workers' device: cpu, cuda, cuda:N or auto")
+    access = parser.add_argument_group("access (README \"Security\")")
+    access.add_argument("--insecure-open", action="store_true", default=None,
+                        help="on a non-loopback address, serve without tokens: anyone who reaches the port "
+                             "can read and change everything")
+    access.add_argument("--require-token", action="store_true", default=None,
+                        help="on loopback too, require tokens (a machine with several users)")
+    access.add_argument("--public-read", action="store_true", default=None,
+                        help="with tokens required, let reads go without one")
+    access.add_argument("--allowed-host", action="append", dest="allowed_hosts", metavar="NAME",
+                        help="a host name the server answers to besides the loopback names and --host "
+                             "(repeatable; * for any)")
+    access.add_argument("--allowed-origin", action="append", dest="allowed_origins", metavar="ORIGIN",
+                        help="another origin whose pages may call the API, e.g. https://lab.example (repeatable)")
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -143,7 +182,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
         overrides["data_dir"] = args.data_dir
     if args.database_url:
         overrides["database_url"] = args.database_url
-    for name in ("host", "port"):
+    for name in ("host", "port", "log_format", "insecure_open", "require_token", "public_read", "allowed_hosts",
+                 "allowed_origins"):
         if getattr(args, name, None) is not None:
             overrides[name] = getattr(args, name)
     return Settings(**overrides)
@@ -151,18 +191,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S",
-    )
-    # Alembic announces its migration context on every command; only real upgrades are news.
-    logging.getLogger("alembic.runtime.migration").setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
         settings = settings_from(args)
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors())
         print(f"error: invalid settings: {problems}", file=sys.stderr)
         return 2
+    configure_logging(log_format=settings.log_format, verbose=args.verbose)
     try:
         return args.handler(args, settings) or 0
     except DomainError as exc:

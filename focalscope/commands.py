@@ -12,10 +12,10 @@ from app.core.config import Settings
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.schemas.run import RunOptions
-from app.services import checkpoint_folders, checkpoints, corpora, runs, series as series_service
+from app.services import checkpoint_folders, checkpoints, corpora, corpus_files, export, runs, series as series_service
 from app.services.errors import InvalidInput
 from app.services.jobs import list_jobs
-from focalscope import console, demo_assets
+from focalscope import console, demo_assets, token_commands
 from focalscope.serve import serve as serve_forever
 
 # `score --series` names this many runs; a longer series is summed up.
@@ -49,36 +49,62 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
 
 def corpus_add(args: argparse.Namespace, settings: Settings) -> int:
     files = _expand(args.paths)
-    line_limit = settings.max_line_bytes
-    documents: list[corpora.DocumentIn] = []
-    for path in files:
-        if args.split == "scenes" and path.suffix == ".txt":
-            text = path.read_text(encoding="utf-8")
-            scenes = demo_assets.split_scenes(text, path.stem)
-            documents.extend(scenes or corpora.parse_file(path.name, path.read_bytes(), max_line_bytes=line_limit))
-        else:
-            documents.extend(corpora.parse_file(path.name, path.read_bytes(), max_line_bytes=line_limit))
-    name = args.name or args.paths[0].stem
+    name = args.name or args.paths[0].name.split(".")[0]
     with _sessions(settings)() as session:
+        documents = _documents(files, args, settings.max_line_bytes)
         corpus = corpora.create_corpus(session=session, name=name, documents=documents, description=args.description)
         session.commit()
         print(f"corpus {corpus.id} {corpus.name!r}: {corpus.n_documents} documents, {corpus.n_chars:,} characters")
     return 0
 
 
+def _documents(files: list[Path], args: argparse.Namespace, max_line_bytes: int):
+    """Every file's documents, one file open at a time and read lazily (constant memory)."""
+    for path in files:
+        if args.split == "scenes" and path.suffix == ".txt":
+            scenes = demo_assets.split_scenes(path.read_text(encoding="utf-8"), path.stem)
+            if scenes:
+                yield from scenes
+                continue
+        with path.open("rb") as stream:
+            yield from corpus_files.read_documents(path.name, stream, text_field=args.text_field,
+                                                   max_line_bytes=max_line_bytes)
+
+
 def _expand(paths: list[Path]) -> list[Path]:
     files = []
     for path in paths:
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix in corpora.SUPPORTED_SUFFIXES and p.is_file())
+            found = sorted(p for p in path.iterdir() if corpus_files.corpus_suffix(p.name) and p.is_file())
             if not found:
-                raise InvalidInput(f"{path}: no .txt or .jsonl files in this directory")
+                raise InvalidInput(f"{path}: no .txt or .jsonl(.gz) or .parquet files in this directory")
             files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
             raise InvalidInput(f"{path}: no such file or directory")
     return files
+
+
+def export_run(args: argparse.Namespace, settings: Settings) -> int:
+    if args.gamma < 0:
+        raise InvalidInput("--gamma must be at least 0")
+    totals = export.ExportTotals()
+    with _sessions(settings)() as session:
+        run = runs.get_run(session=session, run_id=args.run)
+        partial = args.out.with_name(args.out.name + ".partial")
+        try:  # written beside the target and renamed: a failed export leaves no half-written file
+            with partial.open("wb") as out:
+                for chunk in export.export_chunks(session=session, run=run, fmt=args.format, gamma=args.gamma,
+                                                  totals=totals):
+                    out.write(chunk)
+            partial.replace(args.out)
+        except OSError as exc:
+            raise InvalidInput(f"cannot write {args.out}: {exc.strerror}") from None
+        finally:
+            partial.unlink(missing_ok=True)
+    print(f"run {run.id}: {totals.tokens:,} tokens of {totals.documents:,} documents -> {args.out}")
+    return 0
 
 
 def corpus_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -204,6 +230,18 @@ def jobs(args: argparse.Namespace, settings: Settings) -> int:
             return 0
         print("\033[2J\033[H" + output, flush=True)
         time.sleep(2)
+
+
+def token_create(args: argparse.Namespace, settings: Settings) -> int:
+    return token_commands.create(args, _sessions(settings))
+
+
+def token_list(args: argparse.Namespace, settings: Settings) -> int:
+    return token_commands.list_(args, _sessions(settings))
+
+
+def token_revoke(args: argparse.Namespace, settings: Settings) -> int:
+    return token_commands.revoke(args, _sessions(settings))
 
 
 def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:

@@ -41,6 +41,7 @@ def worker_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["FOCALSCOPE_DATA_DIR"] = str(settings.data_dir)
     env["FOCALSCOPE_DATABASE_URL"] = settings.db_url
+    env["FOCALSCOPE_LOG_FORMAT"] = settings.log_format
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 
@@ -99,6 +100,32 @@ def _quiet_server(config):
     return QuietServer(config)
 
 
+def unprotected_refusal(settings: Settings) -> str | None:
+    """Why the server must not start as configured, or None: bound beyond loopback, it needs an admin
+    token to exist (someone must be able to use it) or an explicit --insecure-open."""
+    from app.db.engine import make_engine, make_sessionmaker
+    from app.services import tokens
+
+    if settings.loopback_bound or settings.insecure_open:
+        return None
+    engine = make_engine(settings.db_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            if tokens.has_admin_token(session=session):
+                return None
+    finally:
+        engine.dispose()
+    return (f"--host {settings.host} can be reached from other machines, and no admin token exists. Create one "
+            f"with `focalscope token create --scope admin --name NAME` (then tokens for the others), or start with "
+            f"--insecure-open to let anyone who reaches the port read and change everything.")
+
+
+def access_line(settings: Settings) -> str:
+    if settings.open_access:
+        return "open: no token needed" + (" (--insecure-open)" if not settings.loopback_bound else " (loopback)")
+    return "tokens required" + (" for writes; reads are public" if settings.public_read else "")
+
+
 def serve(settings: Settings, *, workers: int, device: str) -> int:
     import uvicorn
 
@@ -110,14 +137,21 @@ def serve(settings: Settings, *, workers: int, device: str) -> int:
         return 1
     if settings.auto_migrate:
         migrate.upgrade(settings.db_url)
+    if (refusal := unprotected_refusal(settings)) is not None:
+        print(f"error: {refusal}", file=sys.stderr)
+        return 2
     pool = WorkerPool(settings, workers, device)
     pool.start()
-    print(f"\n  focalscope is serving http://{settings.host}:{settings.port}   (Ctrl-C stops it)\n", flush=True)
+    print(f"\n  focalscope is serving http://{settings.host}:{settings.port}   (Ctrl-C stops it)"
+          f"\n  access: {access_line(settings)}\n", flush=True)
     try:
         app = create_app(settings)
         # lifespan="off": the app's only shutdown work is disposing its engine (done below), and a
         # lifespan task cancelled by a second Ctrl-C would print a traceback.
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", lifespan="off")
+        # log_config=None: uvicorn's own messages go through this process's handler (text or JSON);
+        # requests are logged by the app's access log (app/api/observability.py), not uvicorn's.
+        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level="warning", lifespan="off",
+                                log_config=None, access_log=False)
         _quiet_server(config).run()
         app.state.engine.dispose()
     finally:

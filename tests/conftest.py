@@ -107,6 +107,8 @@ def settings(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Se
         database_url=db_url,
         lease_seconds=TEST_LEASE_SECONDS,
         heartbeat_seconds=TEST_HEARTBEAT_SECONDS,
+        # Starlette's TestClient sends this Host header.
+        allowed_hosts=["testserver"],
     )
 
 

@@ -95,6 +95,7 @@ def test_experiment_trains_scores_and_compares(api, settings):
     assert set(comparison["series"][0]["curve"]) == {"series_id", "total_points", "step", "tokens_seen", "loss",
                                                      "ce_loss", "lr", "tokens_per_s"}
     assert experiment["job_ids"] == [s["job"]["id"] for s in comparison["series"]]
+    assert experiment["series_ids"] == [s["series_id"] for s in comparison["series"]]
     assert [s["loss"] for s in comparison["series"]] == ["ce", "focal:2"]
     for series in comparison["series"]:
         assert [c["step"] for c in series["checkpoints"]] == [0, 2, 4]

@@ -18,7 +18,7 @@ from app.core.config import Settings
 from app.db.base import Base
 from app.main import create_app
 import app.models
-settings = Settings(_env_file=None, data_dir=sys.argv[1])
+settings = Settings(_env_file=None, data_dir=sys.argv[1], allowed_hosts=["testserver"])
 api = create_app(settings)
 Base.metadata.create_all(api.state.engine)
 with TestClient(api) as client:

@@ -16,7 +16,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import SeededSeries, Server, api_get, seed_series, serving, upload_corpus, wait_run_done
+from tests.support.browser import SeededSeries, Server, api_get, fixed, seed_series, serving, upload_corpus, wait_run_done
+from tests.support.colours import backgrounds, rgb_list
 from tests.support.models import build_series_folder
 
 pytestmark = pytest.mark.slow
@@ -48,13 +49,6 @@ def seeded(server, models_root) -> SeededSeries:
 
 def on_corpus(seeded: SeededSeries) -> str:
     return f"/series/{seeded.series_id}/corpora/{seeded.corpus['id']}"
-
-
-def backgrounds(page: Page, indexes: list[int]) -> list[str]:
-    """Computed backgrounds of these tokens, once the text's deferred colours (if any) are written."""
-    expect(page.get_by_test_id("document-text")).not_to_have_attribute("aria-busy", "true")
-    return [page.locator(f'[data-testid="token"][data-index="{i}"]').evaluate("el => getComputedStyle(el).backgroundColor")
-            for i in indexes]
 
 
 def biggest_move(server: Server, seeded: SeededSeries) -> tuple[dict, int, int, list[list[float]]]:
@@ -91,6 +85,13 @@ def test_scrubber_recolours_the_tokens_whose_p_moved(page: Page, server: Server,
     assert after[0] != before[0], f"token {moved}: p {p[RUN_STEP][moved]:.4f} → {p[target][moved]:.4f}, colour unchanged"
     assert after[1] == before[1], f"token {still}: p {p[RUN_STEP][still]:.2e} → {p[target][still]:.2e}, colour changed"
     expect(page).to_have_url(re.compile(rf"[?&]step={STEPS[target]}(&|$)"))  # the address keeps the step
+    # The tooltip follows the scrubber: the moved token's p at the shown step, not at the run's.
+    page.locator(f'[data-testid="token"][data-index="{moved}"]').hover()
+    tooltip = page.get_by_test_id("token-tooltip")
+    expect(tooltip.get_by_test_id("tooltip-step")).to_have_text(f"at step {STEPS[target]}")
+    shown_p = "async (p) => (await import('/static/js/format.js')).fmtProb(p)"
+    expect(tooltip.locator(".tt-row", has=page.locator("dt", has_text=re.compile("^p$"))).locator("dd")).to_have_text(
+        page.evaluate(shown_p, p[target][moved]))
     # Back at the run's own step, the run's colours again.
     page.get_by_test_id("scrubber-range").fill(str(RUN_STEP))
     assert backgrounds(page, [moved, still]) == before
@@ -210,6 +211,9 @@ def test_cartography_hover_shows_the_token_the_api_lists(page: Page, server: Ser
     expect(hover.get_by_test_id("hover-token")).to_have_text(visible)
     expect(hover.get_by_test_id("hover-where")).to_have_text(f"doc {points['document_id'][i]} · token {points['position'][i]:,}")
     expect(hover.get_by_test_id("hover-context").locator("mark")).to_have_text(points["text"][i])
+    occurrence = api_get(server, f"{on_corpus(seeded)}/documents/{points['document_id'][i]}/tokens/{points['position'][i]}")
+    expect(hover.get_by_test_id("hover-context")).to_have_text(
+        f"…{occurrence['context_before']}{points['text'][i]}{occurrence['context_after']}…")
 
     # The token types, most frequent first; the count header reverses the order (kept in the address).
     counts = page.get_by_test_id("type-row").evaluate_all("els => els.map(e => Number(e.dataset.count))")
@@ -270,3 +274,55 @@ def test_register_a_folder_of_checkpoints_from_the_models_page(page: Page, model
     expect(outcome.get_by_test_id("skipped-list")).to_contain_text(str(models_root / "tiny-run" / "notes"))
     outcome.get_by_role("link", name="tiny-folder").click()
     expect(page.get_by_test_id("series-checkpoint-row")).to_have_count(len(STEPS))
+
+
+def test_compare_view_shows_the_apis_delta_and_colours_wins_and_losses_apart(page: Page, server: Server, seeded: SeededSeries):
+    a, b, doc = seeded.runs[0]["id"], seeded.runs[2]["id"], seeded.documents[0]["document_id"]
+    data = api_get(server, f"/compare/documents/{doc}", a=a, b=b)
+    delta = data["units"]["delta"]
+    better, worse = delta.index(max(delta)), delta.index(min(delta))
+    assert data["alignment"] == "token" and delta[better] > 0 > delta[worse], delta  # one series: one tokenizer
+    page.goto(f"/#/compare?a={a}&b={b}&doc={doc}")
+    expect(page.get_by_test_id("unit")).to_have_count(data["n_units"])
+    unit = page.locator(f'[data-testid="unit"][data-index="{better}"]')
+    unit.hover()
+    expect(page.get_by_test_id("tooltip-delta")).to_have_text(fixed(page, delta[better], 4))
+    assert float(unit.get_attribute("data-delta")) == delta[better]
+    # The legend runs from orange (B worse, red > blue) on the left to purple (B better, blue > red).
+    legend = rgb_list(page.get_by_test_id("compare-legend-bar").evaluate("el => getComputedStyle(el).backgroundImage"))
+    (r_better, _, b_better), (r_worse, _, b_worse) = (rgb_list(css)[0] for css in (
+        page.locator(f'[data-testid="unit"][data-index="{i}"]').evaluate("el => getComputedStyle(el).backgroundColor")
+        for i in (better, worse)))
+    assert legend[0][0] > legend[0][2] and legend[-1][2] > legend[-1][0]
+    assert b_better > r_better and r_worse > b_worse
+    expect(page).to_have_url(re.compile(rf"[?&]doc={doc}(&|$)"))
+    # The Document view colours by GLTR's buckets in GLTR's colours; the token types list is the API's.
+    tokens = api_get(server, f"/runs/{a}/documents/{doc}/tokens")
+    page.goto(f"/#/runs/{a}/documents/{doc}?color=gltr")
+    expect(page.get_by_test_id("legend-categories").locator("li")).to_have_count(4)
+    gltr = [(173, 255, 128), (255, 234, 128), (255, 146, 128), (229, 176, 255)]
+    assert [rgb_list(css)[0] for css in backgrounds(page, [0, 1, 2])] == [gltr[k] for k in tokens["gltr_bucket"][:3]]
+    first = api_get(server, f"/runs/{a}/types", sort="mean_loss", limit=1)["items"][0]["text"]
+    page.goto(f"/#/runs/{a}/types?sort=mean_loss")
+    shown = page.evaluate("async (t) => (await import('/static/js/tokens.js')).visibleText(t)", first)
+    expect(page.get_by_test_id("types-table").locator("tbody tr").first.locator("code")).to_have_text(shown)
+
+def test_every_view_runs_under_the_content_security_policy(page: Page, seeded: SeededSeries):
+    """The watched page fails the test on any CSP violation: open every view, its charts drawn, and /docs."""
+    run, doc, across = seeded.runs[RUN_STEP]["id"], seeded.documents[0]["document_id"], on_corpus(seeded)
+    views = {"#/runs": "Runs", f"#/runs/{run}": "Run #", f"#/runs/{run}/documents/{doc}": "", "#/corpora": "Corpora",
+             "#/experiments": "Experiments", "#/series": "Series", f"#/series/{seeded.series_id}": "tiny-series",
+             "#/models": "Models", "#/jobs": "Jobs", f"#/runs/{run}/types": "",
+             f"#/compare?a={seeded.runs[0]['id']}&b={run}&doc={doc}": ""}
+    page.goto("/#/runs")
+    for address, heading in views.items():  # as the dashboard navigates: the hash changes, the page stays
+        page.evaluate("address => { window.location.hash = address; }", address)
+        expect(page.locator("main h1")).to_contain_text(heading)
+        expect(page.locator("main .loading")).to_have_count(0)
+        if address == f"#/runs/{run}":
+            expect(page.locator("main .js-plotly-plot").first).to_be_visible()
+    for tab, drawn in (("transitions", "table"), ("learned-at", ".js-plotly-plot"), ("cartography", ".js-plotly-plot")):
+        page.evaluate("address => { window.location.hash = address; }", f"#{across}?tab={tab}")
+        expect(page.locator(f"#series-tab-panel {drawn}").first).to_be_visible()
+    page.goto("/docs")
+    expect(page.get_by_text("/api/v1/runs/{run_id}/documents", exact=True).first).to_be_visible()

@@ -174,3 +174,8 @@ def test_experiment_from_the_form_to_the_comparison(page: Page, server: Server, 
     expect(row).to_contain_text("tempest-train")
     expect(row.get_by_test_id("status")).to_have_text("done")
     expect(row.get_by_role("progressbar")).to_have_attribute("aria-valuenow", str(2 * STEPS))
+    # Each loss links to its series across checkpoints on the eval corpus.
+    eval_corpus = comparison["experiment"]["eval_corpus_id"]
+    expect(row.get_by_test_id("experiment-series-link")).to_have_count(2)
+    row.get_by_test_id("experiment-series-link").filter(has_text="focal:2").click()
+    expect(page).to_have_url(re.compile(rf"#/series/{focal['series_id']}/corpora/{eval_corpus}(\?|$)"))

@@ -1,13 +1,16 @@
 """Golden values on the real SmolLM2-135M GGUF and real Shakespeare: what the worker stores equals
-what plain transformers computes, independently, from the same GGUF file."""
+what plain transformers computes, on its own, from the same weights."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
 from sqlalchemy import select
 
 from app.assets import smollm2_gguf
+from app.models.checkpoint import Checkpoint
 from app.models.run import RunSummary, TokenScores
 from app.schemas.run import RunOptions
 from app.services import checkpoints, corpora, runs
@@ -23,16 +26,15 @@ def passage() -> str:
     return heldout_documents()[2].text[:1500]
 
 
-@pytest.fixture(scope="module")
-def reference_loss(passage) -> tuple[float, int]:
-    """Mean loss and token count from transformers alone: GGUF → model, BOS + passage, labels= path."""
+def reference_loss(model_dir: Path, passage: str) -> tuple[float, int]:
+    """Mean loss and token count from transformers alone on the worker's float32 copy of the GGUF
+    weights: BOS + passage through the `labels=` path (its own shift and log-softmax)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    gguf = smollm2_gguf()
-    tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-    model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name, dtype=torch.float32).eval()
-    # SmolLM2's GGUF has no output matrix (the head is the embedding). transformers' own tying was
-    # seen to leave a head of zeros after other tests had loaded models: tie it by hand.
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    # transformers' own tying was seen to leave a head of zeros after other tests had loaded models:
+    # SmolLM2's head is its embedding, tied by hand.
     assert model.config.tie_word_embeddings
     model.lm_head.weight = model.model.embed_tokens.weight
     ids = tokenizer(passage, add_special_tokens=False)["input_ids"]
@@ -42,8 +44,7 @@ def reference_loss(passage) -> tuple[float, int]:
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
-def test_stored_mean_loss_matches_transformers(settings, sessions, passage, reference_loss):
-    expected_loss, expected_tokens = reference_loss
+def test_stored_mean_loss_matches_transformers(settings, sessions, passage):
     with sessions() as session:
         corpus = corpora.create_corpus(session=session, name="heath",
                                        documents=[corpora.DocumentIn(text=passage, source="macbeth")])
@@ -56,6 +57,11 @@ def test_stored_mean_loss_matches_transformers(settings, sessions, passage, refe
     with sessions() as session:
         scores = session.scalar(select(TokenScores).where(TokenScores.run_id == run.id))
         summary = session.get(RunSummary, run.id)
+        weights_sha256 = session.get(Checkpoint, run.checkpoint_id).weights_sha256
+    # Dequantizing the GGUF takes transformers' loader half a minute: the reference reads the copy the
+    # worker made of it instead. A conversion that lost or mangled weights cannot hide behind that: the
+    # loss bounds below are those of a real model on real English.
+    expected_loss, expected_tokens = reference_loss(settings.cache_dir / "gguf" / weights_sha256, passage)
     assert scores.n_tokens == expected_tokens > 300
     stored_mean_loss = -scores.sum_logprob / scores.n_tokens
     assert stored_mean_loss == pytest.approx(expected_loss, rel=1e-4)

@@ -11,13 +11,12 @@ import re
 import shutil
 import struct
 import tarfile
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from app.services import corpora
+from app.services import corpus_files
 from app.services.checkpoint_files import check_safetensors_header, inspect
 from app.services.errors import InvalidInput, TooLarge
 from app.services.uploads import MAX_MEMBERS, unpack_checkpoint
@@ -128,10 +127,8 @@ def test_zip_links_devices_and_bombs_are_refused(tmp_path):
         bundle.writestr("config.json", b"{}")
         bundle.writestr("model.safetensors", bytes(32 * 1024 * 1024))
     assert bomb.stat().st_size < 100_000
-    started = time.perf_counter()
     with pytest.raises(InvalidInput, match="compression bomb"):
         unpack_checkpoint(bomb, tmp_path / "bomb-out", LIMIT)
-    assert time.perf_counter() - started < 1.0
     assert list((tmp_path / "bomb-out").rglob("*")) == []
     with pytest.raises(TooLarge, match="unpacked size exceeds"):
         unpack_checkpoint(bomb, tmp_path / "small-limit", 1024 * 1024)
@@ -167,10 +164,10 @@ def test_a_header_claiming_gigabytes_is_refused_from_the_header_alone(tmp_path):
     path.write_bytes(_safetensors({"w": {"dtype": "F32", "shape": [2**30], "data_offsets": [0, 2**32]}}, b""))
     with path.open("r+b") as handle:  # a sparse 3 GB file: reading it whole would take seconds
         handle.truncate(3 * 2**30)
-    started = time.perf_counter()
+    read_before = _bytes_read()
     with pytest.raises(InvalidInput, match="past the end"):
         check_safetensors_header(path)
-    assert time.perf_counter() - started < 0.5
+    assert _bytes_read() - read_before < 1 << 20  # the header, not the 3 GB
     path.write_bytes(_safetensors({"w": TENSOR, "__metadata__": {"format": "pt"}}, bytes(8)))
     check_safetensors_header(path)  # a truthful header passes
 
@@ -185,15 +182,19 @@ def test_a_header_claiming_gigabytes_is_refused_from_the_header_alone(tmp_path):
 ])
 def test_pathological_corpus_files_name_the_file_and_line(filename, data, message):
     with pytest.raises(InvalidInput) as refused:
-        corpora.parse_file(filename, data, max_line_bytes=1024)
+        list(corpus_files.read_bytes(filename, data, max_line_bytes=1024))
     assert refused.value.message.startswith(message)
 
 
-def test_a_million_empty_lines_around_one_document_parse_quickly():
-    started = time.perf_counter()
-    documents = corpora.parse_file("sparse.jsonl", b"\n" * 10**6 + b'{"text": "x"}\n' + b"\n" * 10**6)
+def test_a_million_empty_lines_around_one_document_make_one_document():
+    documents = list(corpus_files.read_bytes("sparse.jsonl", b"\n" * 10**6 + b'{"text": "x"}\n' + b"\n" * 10**6))
     assert [(d.text, d.source) for d in documents] == [("x", f"sparse.jsonl:{10**6 + 1}")]
-    assert time.perf_counter() - started < 2.0
+
+
+def _bytes_read() -> int:
+    """Bytes this process has read through read() calls so far (Linux /proc/self/io, rchar)."""
+    fields = dict(line.split(": ") for line in Path("/proc/self/io").read_text().splitlines())
+    return int(fields["rchar"])
 
 
 def _tar(members: dict, path: Path) -> Path:

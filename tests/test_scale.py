@@ -44,7 +44,7 @@ def shard_stream(n_shards: int, docs_per_shard: int = 8):
 def test_memory_stays_flat_over_many_shards(tiny_llama_dir):
     loaded = load_safetensors_dir(tiny_llama_dir, device=torch.device("cpu"), dtype=torch.float32)
     scorer = Scorer(loaded, RunOptions(max_length=64), max_batch_tokens=1024, pool_tokens=4096)
-    n_shards, warm_up = 240, 40
+    n_shards, warm_up = 140, 40
     samples, tokens = [], 0
     for index, (key, results) in enumerate(scorer.score_shards(shard_stream(n_shards))):
         assert key == index and len(results) == 8

@@ -125,6 +125,7 @@ def test_checkpoints_and_trajectories(api, sessions, corpus):
     assert (ran["p"], ran["loss"], ran["entropy"]) == ([0.7, 0.9, 0.4], [0.3567, 0.1054, 0.9163], [1.235, 2.235, 3.235])
     assert (ran["top_ids"], ran["top_text"]) == ([[6], [6], [6]], [["<6>"], ["<6>"], ["<6>"]])
     assert ran["top_logprobs"] == [[-0.3567], [-0.1054], [-0.9163]]
+    assert (ran["context_before"], ran["context_after"]) == ("a dog", " far")  # the text "a dog ran far"
     message = error_of(api.get(url(series, corpus, f"documents/{second}/tokens/4")), 422)
     assert message == "position 4 is outside the document's 4 tokens"
 

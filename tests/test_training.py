@@ -356,6 +356,6 @@ def test_series_conflicts(settings, sessions, macbeth_corpora):
     leftover = train_directory(settings.data_dir, "stale") / "step-000000"
     leftover.mkdir(parents=True)
     with sessions() as session:
-        with pytest.raises(Conflict, match="holds files of an earlier training run"):
+        with pytest.raises(Conflict, match="^models/train/stale in the data directory holds files of an earlier"):
             enqueue_training(session=session, settings=settings,
                              request=TrainingRequest(corpus_id=train_id, series="stale", steps=5, save_every=5))

@@ -8,6 +8,7 @@ import signal
 import threading
 
 from app.core.config import Settings
+from app.core.log_format import configure_logging
 from app.vocab import JOB_KINDS
 
 # Measured on an H100 (bench/RESULTS.md): 64k tokens per batch and pools of many shards keep the
@@ -29,6 +30,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pack", action="store_true", help="pack several documents per row instead of length buckets")
     parser.add_argument("--exit-when-idle", action="store_true", help="stop once the queue has nothing for this worker")
     parser.add_argument("--name", help="worker name shown on its jobs (default: host:pid:device)")
+    parser.add_argument("--metrics-port", type=int,
+                        help="serve this worker's Prometheus metrics on http://HOST:PORT/metrics (default: none)")
+    parser.add_argument("--metrics-host", default="127.0.0.1",
+                        help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for a scraper on another host)")
 
 
 def worker_settings(args: argparse.Namespace, settings: Settings, device: str) -> Settings:
@@ -55,6 +60,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise SystemExit(f"error: unknown job kinds {', '.join(sorted(unknown))}; choose from {', '.join(JOB_KINDS)}")
     device = str(resolve_device(args.device))
     worker = Worker(worker_settings(args, settings, device), device=device, kinds=kinds, name=args.name)
+    if args.metrics_port is not None:
+        from workers.metrics import WorkerMetrics
+
+        worker.metrics = WorkerMetrics(worker=worker.name, device=device)
+        port = worker.metrics.serve(args.metrics_port, args.metrics_host)
+        logging.getLogger("focalscope.worker").info("metrics on http://%s:%d/metrics", args.metrics_host, port)
 
     def _stop(signum, _frame):
         logging.getLogger("focalscope.worker").info("signal %d: stopping after the current batch", signum)
@@ -72,8 +83,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m workers", description=__doc__)
     add_arguments(parser)
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = Settings()
+    configure_logging(log_format=settings.log_format)
     try:
-        return run(args, Settings())
+        return run(args, settings)
     except KeyboardInterrupt:  # Ctrl-C before the worker's own handler is installed (still importing)
         return 130

@@ -16,12 +16,14 @@ import traceback
 from typing import TYPE_CHECKING, Callable
 
 from app.core.config import Settings
+from app.core.log_format import job_fields
 from app.db.engine import make_engine, make_sessionmaker
 from app.services import queue
 from app.vocab import JOB_KINDS, KIND_SCORE, KIND_SUMMARIZE, KIND_TRAIN
 from workers.context import JobContext, JobInterrupted, PermanentError, TokenizerCache
 
 if TYPE_CHECKING:
+    from workers.metrics import WorkerMetrics
     from workers.scoring.model_cache import ModelCache
 
 log = logging.getLogger("focalscope.worker")
@@ -58,7 +60,7 @@ class Worker:
     def __init__(
         self, settings: Settings, *, device: str = "cpu", kinds: tuple[str, ...] = JOB_KINDS,
         name: str | None = None, handlers: dict[str, Handler] | None = None,
-        clock: queue.LeaseClock = queue.LEASE_CLOCK,
+        clock: queue.LeaseClock = queue.LEASE_CLOCK, metrics: WorkerMetrics | None = None,
     ):
         self.settings = settings
         self.clock = clock
@@ -75,6 +77,7 @@ class Worker:
         # The model and scorer kept between score jobs; made by the first one (see scoring_models).
         self._models: ModelCache | None = None
         self.tokenizers = TokenizerCache()
+        self.metrics = metrics
 
     def scoring_models(self) -> ModelCache:
         """This worker's ModelCache, made on first use: importing the scoring path imports torch,
@@ -179,7 +182,9 @@ class Worker:
             claim=claim, settings=self.settings, sessions=self.sessions, device=self.device,
             stopping=self.stopping, tokenizers=self.tokenizers, clock=self.clock,
         )
-        log.info("job %d (%s, attempt %d) claimed", claim.job_id, claim.kind, claim.attempts)
+        log.info("job %d (%s, attempt %d) claimed", claim.job_id, claim.kind, claim.attempts, extra=job_fields(claim))
+        if self.metrics:
+            self.metrics.claimed()
         beat_stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat, args=(ctx, beat_stop), daemon=True)
         beat.start()
@@ -192,22 +197,29 @@ class Worker:
     def _settle(self, ctx: JobContext, outcome: BaseException | None) -> None:
         """Record how a job ended: done (None), handed back (interrupted), lost, or failed."""
         claim = ctx.claim
+        fields = job_fields(claim)
         if outcome is None:
-            log.info("job %d done", claim.job_id)
+            ended = "done"
+            log.info("job %d done", claim.job_id, extra=fields)
         elif isinstance(outcome, JobInterrupted):
+            ended = "interrupted"
             if not ctx.lost.is_set():
                 with self.sessions() as session:
                     queue.release(session=session, claim=claim)
                     session.commit()
-            log.warning("job %d interrupted: %s", claim.job_id, outcome.reason)
+            log.warning("job %d interrupted: %s", claim.job_id, outcome.reason, extra=fields)
         elif isinstance(outcome, queue.LeaseLost):
-            log.warning("%s", outcome)
+            ended = "lost"
+            log.warning("%s", outcome, extra=fields)
         else:
+            ended = "failed"
             retry = not isinstance(outcome, PermanentError)
             with self.sessions() as session:
                 status = queue.fail(session=session, claim=claim, error=_describe(outcome), retry=retry)
                 session.commit()
-            log.error("job %d failed (%s): %s", claim.job_id, status, outcome)
+            log.error("job %d failed (%s): %s", claim.job_id, status, outcome, extra=fields)
+        if self.metrics:
+            self.metrics.settled(kind=claim.kind, outcome=ended, tokens=ctx.snapshot().tokens)
 
     def _heartbeat(self, ctx: JobContext, stop: threading.Event) -> None:
         while not stop.wait(self.settings.heartbeat_seconds):
@@ -221,7 +233,7 @@ class Worker:
                     )
                     session.commit()
             except Exception:  # a database hiccup: try again at the next beat, the lease has slack
-                log.exception("heartbeat failed for job %d", ctx.claim.job_id)
+                log.exception("heartbeat failed for job %d", ctx.claim.job_id, extra=job_fields(ctx.claim))
                 continue
             if not ours:
                 ctx.lost.set()

@@ -26,7 +26,7 @@ class TypeTable:
         # Sort once and reduce each run of equal ids: O(n log n) per document, whatever the vocabulary.
         order = np.argsort(token_id, kind="stable")
         sorted_ids = token_id[order]
-        starts = np.flatnonzero(np.r_[True, sorted_ids[1:] != sorted_ids[:-1]])
+        starts = np.flatnonzero(np.concatenate([[True], sorted_ids[1:] != sorted_ids[:-1]]))
         types = sorted_ids[starts]
         self._grow(int(types[-1]) + 1)
         self._sums[types] += np.add.reduceat(values[order].astype(self._sums.dtype), starts, axis=0)

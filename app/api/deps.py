@@ -17,6 +17,7 @@ from app.models.corpus import Corpus, Document
 from app.models.job import Job
 from app.models.run import Run
 from app.models.training import Experiment
+from app.services.series_cache import ResultCache
 from app.services import checkpoints, corpora, experiments, jobs, run_documents, runs
 
 # Every list endpoint is bounded: at most this many items per request.
@@ -38,7 +39,13 @@ def get_session(request: Request) -> Iterator[Session]:
         yield session
 
 
+def result_cache(request: Request) -> ResultCache:
+    """The application's cache of statistics that stream a corpus (series, comparisons)."""
+    return request.app.state.series_results
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+CacheDep = Annotated[ResultCache, Depends(result_cache)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
 # An id in a path or a query: a number beyond any id is a 422, not a database error.

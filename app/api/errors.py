@@ -14,14 +14,16 @@ from app.services.errors import DomainError
 log = logging.getLogger("focalscope.api")
 
 
-def error_response(status: int, code: str, message: str, detail: object | None = None) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"error": {"code": code, "message": message, "detail": detail}})
+def error_response(status: int, code: str, message: str, detail: object | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    content = {"error": {"code": code, "message": message, "detail": detail}}
+    return JSONResponse(status_code=status, content=content, headers=headers)
 
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(_request: Request, exc: DomainError):
-        return error_response(exc.status_code, exc.code, exc.message, exc.detail)
+        return error_response(exc.status_code, exc.code, exc.message, exc.detail, exc.headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_request: Request, exc: RequestValidationError):

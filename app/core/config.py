@@ -6,12 +6,14 @@ nothing reads the environment at import time.
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from app.core.paths import frontend_dir
 
 
 class Settings(BaseSettings):
@@ -27,7 +29,7 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
-    frontend_dir: Path = REPO_ROOT / "frontend"
+    frontend_dir: Path = Field(default_factory=frontend_dir)
     # Server-side paths that `POST /checkpoints` may register. The HTTP API must not become a way
     # to make the server read arbitrary files; the CLI (a local user) is not restricted.
     model_roots: list[Path] = Field(default_factory=list)
@@ -56,6 +58,20 @@ class Settings(BaseSettings):
     lease_seconds: float = Field(120.0, gt=1)
     heartbeat_seconds: float = Field(10.0, gt=0)
     auto_migrate: bool = Field(True, description="Upgrade the schema to head when serving.")
+    # One JSON object per log line (with run, job and shard ids) for a log collector; `serve` passes
+    # it on to its worker processes.
+    log_format: Literal["text", "json"] = "text"
+    # Access (README "Security"). Bound to loopback the server is open: one local user. Bound to any
+    # other address it needs tokens, and `focalscope serve` refuses to start without an admin token
+    # unless insecure_open says to serve everyone who can reach the port.
+    insecure_open: bool = Field(False, description="Serve without tokens on a non-loopback address.")
+    require_token: bool = Field(False, description="Require tokens on loopback too (a machine shared by users).")
+    public_read: bool = Field(False, description="With tokens required: reads need none.")
+    # Host header names served besides the loopback names and the bound host (DNS rebinding defence);
+    # "*" serves any.
+    allowed_hosts: list[str] = Field(default_factory=list)
+    # Other origins whose pages may call the API (CORS and the cross-site check), e.g. "https://lab.example".
+    allowed_origins: list[str] = Field(default_factory=list)
 
     @field_validator("host")
     @classmethod
@@ -74,6 +90,20 @@ class Settings(BaseSettings):
         if not self.model_roots:
             self.model_roots = [self.data_dir / "models"]
         return self
+
+    @property
+    def loopback_bound(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host.strip("[]")).is_loopback
+        except ValueError:
+            return False  # a host name: it may resolve to any interface
+
+    @property
+    def open_access(self) -> bool:
+        """No token needed for anything: every caller is the admin."""
+        return not self.require_token and (self.loopback_bound or self.insecure_open)
 
     @property
     def db_url(self) -> str:

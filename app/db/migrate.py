@@ -8,16 +8,15 @@ serializes them), so every service may call `upgrade(url)` when it starts.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
+from app.core.paths import migrations_dir
 from app.db.engine import make_engine
 
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR = migrations_dir()
 
 
 def alembic_config(url: str) -> Config:

@@ -1,5 +1,6 @@
 """ORM tables, one module per domain. Importing this package registers every table on Base.metadata."""
 
+from app.models.access import ApiToken
 from app.models.checkpoint import Checkpoint, ModelSeries, TokenizerVocab
 from app.models.corpus import Corpus, Document
 from app.models.job import Job
@@ -7,6 +8,6 @@ from app.models.run import Run, RunSummary, TokenScores
 from app.models.training import Experiment, TrainingMetric
 
 __all__ = [
-    "Checkpoint", "Corpus", "Document", "Experiment", "Job", "ModelSeries", "Run", "RunSummary", "TokenScores",
-    "TokenizerVocab", "TrainingMetric",
+    "ApiToken", "Checkpoint", "Corpus", "Document", "Experiment", "Job", "ModelSeries", "Run", "RunSummary",
+    "TokenScores", "TokenizerVocab", "TrainingMetric",
 ]

@@ -26,7 +26,7 @@ class CheckpointOut(OrmModel):
     step: int
     tokens_seen: int | None
     format: Literal[CHECKPOINT_FORMATS]
-    path: str
+    path: str | None = Field(description="Server-side path; only admin callers (and an open server) see it.")
     weights_sha256: str
     tokenizer_fingerprint: str
     architecture: str

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime, timezone
 from typing import Annotated, Generic, TypeVar
 
@@ -26,6 +27,20 @@ ServerPath = Annotated[str, Field(min_length=1, max_length=4096), AfterValidator
 # Timestamps are stored as naive UTC (SQLite has no time zones); they leave the API marked as UTC
 # so that a browser shows them in its own time zone.
 UtcDateTime = Annotated[datetime, AfterValidator(lambda d: d if d.tzinfo else d.replace(tzinfo=timezone.utc))]
+
+# An absolute path with at least one folder in it, not inside a longer word, path or URL.
+SERVER_PATH = re.compile(r"(?<![\w.~/:])/(?:[^\s/:'\"]+/)+[^\s/:'\"]*")
+
+
+def without_server_paths(text: str) -> str:
+    """A worker's error ("cannot load checkpoint /srv/models/run/step-100: ...") with each absolute path
+    cut to its last part ("step-100"): the API shows errors to callers who may not see server paths;
+    the worker's log keeps them whole."""
+    return SERVER_PATH.sub(lambda match: match.group(0).rstrip("/").rsplit("/", 1)[-1], text)
+
+
+# Error text from workers, as the API shows it.
+ErrorText = Annotated[str, AfterValidator(without_server_paths)]
 
 
 class OrmModel(BaseModel):

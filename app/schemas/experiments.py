@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from app.schemas.common import OrmModel, UtcDateTime
+from app.schemas.common import ErrorText, OrmModel, UtcDateTime
 
 
 class ExperimentStatus(BaseModel):
@@ -27,6 +27,7 @@ class ExperimentInfo(OrmModel):
 
 class ExperimentOut(ExperimentInfo):
     job_ids: list[int] = Field(description="The train job of each series, in series order.")
+    series_ids: list[int] = Field(description="The experiment's series, one per loss, in the order of config.losses.")
     status: ExperimentStatus
 
 
@@ -52,7 +53,7 @@ class SeriesJob(BaseModel):
     progress_total: int
     tokens_per_s: float | None
     detail: dict
-    error: str | None = Field(description="The first line of the job's error (the Jobs page has the rest).")
+    error: ErrorText | None = Field(description="The first line of the job's error (the Jobs page has the rest).")
 
 
 class CheckpointPoint(BaseModel):

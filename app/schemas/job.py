@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from app.schemas.common import OrmModel, UtcDateTime
+from app.schemas.common import ErrorText, OrmModel, UtcDateTime
 from app.vocab import JOB_KINDS, JOB_STATUSES
 
 
@@ -21,7 +21,7 @@ class JobOut(OrmModel):
     tokens_done: int
     tokens_per_s: float | None
     detail: dict
-    error: str | None
+    error: ErrorText | None
     created_at: UtcDateTime
     started_at: UtcDateTime | None
     finished_at: UtcDateTime | None

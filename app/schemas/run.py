@@ -6,7 +6,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.schemas.checkpoint import CheckpointOut
-from app.schemas.common import RowId, UtcDateTime
+from app.schemas.common import ErrorText, RowId, UtcDateTime
 from app.schemas.corpus import CorpusOut
 from app.vocab import DTYPE_FLOAT32, JOB_STATUSES, WEIGHT_DTYPES, WINDOW_POLICIES, WINDOW_ROLLING, WINDOW_STRIDED
 
@@ -63,7 +63,7 @@ class RunProgress(BaseModel):
     documents_done: int
     tokens_done: int
     tokens_per_s: float | None
-    errors: list[str]
+    errors: list[ErrorText]
 
 
 class RunSummaryOut(BaseModel):
@@ -136,6 +136,8 @@ class DocumentTokens(BaseModel):
     p: list[float]
     focal_weight: list[float]
     focal_loss: list[float]
+    gradient_multiplier: list[float] = Field(description="g(p, γ) = (1−p)^γ − γ·p·(1−p)^(γ−1)·log p: focal loss's gradient relative to cross-entropy's.")
+    gltr_bucket: list[int] = Field(description="GLTR's bucket of the rank: 0 (< 10), 1 (< 100), 2 (< 1000), 3 (≥ 1000).")
     entropy: list[float]
     rank: list[int]
     context_len: list[int]

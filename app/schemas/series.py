@@ -3,12 +3,16 @@ checkpoints on a corpus (definitions: docs/formulas.md)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
 from app.schemas.common import UtcDateTime
 from app.schemas.run import RunOptions
+
+# The context snippet around a token occurrence (app/services/series_output.py CONTEXT_CHARS).
+ContextBefore = Annotated[str, Field(description="Up to 40 characters of the document before the token.")]
+ContextAfter = Annotated[str, Field(description="Up to 40 characters of the document after the token.")]
 
 Cell = Literal["HH", "LH", "HL", "LL"]
 Region = Literal["easy-to-learn", "ambiguous", "hard-to-learn"]
@@ -110,6 +114,8 @@ class TokenTrajectory(BaseModel):
     top_logprobs: list[list[float]]
     top_text: list[list[str]] = Field(description="Display text of each alternative (empty until a worker has "
                                                   "stored the tokenizer's vocabulary).")
+    context_before: ContextBefore
+    context_after: ContextAfter
 
 
 class TransitionQuestion(BaseModel):
@@ -136,8 +142,8 @@ class TransitionOccurrence(BaseModel):
     text: str = Field(description="Display text of the token.")
     char_start: int
     char_end: int
-    context_before: str = Field(description="Up to 40 characters of the document before the token.")
-    context_after: str = Field(description="Up to 40 characters of the document after the token.")
+    context_before: ContextBefore
+    context_after: ContextAfter
     loss_a: float = Field(description=f"Loss at step a, {ROUNDED}.")
     loss_b: float = Field(description=f"Loss at step b, {ROUNDED}.")
 

@@ -12,3 +12,13 @@ class QueueHealth(BaseModel):
 class Health(QueueHealth):
     status: str = Field(description='"ok" whenever the server answers and the database does.')
     database: str = Field(description="The database's dialect: sqlite or postgresql.")
+
+
+class Liveness(BaseModel):
+    status: str = Field(description='"ok" whenever the process answers.')
+
+
+class Readiness(BaseModel):
+    status: str = Field(description='"ready": the database answers and its schema is at the migrations\' head.')
+    database: str = Field(description="The database's dialect: sqlite or postgresql.")
+    revision: str = Field(description="The schema's Alembic revision.")

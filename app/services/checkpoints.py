@@ -107,9 +107,13 @@ def list_checkpoints(
     return list(items), session.scalar(count) or 0
 
 
-def checkpoint_out(checkpoint: Checkpoint) -> CheckpointOut:
-    """A checkpoint as the API shows it: its columns and its series' name."""
-    return CheckpointOut.model_validate({**_columns(checkpoint), "series_name": checkpoint.series.name})
+def checkpoint_out(checkpoint: Checkpoint, *, show_path: bool) -> CheckpointOut:
+    """A checkpoint as the API shows it: its columns and its series' name; its server-side path only
+    with show_path (admin callers)."""
+    columns = _columns(checkpoint)
+    if not show_path:
+        columns["path"] = None
+    return CheckpointOut.model_validate({**columns, "series_name": checkpoint.series.name})
 
 
 def _columns(row) -> dict:

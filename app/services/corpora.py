@@ -1,76 +1,35 @@
-"""Corpora: parse uploaded .txt / .jsonl files into documents, store and list them."""
+"""Corpora: create one from a stream of documents (files are read by app.services.corpus_files),
+list them and their documents."""
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
-from dataclasses import dataclass, field
-from pathlib import PurePath
+from collections.abc import Iterable, Iterator
 from typing import BinaryIO
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.db.base import MAX_INTEGER
 from app.models.corpus import Corpus, Document
+from app.services.corpus_files import DEFAULT_TEXT_FIELD, DocumentIn, read_bytes
 from app.services.errors import Conflict, InvalidInput, NotFound, TooLarge, get_or_404
 
-SUPPORTED_SUFFIXES = (".txt", ".jsonl")
 READ_CHUNK = 1 << 20
-# A line longer than this is no prose and no JSON line we want (a book as one JSON line is ~5 MB);
-# the tokenizer and the page would choke on it. The API takes FOCALSCOPE_MAX_LINE_MB.
-MAX_LINE_BYTES = 16 * 1024 * 1024
+# Documents per INSERT, and characters: memory stays bounded by one batch however large the corpus
+# (a batch of long documents is cut short by its characters).
+INSERT_BATCH = 2000
+INSERT_BATCH_CHARS = 16_000_000
 
 
-@dataclass
-class DocumentIn:
-    text: str
-    source: str
-    title: str = ""
-    meta: dict = field(default_factory=dict)
-
-
-def parse_file(filename: str, data: bytes, *, max_line_bytes: int = MAX_LINE_BYTES) -> list[DocumentIn]:
-    """A .txt file is one document; a .jsonl file is one document per non-blank line, each an object
-    with a string "text" (and optional "title" and "meta"). Binary data (NUL bytes), invalid UTF-8
-    and overlong lines are refused naming the file and line."""
-    name = PurePath(filename or "").name or "upload"
-    suffix = PurePath(name).suffix.lower()
-    if suffix not in SUPPORTED_SUFFIXES:
-        raise InvalidInput(f"{name}: unsupported file type {suffix or '(none)'}; upload .txt or .jsonl files")
-    if not data.strip():
-        raise InvalidInput(f"{name}: the file is empty")
-    _check_lines(name, data, max_line_bytes)
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = data.count(b"\n", 0, exc.start) + 1
-        raise InvalidInput(f"{name}, line {line}: not valid UTF-8 text (bad byte at offset {exc.start}); "
-                           f"re-encode it as UTF-8") from None
-    text = text.removeprefix("\ufeff")
-    if suffix == ".txt":
-        return [DocumentIn(text=text, source=name, title=PurePath(name).stem)]
-    return _parse_jsonl(name, text)
-
-
-def _check_lines(name: str, data: bytes, max_line_bytes: int) -> None:
-    if (nul := data.find(b"\0")) >= 0:
-        # PostgreSQL cannot store it in text, and no text file holds one.
-        line = data.count(b"\n", 0, nul) + 1
-        raise InvalidInput(f"{name}, line {line}: a NUL byte (binary data?); upload text files")
-    for number, line in enumerate(data.split(b"\n"), start=1):
-        if len(line) > max_line_bytes:
-            raise InvalidInput(f"{name}, line {number}: longer than {max_line_bytes} bytes; split it into documents "
-                               f"or lines")
-
-
-def read_uploads(uploads: Iterable[tuple[str, BinaryIO]], *, settings: Settings) -> list[DocumentIn]:
+def read_uploads(
+    uploads: Iterable[tuple[str, BinaryIO]], *, settings: Settings, text_field: str = DEFAULT_TEXT_FIELD,
+) -> Iterator[DocumentIn]:
     """The documents of uploaded (filename, stream) files, refusing them as soon as all files
-    together exceed FOCALSCOPE_MAX_UPLOAD_MB, or when they hold more documents than a corpus may."""
+    together exceed FOCALSCOPE_MAX_UPLOAD_MB, or when they hold more documents than a corpus may.
+    Each file is read within the size limit, then parsed lazily."""
     limit = settings.max_upload_bytes
-    documents: list[DocumentIn] = []
-    received = 0
+    received = documents = 0
     for filename, stream in uploads:
         data = bytearray()
         while chunk := stream.read(READ_CHUNK):
@@ -78,56 +37,44 @@ def read_uploads(uploads: Iterable[tuple[str, BinaryIO]], *, settings: Settings)
             if received > limit:
                 raise TooLarge(f"upload exceeds the {settings.max_upload_mb:g} MB limit")
             data.extend(chunk)
-        documents.extend(parse_file(filename, bytes(data), max_line_bytes=settings.max_line_bytes))
-    if len(documents) > settings.max_documents_per_corpus:
-        raise InvalidInput(f"{len(documents)} documents; at most {settings.max_documents_per_corpus} per corpus")
-    return documents
+        for document in read_bytes(filename, bytes(data), text_field=text_field, max_line_bytes=settings.max_line_bytes):
+            documents += 1
+            if documents > settings.max_documents_per_corpus:
+                raise InvalidInput(f"more than {settings.max_documents_per_corpus} documents; "
+                                   f"at most {settings.max_documents_per_corpus} per corpus")
+            yield document
 
 
-def _parse_jsonl(name: str, text: str) -> list[DocumentIn]:
-    documents = []
-    for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InvalidInput(f"{name}, line {number}: not valid JSON ({exc.msg})") from None
-        if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-            raise InvalidInput(f'{name}, line {number}: expected an object with a string "text" field')
-        if "\\u0000" in line:
-            raise InvalidInput(f"{name}, line {number}: a NUL character (\\u0000); text cannot hold one")
-        meta = record.get("meta", {})
-        if not isinstance(meta, dict):
-            raise InvalidInput(f'{name}, line {number}: "meta" must be an object')
-        title = record.get("title")
-        documents.append(DocumentIn(
-            text=record["text"], source=f"{name}:{number}",
-            title=str(title) if title is not None else f"{PurePath(name).stem} #{number}", meta=meta,
-        ))
-    if not documents:
-        raise InvalidInput(f"{name}: no JSON lines found")
-    return documents
-
-
-def create_corpus(*, session: Session, name: str, documents: list[DocumentIn], description: str = "") -> Corpus:
+def create_corpus(
+    *, session: Session, name: str, documents: Iterable[DocumentIn], description: str = "",
+) -> Corpus:
+    """A corpus of `documents` (any iterable: a generator streams, INSERT_BATCH rows at a time)."""
     name = name.strip()
     if not name:
         raise InvalidInput("a corpus needs a name")
-    if not documents:
-        raise InvalidInput("a corpus needs at least one document")
     if session.scalar(select(Corpus.id).where(Corpus.name == name)) is not None:
         raise Conflict(f"a corpus named {name!r} exists already")
-    corpus = Corpus(name=name, description=description, n_documents=len(documents),
-                    n_chars=sum(len(d.text) for d in documents))
+    corpus = Corpus(name=name, description=description, n_documents=0, n_chars=0)
     session.add(corpus)
     session.flush()
-    session.add_all(
-        Document(corpus_id=corpus.id, position=i, source=d.source[:500], title=d.title[:500], text=d.text,
-                 n_chars=len(d.text), meta=d.meta)
-        for i, d in enumerate(documents)
-    )
-    session.flush()
+    n_documents = n_chars = batch_chars = 0
+    batch: list[dict] = []
+    for document in documents:
+        batch.append({"corpus_id": corpus.id, "position": n_documents, "source": document.source[:500],
+                      "title": document.title[:500], "text": document.text, "n_chars": len(document.text),
+                      "meta": document.meta})
+        n_documents += 1
+        n_chars += len(document.text)
+        batch_chars += len(document.text)
+        if len(batch) >= INSERT_BATCH or batch_chars >= INSERT_BATCH_CHARS:
+            session.execute(insert(Document), batch)
+            batch, batch_chars = [], 0
+    if batch:
+        session.execute(insert(Document), batch)
+    if not n_documents:
+        raise InvalidInput("a corpus needs at least one document")
+    session.execute(update(Corpus).where(Corpus.id == corpus.id).values(n_documents=n_documents, n_chars=n_chars))
+    session.refresh(corpus)
     return corpus
 
 

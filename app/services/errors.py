@@ -15,6 +15,7 @@ Row = TypeVar("Row")
 class DomainError(Exception):
     status_code = 400
     code = "bad_request"
+    headers: dict[str, str] | None = None
 
     def __init__(self, message: str, *, detail: object | None = None):
         super().__init__(message)
@@ -42,6 +43,14 @@ class TooLarge(DomainError):
     code = "too_large"
 
 
+class Unauthorized(DomainError):
+    """No valid credentials: the client should send (another) token."""
+
+    status_code = 401
+    code = "unauthorized"
+    headers = {"WWW-Authenticate": "Bearer"}
+
+
 class Forbidden(DomainError):
     status_code = 403
     code = "forbidden"
@@ -54,3 +63,10 @@ def get_or_404(model: type[Row], row_id: int, *, session: Session, thing: str) -
     if row is None:
         raise NotFound(f"{thing} {row_id} not found")
     return row
+
+
+class Unavailable(DomainError):
+    """The service cannot answer now (its database is away or not migrated); a retry later may work."""
+
+    status_code = 503
+    code = "unavailable"

@@ -56,11 +56,13 @@ def describe_experiments(*, session: Session, experiments: list[Experiment]) -> 
     status = {i: ExperimentStatus(jobs={}, steps_done=0, steps_total=0, checkpoints=0, scored=0, scoring_failed=0)
               for i in ids}
     job_ids: dict[int, list[int]] = {i: [] for i in ids}
+    series_ids: dict[int, list[int]] = {i: [] for i in ids}
     members = session.execute(
         select(ModelSeries.id, ModelSeries.experiment_id, Job).outerjoin(Job, ModelSeries.job_id == Job.id)
         .where(ModelSeries.experiment_id.in_(ids)).order_by(ModelSeries.id)
     ).all()
-    for _, experiment_id, job in members:
+    for series_id, experiment_id, job in members:
+        series_ids[experiment_id].append(series_id)
         if job is None:
             continue
         entry = status[experiment_id]
@@ -70,7 +72,8 @@ def describe_experiments(*, session: Session, experiments: list[Experiment]) -> 
         entry.steps_total += job.progress_total
     _count_checkpoints(session=session, status=status, experiment_of_series={s: e for s, e, _ in members},
                        eval_corpus_of={e.id: e.eval_corpus_id for e in experiments})
-    return [ExperimentOut(**dict(ExperimentInfo.model_validate(e)), job_ids=job_ids[e.id], status=status[e.id])
+    return [ExperimentOut(**dict(ExperimentInfo.model_validate(e)), job_ids=job_ids[e.id], series_ids=series_ids[e.id],
+                          status=status[e.id])
             for e in experiments]
 
 

@@ -157,9 +157,9 @@ def get_summary(*, session: Session, run_id: int) -> RunSummary | None:
     return session.get(RunSummary, run_id)
 
 
-def runs_out(*, session: Session, runs: list[Run], with_summary: bool = False) -> list[RunOut]:
+def runs_out(*, session: Session, runs: list[Run], show_paths: bool, with_summary: bool = False) -> list[RunOut]:
     """The runs as the API shows them: progress and headline numbers for all of them in two queries,
-    and with_summary the full summary too."""
+    and with_summary the full summary too; checkpoint paths only with show_paths (admin callers)."""
     ids = [run.id for run in runs]
     progress = run_progress(session=session, run_ids=ids)
     summaries = {s.run_id: s for s in session.scalars(select(RunSummary).where(RunSummary.run_id.in_(ids)))}
@@ -168,7 +168,7 @@ def runs_out(*, session: Session, runs: list[Run], with_summary: bool = False) -
         summary = summaries.get(run.id)
         result.append(RunOut(
             id=run.id, created_at=run.created_at, options=RunOptions.model_validate(run.options),
-            checkpoint=checkpoint_out(run.checkpoint), corpus=CorpusOut.model_validate(run.corpus),
+            checkpoint=checkpoint_out(run.checkpoint, show_path=show_paths), corpus=CorpusOut.model_validate(run.corpus),
             progress=progress[run.id],
             headline=RunHeadline.model_validate(summary, from_attributes=True) if summary else None,
             summary=RunSummaryOut.model_validate(summary, from_attributes=True) if summary and with_summary else None,

@@ -9,6 +9,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, undefer
 
 from app.analytics import focal
+from app.analytics.hardness import gltr_bucket
 from app.db.packed import pack, stored_dtype
 from app.models.corpus import Document
 from app.models.run import Run, TokenScores
@@ -102,6 +103,8 @@ def document_tokens(*, session: Session, run: Run, document: Document, gamma: fl
         "p": focal.prob(logprob).tolist(),
         "focal_weight": focal.focal_weight(logprob, gamma).tolist(),
         "focal_loss": focal.focal_loss(logprob, gamma).tolist(),
+        "gradient_multiplier": focal.gradient_multiplier(logprob, gamma).tolist(),
+        "gltr_bucket": gltr_bucket(scores.rank).tolist(),
         "top_text": _top_texts(session=session, run=run, top_ids=stored["top_ids"], k=k),
     }
 

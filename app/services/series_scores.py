@@ -22,7 +22,7 @@ from app.services.errors import InvalidInput, NotFound
 from app.services.checkpoints import load_vocabulary
 from app.services.scores import token_texts
 from app.services.series_cache import ResultCache, cached
-from app.services.series_output import display_texts_at, round_significant, tokens_in_text
+from app.services.series_output import CONTEXT_CHARS, display_texts_at, round_significant, tokens_in_text
 from app.services.series_runs import AlignedRuns
 from app.services.series_stream import STATISTIC_COLUMNS, read_scores, series_documents, stack_document
 
@@ -63,6 +63,7 @@ def token_trajectory(*, session: Session, aligned: AlignedRuns, document_id: int
     top_ids = [row["top_ids"].reshape(-1, top_k)[position].tolist() for row in per_step]
     vocabulary = load_vocabulary(session=session, fingerprint=aligned.runs[0].tokenizer_fingerprint) or []
     first = per_step[0]
+    start, end = int(first["char_start"][position]), int(first["char_end"][position])
     return {
         "series_id": aligned.series_id, "corpus_id": aligned.corpus_id, "document_id": document_id,
         "position": position, "token_id": followed.token_id, "steps": followed.steps, "run_ids": aligned.run_ids,
@@ -73,6 +74,8 @@ def token_trajectory(*, session: Session, aligned: AlignedRuns, document_id: int
         "top_logprobs": round_significant(np.stack([row["top_logprobs"].reshape(-1, top_k)[position]
                                                     for row in per_step])).tolist(),
         "top_text": [[vocabulary[i] if 0 <= i < len(vocabulary) else "" for i in ids] for ids in top_ids],
+        "context_before": document.text[max(0, start - CONTEXT_CHARS):start],
+        "context_after": document.text[end:end + CONTEXT_CHARS],
     }
 
 

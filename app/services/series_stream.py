@@ -32,7 +32,7 @@ STATISTIC_COLUMNS = ("token_id", "logprob", "rank")
 
 def series_documents(*, session: Session, aligned: AlignedRuns) -> Iterator[tuple[int, SeriesDocument]]:
     """(document id, its scores at every step of `aligned`), in document id order."""
-    for first, last in _batches(session, aligned.run_ids):
+    for first, last in document_batches(session, aligned.run_ids):
         # The runs are all on one corpus: an id range selects exactly that corpus's documents in it.
         rows = read_scores(session=session, run_ids=aligned.run_ids, columns=STATISTIC_COLUMNS,
                            where=TokenScores.document_id.between(first, last))
@@ -78,7 +78,7 @@ def stack_document(aligned: AlignedRuns, document_id: int, rows: dict[int, dict[
                           token_id=token_ids[aligned.run_ids[0]])
 
 
-def _batches(session: Session, run_ids: Sequence[int]) -> Iterator[tuple[int, int]]:
+def document_batches(session: Session, run_ids: Sequence[int]) -> Iterator[tuple[int, int]]:
     """(first, last) document ids of consecutive batches of at most BATCH_SCORES scores (or one document)."""
     sizes = session.execute(
         select(TokenScores.document_id, func.sum(TokenScores.n_tokens))

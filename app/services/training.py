@@ -67,7 +67,10 @@ def _check_series_free(*, session: Session, name: str, settings: Settings) -> Mo
             raise Conflict(f"series {name!r} is being trained already (job {job.id})")
     directory = train_directory(settings.data_dir, name)
     if directory.is_dir() and any(directory.iterdir()):
-        raise Conflict(f"{directory} holds files of an earlier training run; delete it or pick another series name")
+        # Named within the data directory: the API shows this to callers who may not see server paths.
+        where = directory.relative_to(settings.data_dir)
+        raise Conflict(f"{where} in the data directory holds files of an earlier training run; delete it or pick "
+                       f"another series name")
     return series
 
 

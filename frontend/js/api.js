@@ -3,6 +3,20 @@
 // own message, so views can show it verbatim instead of a blank screen.
 
 const BASE = "/api/v1";
+// A server that is not open wants `Authorization: Bearer <token>`. The token lives in this tab's
+// sessionStorage: gone when the tab closes, never sent to another site, not shared with other tabs.
+const TOKEN_KEY = "focalscope.token";
+
+export const apiToken = {
+  get: () => sessionStorage.getItem(TOKEN_KEY),
+  set: (value) => (value ? sessionStorage.setItem(TOKEN_KEY, value) : sessionStorage.removeItem(TOKEN_KEY)),
+};
+
+let unauthorizedHandler = () => {};
+/** Call `handler(error)` whenever the server answers 401 (no token, or one it does not accept). */
+export function onUnauthorized(handler) {
+  unauthorizedHandler = handler;
+}
 
 export class ApiError extends Error {
   constructor(message, { status = 0, code = "network_error", detail = null } = {}) {
@@ -41,6 +55,8 @@ async function errorFrom(response) {
 /** Send a request; resolves to {status, data}. Throws ApiError (also for network failures). */
 export async function request(method, path, { params, json, form, signal } = {}) {
   const init = { method, signal, headers: { Accept: "application/json" } };
+  const token = apiToken.get();
+  if (token) init.headers.Authorization = `Bearer ${token}`;
   if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
@@ -54,7 +70,11 @@ export async function request(method, path, { params, json, form, signal } = {})
     if (cause && cause.name === "AbortError") throw cause;
     throw new ApiError(`cannot reach the server (${cause && cause.message ? cause.message : "network error"})`);
   }
-  if (!response.ok) throw await errorFrom(response);
+  if (!response.ok) {
+    const error = await errorFrom(response);
+    if (response.status === 401) unauthorizedHandler(error);
+    throw error;
+  }
   const data = response.status === 204 ? null : await response.json();
   return { status: response.status, data };
 }
@@ -107,5 +127,11 @@ export const api = {
   transitions: (at, params, signal) => get(`${onCorpus(at)}/transitions`, { ...params, options: at.options }, signal),
   transitionOccurrences: (at, params, signal) => get(`${onCorpus(at)}/transitions/occurrences`, { ...params, options: at.options }, signal),
   learnedAt: (at, params, signal) => get(`${onCorpus(at)}/learned-at`, { ...params, options: at.options }, signal),
+  // Model A against model B on one corpus, and one document's units (tokens or segments) with Δ.
+  compare: (a, b, params, signal) => get("/compare", { a, b, ...params }, signal),
+  compareDocument: (a, b, docId, signal) => get(`/compare/documents/${docId}`, { a, b }, signal),
+  difficulty: (runId, params, signal) => get(`/runs/${runId}/difficulty`, params, signal),
+  runTypes: (runId, params, signal) => get(`/runs/${runId}/types`, params, signal),
+  typeOccurrences: (runId, tokenId, params, signal) => get(`/runs/${runId}/types/${tokenId}/occurrences`, params, signal),
   cartography: (at, params, signal) => get(`${onCorpus(at)}/cartography`, { ...params, options: at.options }, signal),
 };

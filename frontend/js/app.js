@@ -6,9 +6,11 @@
 // signal, stops the polls and runs the view's `onDispose` callbacks, so a slow response never paints
 // over the next page.
 
-import { api } from "./api.js";
+import { api, apiToken, onUnauthorized } from "./api.js";
 import { errorBox, loading } from "./components.js";
 import { h, replace } from "./dom.js";
+import * as compareView from "./views/compare.js";
+import { tokenForm } from "./token_form.js";
 import * as corporaView from "./views/corpora.js";
 import * as documentView from "./views/document.js";
 import * as experimentView from "./views/experiment.js";
@@ -20,6 +22,7 @@ import * as runsView from "./views/runs.js";
 import * as seriesView from "./views/series.js";
 import * as seriesCorpusView from "./views/series_corpus.js";
 import * as seriesListView from "./views/series_list.js";
+import * as typesView from "./views/types.js";
 
 const HEALTH_EVERY_MS = 5000;
 // A dragged slider writes the address at most this often: browsers throttle history.replaceState
@@ -35,6 +38,8 @@ const ROUTES = [
   { pattern: /^\/series\/?$/, view: seriesListView, nav: "series", keys: [] },
   { pattern: /^\/series\/(\d+)\/?$/, view: seriesView, nav: "series", keys: ["seriesId"] },
   { pattern: /^\/series\/(\d+)\/corpora\/(\d+)\/?$/, view: seriesCorpusView, nav: "series", keys: ["seriesId", "corpusId"] },
+  { pattern: /^\/compare\/?$/, view: compareView, nav: "runs", keys: [] },
+  { pattern: /^\/runs\/(\d+)\/types\/?$/, view: typesView, nav: "runs", keys: ["runId"] },
   { pattern: /^\/corpora\/?$/, view: corporaView, nav: "corpora", keys: [] },
   { pattern: /^\/models\/?$/, view: modelsView, nav: "models", keys: [] },
   { pattern: /^\/jobs\/?$/, view: jobsView, nav: "jobs", keys: [] },
@@ -75,6 +80,7 @@ class Shell {
     this.navLinks = new Map();
     this.healthText = h("span", { class: "health", "data-testid": "health" }, "");
     this.banner = h("div", { class: "banner-region", "aria-live": "polite" });
+    this.tokenRegion = h("div", { class: "banner-region" });
     this.main = h("main", { id: "main", class: "main", tabindex: "-1" });
     const nav = h("nav", { class: "nav", "aria-label": "Main" },
       NAV.map((item) => {
@@ -87,11 +93,12 @@ class Shell {
         h("a", { href: "#/runs", class: "brand", "aria-label": "focalscope home" },
           h("span", { class: "brand-mark", "aria-hidden": "true" }), "focalscope"),
         nav, this.healthText));
-    replace(root, h("a", { href: "#main", class: "skip-link" }, "Skip to content"), header, this.banner, this.main);
+    replace(root, h("a", { href: "#main", class: "skip-link" }, "Skip to content"), header, this.tokenRegion, this.banner, this.main);
     this.current = null;
   }
 
   start() {
+    onUnauthorized((error) => this.askForToken(error));
     window.addEventListener("hashchange", () => this.route());
     this.route();
     this.checkHealth();
@@ -113,11 +120,35 @@ class Shell {
         this.banner.replaceChildren();
       }
     } catch (error) {
+      if (error.status === 401) {
+        this.healthText.textContent = "API token needed";
+        this.healthText.className = "health health-bad";
+        this.banner.replaceChildren();
+        return;
+      }
       this.healthText.textContent = "API unreachable";
       this.healthText.className = "health health-bad";
       replace(this.banner, h("div", { class: "banner banner-error", role: "alert", "data-testid": "health-banner" },
         h("strong", {}, "The API does not answer. "), error.message));
     }
+  }
+
+  /** Show the token form (once, however many requests were refused); a token given there is kept
+   * for this tab and the page is loaded again with it. */
+  askForToken(error) {
+    if (this.tokenRegion.firstChild) return;
+    const { form, focus } = tokenForm({
+      hadToken: Boolean(apiToken.get()), refusal: error.message,
+      onToken: (value) => {
+        apiToken.set(value);
+        this.tokenRegion.replaceChildren();
+        this.vocabulary = null;
+        this.route();
+        this.checkHealth();
+      },
+    });
+    replace(this.tokenRegion, h("div", { class: "banner banner-warn", role: "alert" }, form));
+    focus();
   }
 
   /** The server's vocabularies, fetched by the first page that needs them and shared by every later one. */

@@ -104,6 +104,24 @@ export function reliabilityDiagram(el, calib) {
   }));
 }
 
+/** Two runs' reliability diagrams overlaid: accuracy against mean confidence per bin, one line each. */
+export function reliabilityOverlay(el, runs) {
+  const traces = runs.map(({ name, calib, color }) => {
+    const used = calib.counts.map((c, i) => c > 0 && calib.confidence[i] !== null);
+    const pick = (values) => values.filter((_, i) => used[i]);
+    return {
+      type: "scatter", mode: "lines+markers", name, x: pick(calib.confidence), y: pick(calib.accuracy),
+      text: pick(calib.counts).map((c) => `${fmtInt(c)} tokens`), line: { color }, marker: { color, size: 7 },
+      hovertemplate: `${plotlyText(name)}<br>confidence %{x:.3f}<br>accuracy %{y:.3f}<br>%{text}<extra></extra>`,
+    };
+  });
+  traces.push({ type: "scatter", mode: "lines", x: [0, 1], y: [0, 1], name: "perfect calibration", line: { color: "#6b7280", dash: "dash", width: 1 }, hoverinfo: "skip" });
+  return plot(el, traces, baseLayout({
+    showlegend: true, legend: { orientation: "h", y: -0.25, x: 0 }, height: 300, margin: { l: 56, r: 16, t: 12, b: 72 },
+    xaxis: { title: { text: "mean confidence (top-1 p)" }, range: [0, 1] }, yaxis: { title: { text: "top-1 accuracy" }, range: [0, 1] },
+  }));
+}
+
 // GLTR's colours: green (top 10), yellow (top 100), red (top 1000), purple (the rest).
 const GLTR_COLORS = ["#22c55e", "#eab308", "#ef4444", "#a855f7"];
 

@@ -98,3 +98,21 @@ export function niceTicks(min, max, n = 4) {
   ticks.push(max);
   return ticks;
 }
+
+// ColorBrewer's PuOr (11 classes): a diverging scale that stays distinguishable under the common
+// colour-vision deficiencies. Orange (left) for B worse than A, purple (right) for B better, white 0.
+export const DIVERGING = ["#7f3b08", "#b35806", "#e08214", "#fdb863", "#fee0b6", "#f7f7f7", "#d8daeb", "#b2abd2", "#8073ac", "#542788", "#2d004b"];
+const DIVERGING_RGB = DIVERGING.map(hexToRgb);
+
+/** Diverging colour at s ∈ [0, 1]: 0 the orange end, ½ white, 1 the purple end. */
+export function divergingRgb(s) {
+  const x = clamp01(s) * (DIVERGING_RGB.length - 1);
+  const i = Math.min(Math.floor(x), DIVERGING_RGB.length - 2);
+  const f = x - i;
+  return DIVERGING_RGB[i].map((c, k) => Math.round(c + (DIVERGING_RGB[i + 1][k] - c) * f));
+}
+
+// GLTR's colours (Gehrmann et al. 2019) for the rank buckets < 10, < 100, < 1000, ≥ 1000.
+export const GLTR_COLOURS = ["#adff80", "#ffea80", "#ff9280", "#e5b0ff"];
+export const GLTR_LABELS = ["top 10", "top 100", "top 1000", "beyond"];
+export const gltrRgb = GLTR_COLOURS.map(hexToRgb);

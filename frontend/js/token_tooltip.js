@@ -21,15 +21,19 @@ export class TokenTooltip {
 
   /**
    * Show token `i` of `data` (the /tokens response) next to `anchor`. `gamma` is the current focal γ;
-   * `continuation` says the token shares its characters with the previous one (a byte piece).
+   * `continuation` says the token shares its characters with the previous one (a byte piece). `at`
+   * ({step, source}) shows the numbers of another checkpoint of the series (the scrubber's step):
+   * its log p, loss, p, rank and entropy; `data` still gives the text, ids and context.
    */
-  show(anchor, data, i, { gamma, continuation = false, spanText = null, scaleLabel = null } = {}) {
-    const logprob = data.logprob[i];
+  show(anchor, data, i, { gamma, continuation = false, spanText = null, scaleLabel = null, at = null } = {}) {
+    const numbers = at ? at.source : data;
+    const logprob = numbers.logprob[i];
     const w = focalWeight(logprob, gamma);
-    const loss = data.loss[i];
-    const rank = data.rank[i];
+    const loss = numbers.loss[i];
+    const rank = numbers.rank[i];
     const row = (label, value, hint) => h("div", { class: "tt-row", title: hint || null }, h("dt", {}, label), h("dd", {}, value));
-    const alternatives = (data.top_ids[i] || []).map((tokenId, j) => {
+    // Top-k lists are stored per run: at another step they are in the token's chart (click it).
+    const alternatives = at ? [] : (data.top_ids[i] || []).map((tokenId, j) => {
       const p = Math.exp(data.top_logprobs[i][j]);
       const text = data.top_text && data.top_text[i] && data.top_text[i].length ? data.top_text[i][j] : null;
       const actual = tokenId === data.token_id[i];
@@ -42,19 +46,21 @@ export class TokenTooltip {
     replace(this.el,
       h("div", { class: "tt-head" },
         h("code", { class: "tok-chip tok-chip-large" }, visibleText(continuation && spanText ? spanText : data.text[i])),
-        h("span", { class: "muted small" }, `token ${fmtInt(i)} · id ${data.token_id[i]}`)),
+        h("span", { class: "muted small" }, `token ${fmtInt(i)} · id ${data.token_id[i]}`),
+        at ? h("span", { class: "tt-step", "data-testid": "tooltip-step" }, `at step ${fmtInt(at.step)}`) : null),
       continuation ? h("p", { class: "tt-note" }, "A byte piece: this character was split into several tokens; the first one shows it.") : null,
       h("dl", { class: "tt-grid" },
         row("loss", `${fmtNum(loss, 3)} nats`, "−log p of the true token"),
-        row("p", fmtProb(data.p[i]), "probability the model gave the true token"),
+        row("p", fmtProb(numbers.p[i]), "probability the model gave the true token"),
         row("rank", rank === 0 ? "0 (top-1)" : fmtInt(rank), "0-based rank of the true token among all predictions"),
-        row("entropy", `${fmtNum(data.entropy[i], 3)} nats`, "entropy of the predictive distribution"),
+        row("entropy", `${fmtNum(numbers.entropy[i], 3)} nats`, "entropy of the predictive distribution"),
         row(`focal w (γ=${gamma})`, fmtNum(w, 4), "(1 − p)^γ: the weight focal loss puts on this token"),
         row("focal loss", fmtNum(w * loss, 3), "(1 − p)^γ · (−log p)"),
         row("context", `${fmtInt(data.context_len[i])} tokens`, "tokens of context the prediction had"),
         scaleLabel ? row("colour", scaleLabel) : null),
-      h("div", { class: "tt-alts-title" }, `Top-${alternatives.length} predictions`),
-      h("ol", { class: "tt-alts", "data-testid": "token-alternatives" }, alternatives));
+      at ? h("p", { class: "tt-hint" }, "Click the token for its top predictions at every step.")
+        : h("div", { class: "tt-alts-title" }, `Top-${alternatives.length} predictions`),
+      at ? null : h("ol", { class: "tt-alts", "data-testid": "token-alternatives" }, alternatives));
     this.el.hidden = false;
     this.index = i;
     this.place(anchor);

@@ -76,6 +76,27 @@ export function focalWeight(logprob, gamma) {
   return (-Math.expm1(logprob)) ** gamma;
 }
 
+/**
+ * Focal loss's gradient relative to cross-entropy's, g(p, γ) = (1−p)^γ − γ·p·(1−p)^(γ−1)·log p
+ * (app/analytics/focal.py; the tokens endpoint serves it for the γ asked). The second term → 0 as p → 1.
+ */
+export function gradientMultiplier(logprob, gamma) {
+  if (gamma === 0) return 1;
+  const q = -Math.expm1(logprob);
+  const second = q > 0 ? gamma * Math.exp(logprob) * q ** (gamma - 1) * logprob : 0;
+  return q ** gamma - second;
+}
+
+// Upper ends of GLTR's rank buckets (0-based rank): < 10, < 100, < 1000, and beyond.
+const GLTR_EDGES = [10, 100, 1000];
+
+/** GLTR bucket 0–3 of a 0-based rank. */
+export function gltrBucket(rank) {
+  let bucket = 0;
+  while (bucket < GLTR_EDGES.length && rank >= GLTR_EDGES[bucket]) bucket += 1;
+  return bucket;
+}
+
 /** Value of `q` quantile (0..1) of an array of numbers (linear interpolation, like numpy's default). */
 export function quantile(values, q) {
   const finite = values.filter(Number.isFinite).sort((a, b) => a - b);

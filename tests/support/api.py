@@ -24,7 +24,8 @@ def api(settings, engine) -> Iterator[TestClient]:
 def own_settings(data_dir: Path, database_url: str | None = None, **fields) -> Settings:
     """Settings for a test that cannot take the `settings` fixture (module-scoped, or refused before
     any database access); keep what that fixture sets for every app in step with it."""
-    return Settings(_env_file=None, data_dir=data_dir, database_url=database_url, **fields)
+    return Settings(_env_file=None, data_dir=data_dir, database_url=database_url,
+                    **{"allowed_hosts": ["testserver"], **fields})
 
 
 def error_of(response, status: int, code: str) -> str:

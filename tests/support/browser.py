@@ -28,6 +28,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from app.assets import shakespeare_texts
+from tests.support.csp import watch_csp
 from app.training_specs import save_steps
 
 # A fresh SQLite database is migrated on start; on a loaded 2-core machine that takes seconds.
@@ -313,9 +314,9 @@ UI_TIMEOUT_MS = 15_000
 
 
 @contextmanager
-def serving(data_dir: Path, model_roots: list[Path]) -> Iterator[Server]:
+def serving(data_dir: Path, model_roots: list[Path], workers: int = 1) -> Iterator[Server]:
     """`focalscope serve` for the block; afterwards no process of its group may be left."""
-    server = Server(data_dir=data_dir, model_roots=model_roots).start()
+    server = Server(data_dir=data_dir, model_roots=model_roots, workers=workers).start()
     pid = server.process.pid
     try:
         yield server
@@ -335,11 +336,13 @@ def chromium() -> Iterator:
 
 @contextmanager
 def watched_page(browser, server: Server) -> Iterator:
-    """A fresh page on the server that fails the test on any uncaught script error or dialog."""
+    """A fresh page on the server that fails the test on any uncaught script error, dialog or violation
+    of the Content-Security-Policy."""
     context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
     context.set_default_timeout(UI_TIMEOUT_MS)
-    page = context.new_page()
     problems: list[str] = []
+    watch_csp(context, problems)
+    page = context.new_page()
     page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
     page.on("dialog", lambda dialog: (problems.append(f"dialog: {dialog.message}"), dialog.dismiss()))
     yield page

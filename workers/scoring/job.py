@@ -76,7 +76,7 @@ def run_score_shards(contexts: Iterable[JobContext], models: ModelCache) -> dict
     if tokens:
         elapsed = time.monotonic() - started
         log.info("run %d: %d shards, %d tokens in %.1fs (%.0f tokens/s, padding %.1f%%)", run_id, len(futures), tokens,
-                 elapsed, tokens / elapsed, 100 * scorer.counters.padding_fraction)
+                 elapsed, tokens / elapsed, 100 * scorer.counters.padding_fraction, extra={"run_id": run_id})
     return outcomes
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, Response, UploadFile, status
 
+from app.api.access import CallerDep
 from app.api.deps import CheckpointDep, PagingDep, QueryId, SessionDep, SettingsDep
 from app.api.openapi import errors
 from app.db.base import MAX_INTEGER
@@ -19,7 +20,8 @@ router = APIRouter(tags=["models"])
 
 @router.post("/checkpoints", response_model=CheckpointOut, status_code=status.HTTP_201_CREATED,
              responses={200: {"model": CheckpointOut, "description": "Registered already"}, **errors(403, 409)})
-def register_checkpoint(body: CheckpointCreate, session: SessionDep, settings: SettingsDep, response: Response):
+def register_checkpoint(body: CheckpointCreate, session: SessionDep, settings: SettingsDep, response: Response,
+                        caller: CallerDep):
     """Register a safetensors directory or GGUF file. The same weights at the same series and step
     return the existing checkpoint (200)."""
     path = Path(body.path)
@@ -30,7 +32,7 @@ def register_checkpoint(body: CheckpointCreate, session: SessionDep, settings: S
     session.commit()
     if not created:
         response.status_code = status.HTTP_200_OK
-    return checkpoints.checkpoint_out(checkpoint)
+    return checkpoints.checkpoint_out(checkpoint, show_path=caller.sees_server_paths)
 
 
 @router.post("/checkpoints/upload", response_model=CheckpointUploadOut, status_code=status.HTTP_201_CREATED,
@@ -39,6 +41,7 @@ def upload_checkpoint(
     session: SessionDep,
     settings: SettingsDep,
     response: Response,
+    caller: CallerDep,
     file: Annotated[UploadFile, File(description="a .gguf file, or a .zip / .tar / .tar.gz of a safetensors directory")],
     series: Annotated[str | None, Form(max_length=200)] = None,
     step: Annotated[int, Form(ge=0, le=MAX_INTEGER)] = 0,
@@ -54,20 +57,22 @@ def upload_checkpoint(
         session.commit()
     if not registered.created:
         response.status_code = status.HTTP_200_OK
-    return CheckpointUploadOut(**checkpoints.checkpoint_out(registered.checkpoint).model_dump(),
-                               upload_sha256=registered.sha256, upload_bytes=registered.size, reused=registered.reused)
+    shown = checkpoints.checkpoint_out(registered.checkpoint, show_path=caller.sees_server_paths)
+    return CheckpointUploadOut(**shown.model_dump(), upload_sha256=registered.sha256, upload_bytes=registered.size,
+                               reused=registered.reused)
 
 
 @router.get("/checkpoints", response_model=Page[CheckpointOut])
-def list_checkpoints(session: SessionDep, paging: PagingDep, series_id: QueryId = None):
+def list_checkpoints(session: SessionDep, paging: PagingDep, caller: CallerDep, series_id: QueryId = None):
     items, total = checkpoints.list_checkpoints(
         session=session, offset=paging.offset, limit=paging.limit, series_id=series_id
     )
     return Page(
-        items=[checkpoints.checkpoint_out(c) for c in items], total=total, offset=paging.offset, limit=paging.limit
+        items=[checkpoints.checkpoint_out(c, show_path=caller.sees_server_paths) for c in items], total=total,
+        offset=paging.offset, limit=paging.limit,
     )
 
 
 @router.get("/checkpoints/{checkpoint_id}", response_model=CheckpointOut)
-def get_checkpoint(checkpoint: CheckpointDep):
-    return checkpoints.checkpoint_out(checkpoint)
+def get_checkpoint(checkpoint: CheckpointDep, caller: CallerDep):
+    return checkpoints.checkpoint_out(checkpoint, show_path=caller.sees_server_paths)

@@ -1,4 +1,4 @@
-"""Corpora and their documents. Corpora are created from uploaded .txt / .jsonl files."""
+"""Corpora and their documents. Corpora are created from uploaded .txt, .jsonl, .jsonl.gz or .parquet files."""
 
 from __future__ import annotations
 
@@ -20,12 +20,16 @@ def create_corpus(
     session: SessionDep,
     settings: SettingsDep,
     name: Annotated[str, Form(min_length=1, max_length=200)],
-    files: Annotated[list[UploadFile], File(description=".txt (one document each) or .jsonl ({\"text\": ...} per line)")],
+    files: Annotated[list[UploadFile], File(
+        description=".txt (one document each), .jsonl / .jsonl.gz (one object per line) or .parquet (one row each)")],
     description: Annotated[str, Form(max_length=2000)] = "",
+    text_field: Annotated[str, Form(min_length=1, max_length=200,
+                                    description="The field (.jsonl) or column (.parquet) that holds the text.")] = "text",
 ):
     """Create a corpus from uploaded files (limit: FOCALSCOPE_MAX_UPLOAD_MB per request, counted as the
     bytes arrive: app/api/body_limits.py)."""
-    documents = corpora.read_uploads(((upload.filename or "", upload.file) for upload in files), settings=settings)
+    documents = corpora.read_uploads(((upload.filename or "", upload.file) for upload in files), settings=settings,
+                                     text_field=text_field)
     corpus = corpora.create_corpus(session=session, name=name, documents=documents, description=description)
     session.commit()
     return corpus

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
+from app.api.access import CallerDep
 from app.api.deps import PagingDep, QueryId, RunDep, RunDocumentDep, SessionDep, SettingsDep
 from app.schemas.common import Page
 from app.schemas.run import DocumentTokens, RunCreate, RunDocument, RunDocumentNeighbours, RunOut, RunSummaryOut
@@ -17,7 +18,7 @@ router = APIRouter(tags=["runs"])
 
 @router.post("/runs", response_model=RunOut, status_code=status.HTTP_201_CREATED,
              responses={200: {"model": RunOut, "description": "The same run exists"}})
-def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep, response: Response):
+def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep, response: Response, caller: CallerDep):
     """Score a checkpoint on a corpus. The same checkpoint, corpus and options return the existing
     run (200), with its failed shards queued again."""
     run, created = runs.create_run(
@@ -27,20 +28,22 @@ def create_run(body: RunCreate, session: SessionDep, settings: SettingsDep, resp
     session.commit()
     if not created:
         response.status_code = status.HTTP_200_OK
-    return runs.runs_out(session=session, runs=[run])[0]
+    return runs.runs_out(session=session, runs=[run], show_paths=caller.sees_server_paths)[0]
 
 
 @router.get("/runs", response_model=Page[RunOut])
-def list_runs(session: SessionDep, paging: PagingDep, corpus_id: QueryId = None, checkpoint_id: QueryId = None):
+def list_runs(session: SessionDep, paging: PagingDep, caller: CallerDep, corpus_id: QueryId = None,
+              checkpoint_id: QueryId = None):
     items, total = runs.list_runs(
         session=session, offset=paging.offset, limit=paging.limit, corpus_id=corpus_id, checkpoint_id=checkpoint_id
     )
-    return Page(items=runs.runs_out(session=session, runs=items), total=total, offset=paging.offset, limit=paging.limit)
+    return Page(items=runs.runs_out(session=session, runs=items, show_paths=caller.sees_server_paths), total=total,
+                offset=paging.offset, limit=paging.limit)
 
 
 @router.get("/runs/{run_id}", response_model=RunOut)
-def get_run(run: RunDep, session: SessionDep):
-    return runs.runs_out(session=session, runs=[run], with_summary=True)[0]
+def get_run(run: RunDep, session: SessionDep, caller: CallerDep):
+    return runs.runs_out(session=session, runs=[run], show_paths=caller.sees_server_paths, with_summary=True)[0]
 
 
 @router.get("/runs/{run_id}/summary", response_model=RunSummaryOut)
@@ -75,15 +78,15 @@ def document_tokens(
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut)
-def cancel_run(run: RunDep, session: SessionDep):
+def cancel_run(run: RunDep, session: SessionDep, caller: CallerDep):
     queue.cancel(session=session, run_id=run.id)
     session.commit()
-    return runs.runs_out(session=session, runs=[run])[0]
+    return runs.runs_out(session=session, runs=[run], show_paths=caller.sees_server_paths)[0]
 
 
 @router.post("/runs/{run_id}/retry", response_model=RunOut)
-def retry_run(run: RunDep, session: SessionDep):
+def retry_run(run: RunDep, session: SessionDep, caller: CallerDep):
     """Queue failed or cancelled shards of the run again, with fresh attempts."""
     queue.retry_failed(session=session, run_id=run.id)
     session.commit()
-    return runs.runs_out(session=session, runs=[run])[0]
+    return runs.runs_out(session=session, runs=[run], show_paths=caller.sees_server_paths)[0]

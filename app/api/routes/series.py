@@ -7,6 +7,7 @@ from pathlib import Path
 
 from fastapi import APIRouter, status
 
+from app.api.access import CallerDep
 from app.api.deps import CorpusDep, PagingDep, SeriesDep, SessionDep, SettingsDep
 from app.api.openapi import errors
 from app.schemas.checkpoint import SeriesOut, SeriesRegister, SeriesRegistration
@@ -25,7 +26,7 @@ def list_series(session: SessionDep, paging: PagingDep):
 
 @router.post("/series/register", response_model=SeriesRegistration, status_code=status.HTTP_201_CREATED,
              responses=errors(403, 409))
-def register_series(body: SeriesRegister, session: SessionDep, settings: SettingsDep):
+def register_series(body: SeriesRegister, session: SessionDep, settings: SettingsDep, caller: CallerDep):
     """Register every checkpoint in a training output folder (checkpoint-N, step-N, global_stepN, iter-N ...
     subfolders; the step from trainer_state.json where present), or one checkpoint, into a series.
     Entries that are not checkpoints or are refused are listed as skipped; 422 when none registers."""
@@ -34,8 +35,8 @@ def register_series(body: SeriesRegister, session: SessionDep, settings: Setting
     session.commit()
     return SeriesRegistration(
         series_id=result.series.id, series=result.series.name,
-        registered=[checkpoints.checkpoint_out(c) for c in result.registered],
-        existing=[checkpoints.checkpoint_out(c) for c in result.existing],
+        registered=[checkpoints.checkpoint_out(c, show_path=caller.sees_server_paths) for c in result.registered],
+        existing=[checkpoints.checkpoint_out(c, show_path=caller.sees_server_paths) for c in result.existing],
         skipped=[{"path": str(path), "reason": reason} for path, reason in result.skipped],
     )
 

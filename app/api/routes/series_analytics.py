@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import ValidationError
 
 from app.analytics.cartography import DEFAULT_CONFIDENCE_THRESHOLD, DEFAULT_VARIABILITY_THRESHOLD
 from app.analytics.learned_at import DEFAULT_EASY_P
 from app.analytics.scatter_sample import DEFAULT_SCATTER_LIMIT
 from app.analytics.transitions import DEFAULT_LOSS_THRESHOLD
-from app.api.deps import MAX_PAGE, CorpusDep, PagingDep, PathId, SeriesDep, SessionDep
+from app.api.deps import MAX_PAGE, CacheDep, CorpusDep, PagingDep, PathId, SeriesDep, SessionDep
 from app.api.openapi import errors
 from app.db.base import MAX_INTEGER
 from app.schemas.run import RunOptions
@@ -20,7 +20,6 @@ from app.schemas.series import (Cell, Region, SeriesCartography, SeriesCheckpoin
                                 SeriesTrajectory, SeriesTransitions, TokenTrajectory, TransitionOccurrences)
 from app.services import series_cartography, series_runs, series_scores
 from app.services.errors import InvalidInput
-from app.services.series_cache import ResultCache
 from app.services.series_runs import AlignedRuns
 
 router = APIRouter(tags=["series"])
@@ -50,14 +49,9 @@ def aligned_runs(session: SessionDep, series: SeriesDep, corpus: CorpusDep, opti
     return series_runs.aligned_runs(session=session, series=series, corpus=corpus, options=options)
 
 
-def result_cache(request: Request) -> ResultCache:
-    return request.app.state.series_results
-
-
 AlignedDep = Annotated[AlignedRuns, Depends(aligned_runs)]
 # What a route on AlignedDep answers when the runs cannot be compared (not all done, other options).
 ALIGNED = errors(409)
-CacheDep = Annotated[ResultCache, Depends(result_cache)]
 StepQuery = Annotated[int | None, Query(ge=0, le=MAX_INTEGER, description="A checkpoint step of the series.")]
 
 

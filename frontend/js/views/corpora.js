@@ -1,5 +1,6 @@
 // #/corpora — corpora with their documents, and an upload form (.txt: one document per file;
-// .jsonl: one {"text": ...} per line).
+// .jsonl / .jsonl.gz: one {"text": ...} per line; .parquet: one row per document; the text field
+// is selectable).
 
 import { api } from "../api.js";
 import { card, errorBox, field, formStatus, loading, pager, table, timeAgo } from "../components.js";
@@ -55,7 +56,7 @@ export async function mount(ctx) {
 
   replace(ctx.root,
     h("div", { class: "page-head" }, h("div", {}, h("h1", {}, "Corpora"),
-      h("p", { class: "lede" }, "Text to score. A .txt file is one document; a .jsonl file holds one {\"text\": …} object per line (optional \"title\" and \"meta\")."))),
+      h("p", { class: "lede" }, "Text to score. A .txt file is one document; a .jsonl or .jsonl.gz file holds one {\"text\": …} object per line (optional \"title\" and \"meta\"); a .parquet file one document per row. The text field can be another one."))),
     uploadForm(() => refresh().catch(showError)),
     card("All corpora", h("p", { class: "muted small" }, "Choose a corpus to list its documents."), listEl),
     docsEl);
@@ -65,17 +66,22 @@ export async function mount(ctx) {
 function uploadForm(onCreated) {
   const name = h("input", { type: "text", name: "name", required: true, maxlength: 200, placeholder: "e.g. macbeth-act1" });
   const description = h("input", { type: "text", name: "description", maxlength: 2000, placeholder: "optional" });
-  const files = h("input", { type: "file", name: "files", multiple: true, accept: ".txt,.jsonl", required: true });
+  const files = h("input", { type: "file", name: "files", multiple: true, accept: ".txt,.jsonl,.gz,.parquet", required: true });
+  const textField = h("input", { type: "text", name: "text_field", required: true, maxlength: 200 });
+  textField.defaultValue = "text"; // what form.reset() restores after an upload
   const status = formStatus();
   const submit = h("button", { type: "submit", class: "btn btn-primary" }, "Upload");
   const form = h("form", { class: "form-grid", "aria-label": "Upload a corpus" },
-    field("Name", name), field("Description", description), field("Files", files, { hint: ".txt or .jsonl, UTF-8" }),
+    field("Name", name), field("Description", description),
+    field("Files", files, { hint: ".txt, .jsonl, .jsonl.gz or .parquet; UTF-8" }),
+    field("Text field", textField, { hint: "the .jsonl field or .parquet column holding the text" }),
     h("div", { class: "form-actions" }, submit));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const body = new FormData();
     body.append("name", name.value.trim());
     body.append("description", description.value);
+    body.append("text_field", textField.value.trim() || "text");
     for (const file of files.files) body.append("files", file, file.name);
     submit.disabled = true;
     status.busy("Uploading…");

@@ -83,12 +83,16 @@ async function acrossCheckpoints(ctx, { run, data, docId, colours, tokens, serie
     return;
   }
   const steps = tokenSteps(ctx, series.at, docId);
-  const scrubber = checkpointScrubber(ctx, { run, runData: data, trajectory, colours, onStep: steps.mark });
+  const onStep = (step, source, own) => {
+    steps.mark(step);
+    tokens.showStep(own ? null : { step, source });
+  };
+  const scrubber = checkpointScrubber(ctx, { run, runData: data, trajectory, colours, onStep });
   tokens.onPick(steps.show);
   const href = `#/series/${series.at.seriesId}/corpora/${series.at.corpusId}?options=${encodeURIComponent(series.at.options)}`;
   replace(seriesSlot, scrubber.el);
   replace(seriesSide, card("Token across checkpoints", steps.el,
-    h("p", { class: "muted small" }, "Colours follow the scrubber; the tooltip shows this run. ",
+    h("p", { class: "muted small" }, "Colours and the tooltip follow the scrubber. ",
       h("a", { href }, "All tokens across checkpoints →"))));
   scrubber.start();
 }

@@ -73,13 +73,16 @@ const hasEvalCorpus = (exp) => exp.eval_corpus_id !== null && exp.eval_corpus_id
 async function aboutExperiment(exp, signal) {
   const soft = (p) => p.catch((error) => (error.name === "AbortError" ? Promise.reject(error) : null));
   const config = exp.config || {};
-  const [trainCorpus, evalCorpus, presets, plan] = await Promise.all([
+  const [trainCorpus, evalCorpus, presets, plan, evalRuns] = await Promise.all([
     soft(api.corpus(exp.train_corpus_id, signal)),
     exp.eval_corpus_id ? soft(api.corpus(exp.eval_corpus_id, signal)) : null,
     soft(api.trainingPresets(signal)),
     soft(api.saveSteps(config.steps, config.save_every, signal)),
+    exp.eval_corpus_id ? soft(api.runs({ corpus_id: exp.eval_corpus_id, limit: 100 }, signal)) : null,
   ]);
-  return { trainCorpus, evalCorpus, presets, expected: plan ? plan.save_steps.length : null };
+  // Other models' finished runs on the eval corpus (SmolLM2 in the demo), to compare each loss against.
+  const otherRuns = evalRuns ? evalRuns.items.filter((r) => r.progress.status === "done") : [];
+  return { trainCorpus, evalCorpus, presets, expected: plan ? plan.save_steps.length : null, otherRuns };
 }
 
 /** The comparison in display order, with colours, expected checkpoint counts and the live flag. */
@@ -110,7 +113,8 @@ function renderParts(ctx, parts, view, about, checkpointOffset, onPage) {
   replace(parts.progress, trainingCard(view));
   replace(parts.legend, h("span", { class: "legend-label" }, "Colours"),
     view.series.map((s) => lossKey(s.label, s.color, { testid: "legend-item" })));
-  replace(parts.final, finalCard(view));
+  const ours = new Set(view.series.map((s) => s.series_id));
+  replace(parts.final, finalCard(view, about.otherRuns.filter((r) => !ours.has(r.checkpoint.series_id))));
   replace(parts.checkpoints, checkpointsCard(view, checkpointOffset, onPage));
   for (const f of parts.figures) {
     f.draw(f.fig.plot, view).catch((error) => { if (ctx.alive) f.fig.el.append(errorBox(error, { title: "A chart failed" })); });

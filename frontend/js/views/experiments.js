@@ -65,8 +65,9 @@ function experimentsTable(experiments, corpusName) {
     columns: [
       { label: "Experiment", cell: (e) => h("a", { href: `#/experiments/${e.id}`, class: "run-link" }, e.name) },
       {
-        label: "Losses", cell: (e) => h("div", { class: "loss-keys" },
-          (e.config.losses || []).map((loss, i) => lossKey(loss, charts.seriesColor(i)))),
+        label: "Losses", title: "each loss's series: its checkpoints, and how its tokens move across them",
+        cell: (e) => h("div", { class: "loss-keys" },
+          (e.config.losses || []).map((loss, i) => seriesLink(e, i, lossKey(loss, charts.seriesColor(i))))),
       },
       {
         label: "Model", cell: (e) => h("div", {},
@@ -90,6 +91,14 @@ function experimentsTable(experiments, corpusName) {
       { label: "Created", cell: (e) => timeAgo(parseTime(e.created_at), fmtAgo(e.created_at)) },
     ],
   });
+}
+
+/** The loss's key, linked to its series on the eval corpus (the views across checkpoints) or, without one, to the series. */
+function seriesLink(experiment, i, key) {
+  const id = experiment.series_ids[i];
+  if (id === undefined) return key;
+  const href = experiment.eval_corpus_id ? `#/series/${id}/corpora/${experiment.eval_corpus_id}` : `#/series/${id}`;
+  return h("a", { href, class: "series-link", "data-testid": "experiment-series-link" }, key);
 }
 
 /** One word for an experiment row, from the server's status summary. */

@@ -79,6 +79,10 @@ function header(run, live, refresh, showError) {
   };
   const actions = [];
   if (live) actions.push(h("button", { type: "button", class: "btn", on: { click: act(() => api.cancelRun(run.id)) } }, "Cancel run"));
+  if (p.status === "done") {
+    actions.push(h("a", { class: "btn", href: `#/runs/${run.id}/types`, "data-testid": "types-link" }, "Token types"),
+      h("a", { class: "btn", href: `#/compare?a=${run.id}`, title: "compare with another run on this corpus" }, "Compare…"));
+  }
   if (p.status === "failed" || p.status === "cancelled" || p.shards_failed > 0) actions.push(h("button", { type: "button", class: "btn", on: { click: act(() => api.retryRun(run.id)) } }, "Retry failed shards"));
   return [
     h("div", {},

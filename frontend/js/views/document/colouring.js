@@ -1,6 +1,7 @@
-// What the tokens are coloured by and how: the metric (loss, p, entropy, focal weight, focal loss),
+// What the tokens are coloured by and how: the metric (loss, p, each definition of a hard token, GLTR's
+// rank buckets, focal weight, focal loss, the focal gradient multiplier g(p, γ)),
 // focal γ, the scale's top, the hard / easy thresholds and which tokens to emphasise. The settings
-// start from the address (?color=&gamma=&max=) and are written back to it, so a view can be shared.
+// start from the address (?color=&gamma=&max=&hard=&easy=&emphasis=) and are written back to it, so a view can be shared.
 //
 // The numbers coloured are a *source*: the run's own tokens, or one checkpoint's arrays when the
 // scrubber moves (`show(source)`). A source has n_tokens and per-token loss, p, logprob, entropy, rank.
@@ -8,9 +9,10 @@
 import { field, select } from "../../components.js";
 import { h, replace } from "../../dom.js";
 import { fmtInt, fmtPct } from "../../format.js";
-import { focalWeight, quantile } from "../../tokens.js";
+import { GLTR_LABELS, gltrRgb } from "../../colors.js";
+import { focalWeight, gltrBucket, gradientMultiplier, quantile } from "../../tokens.js";
 import { renderLegend } from "./legend.js";
-import { TokenPainter } from "./painter.js";
+import { TokenPainter, palette } from "./painter.js";
 import { afterPaint } from "./paint_timing.js";
 import { documentStats } from "./stats.js";
 
@@ -19,14 +21,25 @@ const MAX_GAMMA = 10;
 // Loss thresholds for "hard" and "easy" (nats): 5 nats is p < 0.7%, 0.5 nats is p > 61%.
 const DEFAULT_HARD = 5;
 const DEFAULT_EASY = 0.5;
+const EMPHASES = ["none", "hard", "easy"];
 
-// Each colouring: its value per token, its range, and whether high values are easy (p).
+const GLTR_PALETTE = palette(gltrRgb);
+
+// Each colouring: its value per token, its range, and whether high values are easy (p). The
+// definitions of a hard token are the API's (app/analytics/hardness.py, docs/formulas.md); margin
+// needs the top-1, which a checkpoint of the scrubber does not carry (its tokens show 0 there).
 const METRICS = {
   loss: { label: "loss", unit: "nats", maxKey: "loss", value: (d, i) => d.loss[i] },
   p: { label: "p (true token)", unit: "", range: [0, 1], invert: true, value: (d, i) => d.p[i] },
+  one_minus_p: { label: "1 − p", unit: "", range: [0, 1], value: (d, i) => -Math.expm1(d.logprob[i]) },
+  rank: { label: "rank, log₁₀(rank + 1)", unit: "", range: [0, 4], value: (d, i) => Math.log10(d.rank[i] + 1) },
+  gltr: { label: "GLTR rank bucket", unit: "", range: [0, 3], categories: GLTR_LABELS, colours: GLTR_PALETTE, value: (d, i) => gltrBucket(d.rank[i]) },
   entropy: { label: "entropy", unit: "nats", maxKey: "entropy", value: (d, i) => d.entropy[i] },
+  surprise: { label: "surprise, loss − entropy", unit: "nats", maxKey: "loss", value: (d, i) => d.loss[i] - d.entropy[i] },
+  margin: { label: "margin, p(top-1) − p", unit: "", range: [0, 1], value: (d, i) => (d.top_logprobs ? Math.max(0, Math.exp(d.top_logprobs[i][0]) - d.p[i]) : 0) },
   focal_weight: { label: "focal weight (1−p)^γ", unit: "", range: [0, 1], value: (d, i, g) => focalWeight(d.logprob[i], g) },
   focal_loss: { label: "focal loss (1−p)^γ·loss", unit: "nats", maxKey: "loss", value: (d, i, g) => focalWeight(d.logprob[i], g) * d.loss[i] },
+  gradient_multiplier: { label: "g(p, γ): focal ÷ CE gradient", unit: "", range: [0, 1.5], value: (d, i, g) => gradientMultiplier(d.logprob[i], g) },
 };
 
 const niceMax = (x) => (Number.isFinite(x) && x > 0 ? Math.max(1, Math.ceil(x)) : 1);
@@ -44,9 +57,9 @@ export function initialSettings(query, data) {
       loss: numberParam(query, "max", niceMax(quantile(data.loss, 0.99)), 0.1, 1000),
       entropy: niceMax(quantile(data.entropy, 0.99)),
     },
-    hard: DEFAULT_HARD,
-    easy: DEFAULT_EASY,
-    emphasis: "none",
+    hard: numberParam(query, "hard", DEFAULT_HARD, 0, 1000),
+    easy: numberParam(query, "easy", DEFAULT_EASY, 0, 1000),
+    emphasis: EMPHASES.includes(query.get("emphasis")) ? query.get("emphasis") : "none",
   };
 }
 
@@ -69,7 +82,7 @@ export function colouring(ctx, data, text, settings, onChange) {
     const scale = painter.paint({
       min, max, invert: Boolean(metric.invert), n: source.n_tokens,
       value: (i) => metric.value(source, i, settings.gamma),
-      dim: emphasisOf(source, settings),
+      dim: emphasisOf(source, settings), colours: metric.colours,
     });
     renderLegend(legendEl, metric, scale);
     controls.maxField.hidden = !metric.maxKey;
@@ -77,7 +90,8 @@ export function colouring(ctx, data, text, settings, onChange) {
     countsEl.textContent = difficultyCounts(source, settings);
     replace(statsEl, documentStats(source, settings.gamma));
     onChange();
-    ctx.updateQuery({ color: settings.metric, gamma: settings.gamma, max: settings.max.loss });
+    ctx.updateQuery({ color: settings.metric, gamma: settings.gamma, max: settings.max.loss, hard: settings.hard,
+      easy: settings.easy, emphasis: settings.emphasis === "none" ? null : settings.emphasis });
   };
   const controls = colourControls(settings, recolor);
   const show = (next) => {
@@ -115,7 +129,7 @@ function colourControls(settings, recolor) {
   const maxField = field("Scale max", maxInput, { hint: "values above share the darkest colour" });
   const hardInput = h("input", { type: "number", min: 0, step: 0.5, value: settings.hard, name: "hard" });
   const easyInput = h("input", { type: "number", min: 0, step: 0.1, value: settings.easy, name: "easy" });
-  const emphasisSel = select([{ value: "none", label: "all tokens" }, { value: "hard", label: "hard tokens" }, { value: "easy", label: "easy tokens" }], { name: "emphasis" });
+  const emphasisSel = select([{ value: "none", label: "all tokens" }, { value: "hard", label: "hard tokens" }, { value: "easy", label: "easy tokens" }], { name: "emphasis", value: settings.emphasis });
   const finite = (input, set) => () => { const v = Number(input.value); if (Number.isFinite(v)) { set(v); recolor(); } };
 
   metricSel.addEventListener("change", () => { settings.metric = metricSel.value; recolor(); });

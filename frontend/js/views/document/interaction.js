@@ -8,12 +8,14 @@ const tokenOf = (target) => (target instanceof Element ? target.closest(".tok") 
 /**
  * Wire `text` (from documentText) to `tooltip`; `gamma()` is the current focal γ. Returns
  * {focusToken(index), refresh() (redraw the shown token's numbers, e.g. after γ moved),
- * onPick(fn) (fn(index) when a token is clicked or Enter is pressed on it)}.
+ * onPick(fn) (fn(index) when a token is clicked or Enter is pressed on it), showStep(at) (the
+ * tooltip's numbers from another checkpoint, {step, source}; null: this run's)}.
  */
 export function tokenInteraction(ctx, text, data, tooltip, gamma) {
+  let at = null;
   const showToken = (span) => {
     const i = Number(span.dataset.index);
-    tooltip.show(span, data, i, { gamma: gamma(), continuation: text.continuation[i], spanText: text.spanText(i) });
+    tooltip.show(span, data, i, { gamma: gamma(), continuation: text.continuation[i], spanText: text.spanText(i), at });
   };
   const focusToken = (i) => {
     const span = text.spans[Math.max(0, Math.min(data.n_tokens - 1, i))];
@@ -24,13 +26,15 @@ export function tokenInteraction(ctx, text, data, tooltip, gamma) {
   hoverAndFocus(text.el, tooltip, showToken);
   arrowKeys(text.el, tooltip, data.n_tokens, focusToken, pick);
   text.el.addEventListener("click", (e) => { const span = tokenOf(e.target); if (span) pick(span); });
+  const refresh = () => { if (tooltip.index !== null) showToken(text.spans[tooltip.index]); };
   const onScroll = () => { if (tooltip.index !== null) tooltip.place(text.spans[tooltip.index]); };
   window.addEventListener("scroll", onScroll, { passive: true });
   ctx.onDispose(() => window.removeEventListener("scroll", onScroll));
   return {
     focusToken,
-    refresh: () => { if (tooltip.index !== null) showToken(text.spans[tooltip.index]); },
+    refresh,
     onPick: (fn) => picked.push(fn),
+    showStep: (next) => { at = next; refresh(); },
   };
 }
 

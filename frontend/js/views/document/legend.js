@@ -5,6 +5,12 @@ import { fmtNum } from "../../format.js";
 
 /** Fill `el` with the legend of `metric` (an entry of METRICS) on `scale` (colors.js makeScale). */
 export function renderLegend(el, metric, scale) {
+  if (metric.categories) {
+    replace(el, h("div", { class: "legend-title" }, metric.label),
+      h("ul", { class: "legend-swatches", "data-testid": "legend-categories" }, metric.categories.map((label, k) => h("li", {},
+        h("span", { class: "swatch", style: { background: metric.colours.background[k] }, "aria-hidden": "true" }), label))));
+    return;
+  }
   const ticks = scale.ticks(4);
   const unit = metric.unit ? ` (${metric.unit})` : "";
   const clamped = metric.maxKey ? ` — clamped at ${fmtNum(scale.max, 1)}` : "";

@@ -12,9 +12,14 @@ import { difficultyRgb, makeScale, rgbCss, textOn } from "../../colors.js";
 // 256 levels: finer than the eye tells apart on an 11-stop colormap, and coarse enough that a small
 // change of a token's number leaves its colour (and its element) alone.
 const LEVELS = 256;
-const RGB = Array.from({ length: LEVELS }, (_, level) => difficultyRgb(level / (LEVELS - 1)));
-const BACKGROUND = RGB.map(rgbCss);
-const TEXT = RGB.map(textOn);
+
+/** Background and text colour of each level of a palette, from [r, g, b] colours (level 0 first). */
+export function palette(rgbs) {
+  return { background: rgbs.map(rgbCss), text: rgbs.map(textOn) };
+}
+
+// The default: the difficulty colormap, pale (easy) to dark (hard).
+const DIFFICULTY = palette(Array.from({ length: LEVELS }, (_, level) => difficultyRgb(level / (LEVELS - 1))));
 // A document this short is painted in one go (a few milliseconds of restyling).
 const EAGER_TOKENS = 2000;
 // Tokens restyled per frame after the visible ones, and tokens around the viewport painted with it.
@@ -33,15 +38,21 @@ export class TokenPainter {
     this.pending = []; // [from, to) ranges still to write
     this.frame = null;
     this.timer = null;
+    this.colours = DIFFICULTY;
   }
 
   /**
    * Colour tokens 0 … n−1 by `value(i)` on the scale min…max (`invert`: high values are easy), and
-   * dim those for which `dim(i)` holds (null: none). Returns the scale, for the legend.
+   * dim those for which `dim(i)` holds (null: none). `colours` (palette()) replaces the difficulty
+   * colormap: value t ∈ [0, 1] shows its level round(t·(levels − 1)). Returns the scale, for the legend.
    */
-  paint({ min, max, invert, n, value, dim }) {
+  paint({ min, max, invert, n, value, dim, colours = DIFFICULTY }) {
     const scale = makeScale({ min, max, invert });
-    const top = LEVELS - 1;
+    const top = colours.background.length - 1;
+    if (colours !== this.colours) {
+      this.colours = colours;
+      this.level.fill(-1); // every token's level means another colour now
+    }
     for (let i = 0; i < n; i += 1) {
       this.target[i] = Math.round(scale.t(value(i)) * top);
       this.targetDim[i] = dim !== null && dim(i) ? 1 : 0;
@@ -65,14 +76,15 @@ export class TokenPainter {
   }
 
   write(from, to) {
+    const { background, text } = this.colours;
     for (let i = from; i < to; i += 1) {
       const span = this.spans[i];
       if (!span) continue;
       const level = this.target[i];
       const was = this.level[i];
       if (level !== was) {
-        span.style.backgroundColor = BACKGROUND[level];
-        if (was < 0 || TEXT[level] !== TEXT[was]) span.style.color = TEXT[level];
+        span.style.backgroundColor = background[level];
+        if (was < 0 || text[level] !== text[was]) span.style.color = text[level];
         this.level[i] = level;
       }
       const dimmed = this.targetDim[i];

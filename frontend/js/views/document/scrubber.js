@@ -39,7 +39,8 @@ function stepSource(trajectory, s) {
 /**
  * The scrubber over `trajectory` (api.documentTrajectory) for the document view: {el}. `runData` is
  * the run's own tokens (its step is shown from them, unrounded); `colours.show(source)` recolours;
- * `onStep(step)` follows the shown step (the token chart marks it).
+ * `onStep(step, source, own)` follows the shown step (the token chart marks it, the tooltip shows
+ * its numbers; `own`: the run's own step).
  */
 export function checkpointScrubber(ctx, { run, runData, trajectory, colours, onStep }) {
   const steps = trajectory.steps;
@@ -63,7 +64,7 @@ export function checkpointScrubber(ctx, { run, runData, trajectory, colours, onS
     colours.show(sourceAt(index));
     afterPaint("scrubber-step", start);
     ctx.updateQuery({ step: index === runIndex ? null : step });
-    onStep(step);
+    onStep(step, sourceAt(index), index === runIndex);
   };
   range.addEventListener("input", (event) => { stopPlaying(); showStep(Number(range.value), event.timeStamp); });
 

@@ -28,7 +28,8 @@ function best(values, better, fmt) {
   return values.some((v, i) => i !== at && Number.isFinite(v) && fmt(v) === shown) ? null : at;
 }
 
-export function finalCard(view) {
+/** `otherRuns`: other models' done runs on the eval corpus, each linked into Compare against every loss. */
+export function finalCard(view, otherRuns = []) {
   if (!view.hasEval) {
     return card("Final checkpoints", notice("This experiment has no eval corpus, so its checkpoints are not scored: compare the training curves below, or score a checkpoint on a corpus from the Runs page.", "info"));
   }
@@ -41,7 +42,19 @@ export function finalCard(view) {
       label: "Final checkpoint per loss", testid: "final-table", rows, columns: finalColumns(rows),
       rowProps: (s) => ({ "data-testid": "final-row", dataset: { loss: s.label } }),
     })),
-    h("p", { class: "muted small" }, "The last scored checkpoint of each loss, on the eval corpus. Bold: the best value of the column."));
+    h("p", { class: "muted small" }, "The last scored checkpoint of each loss, on the eval corpus. Bold: the best value of the column."),
+    otherModels(rows, otherRuns));
+}
+
+/** "SmolLM2@0 vs ce" links: another model (A) against each loss's final checkpoint (B), token by token. */
+function otherModels(rows, otherRuns) {
+  const finals = rows.filter((s) => s.final && s.final.run_id);
+  if (!otherRuns.length || !finals.length) return null;
+  return h("p", { class: "compare-links", "data-testid": "compare-other-models" }, "Compare token by token: ",
+    otherRuns.flatMap((run) => finals.map((s) => h("a", {
+      href: `#/compare?a=${run.id}&b=${s.final.run_id}`, class: "chip-link", "data-testid": "compare-link",
+      title: "different tokenizers line up on character-span segments",
+    }, `${run.checkpoint.series_name}@${run.checkpoint.step} vs ${s.label}`))));
 }
 
 /** Loss, step, held-out loss, Δ vs ce (when a ce series has a final checkpoint), the other metrics, run. */
@@ -70,7 +83,18 @@ function finalColumns(rows) {
     baseline ? deltaColumn(baseline) : null,
     ...FINAL_COLUMNS.slice(1).map(metric),
     { label: "Run", title: "the final checkpoint's scoring run", cell: (s) => (s.final && s.final.run_id ? h("a", { href: `#/runs/${s.final.run_id}` }, `run #${s.final.run_id}`) : "—") },
+    { label: "Compare", title: "token by token against another loss's final checkpoint (this one is A)", cell: (s) => compareLinks(s, rows) },
   ].filter(Boolean);
+}
+
+/** Links into the Compare view: this loss's final run as A against each other loss's as B. */
+function compareLinks(s, rows) {
+  if (!s.final || !s.final.run_id) return "—";
+  const others = rows.filter((o) => o !== s && o.final && o.final.run_id);
+  return h("span", { class: "compare-links" }, others.map((o) => h("a", {
+    href: `#/compare?a=${s.final.run_id}&b=${o.final.run_id}`, class: "chip-link", "data-testid": "compare-link",
+    title: `${s.label} (A) against ${o.label} (B), token by token, at their last scored checkpoints`,
+  }, `vs ${o.label}`)));
 }
 
 /** Held-out loss minus the ce model's: green below, red above, "±0.000" when they round the same. */

@@ -1,6 +1,6 @@
 // The cartography scatter's hover: a DOM box (token text goes in through textContent, never into
-// Plotly) with the point's token, where it is, its numbers and, once loaded, its context: the tokens
-// around it, from the document's trajectory (fetched once per document, after the pointer rests).
+// Plotly) with the point's token, where it is, its numbers and, once loaded, its context: the text
+// around it, from the occurrence's own small record (fetched once per point, after the pointer rests).
 
 import { api } from "../../api.js";
 import { h, replace } from "../../dom.js";
@@ -8,24 +8,22 @@ import { fmtInt, fmtNum, fmtPct } from "../../format.js";
 import { visibleText } from "../../tokens.js";
 
 const GAP_PX = 14;
-// The pointer rests this long on a point before its document's tokens are fetched for the context.
+// The pointer rests this long on a point before its context is fetched.
 const CONTEXT_DELAY_MS = 250;
-// Tokens of context on each side.
-const CONTEXT_TOKENS = 12;
 
 /** {el, show(points, index, mouseEvent), hide()}. */
 export function pointHover(ctx, at) {
   const el = h("div", { class: "cartography-hover", role: "tooltip", "data-testid": "cartography-hover", hidden: true });
-  const documents = new Map(); // document id → promise of its token texts
+  const occurrences = new Map(); // "doc:position" → promise of its token record (with the context)
   let timer = null;
   let shownKey = null;
-  const tokenTexts = (docId) => {
-    if (!documents.has(docId)) {
-      const texts = api.documentTrajectory(at, docId, ctx.signal).then((t) => t.text);
-      texts.catch(() => documents.delete(docId)); // a failed load is tried again on the next hover
-      documents.set(docId, texts);
+  const occurrence = (docId, position, key) => {
+    if (!occurrences.has(key)) {
+      const found = api.tokenTrajectory(at, docId, position, ctx.signal);
+      found.catch(() => occurrences.delete(key)); // a failed load is tried again on the next hover
+      occurrences.set(key, found);
     }
-    return documents.get(docId);
+    return occurrences.get(key);
   };
   const hide = () => {
     clearTimeout(timer);
@@ -50,12 +48,9 @@ export function pointHover(ctx, at) {
     shownKey = key;
     clearTimeout(timer);
     timer = setTimeout(() => {
-      tokenTexts(docId).then((texts) => {
+      occurrence(docId, position, key).then((found) => {
         if (shownKey !== key || !ctx.alive) return;
-        replace(context,
-          texts.slice(Math.max(0, position - CONTEXT_TOKENS), position).join(""),
-          h("mark", {}, texts[position]),
-          texts.slice(position + 1, position + 1 + CONTEXT_TOKENS).join(""));
+        replace(context, `…${found.context_before}`, h("mark", {}, found.text), `${found.context_after}…`);
       }).catch((error) => {
         if (shownKey === key && ctx.alive && error.name !== "AbortError") context.textContent = `(no context: ${error.message})`;
       });

@@ -1,0 +1,82 @@
+"""How much the definitions of a "hard" token agree over a run: one streamed pass over its scores (and
+another run's, for excess loss or loss drop), then Spearman's ρ and hardest-set overlaps
+(app/analytics/hardness.py). The result is kept in the ResultCache."""
+
+from __future__ import annotations
+
+import numpy as np
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from app.analytics.hardness import DEFINITIONS, definitions, hardest_overlap, spearman
+from app.models.run import Run, TokenScores
+from app.services.compare_runs import RunPair, run_pair
+from app.services.errors import InvalidInput
+from app.services.series_cache import ResultCache, cached
+from app.services.series_stream import document_batches, read_scores
+
+RUN_COLUMNS = ("token_id", "logprob", "entropy", "rank", "top_logprobs")
+
+
+def pair_definition(pair: RunPair) -> str | None:
+    """'loss_drop' for two checkpoints of one series, 'excess_loss' for any other second run, None alone."""
+    if pair.a.id == pair.b.id:
+        return None
+    same_series = pair.a.checkpoint.series_id == pair.b.checkpoint.series_id
+    return "loss_drop" if same_series and pair.a.checkpoint.step != pair.b.checkpoint.step else "excess_loss"
+
+
+def run_definitions(*, session: Session, run: Run, other: Run | None = None) -> tuple[list[str], np.ndarray]:
+    """(names, values[definitions, tokens]) over the run's documents in id order: the single-run
+    definitions and, with `other`, the pair one."""
+    pair = run_pair(session=session, a=run.id, b=(other or run).id)
+    extra = pair_definition(pair)
+    names = [*DEFINITIONS, *([extra] if extra else [])]
+    n = session.scalar(select(func.coalesce(func.sum(TokenScores.n_tokens), 0)).where(TokenScores.run_id == run.id))
+    values = np.empty((len(names), int(n)), dtype=np.float64)
+    at = 0
+    for first, last in document_batches(session, pair.run_ids):
+        rows = read_scores(session=session, run_ids=pair.run_ids, columns=RUN_COLUMNS,
+                           where=TokenScores.document_id.between(first, last))
+        for document_id in sorted(rows):
+            row = rows[document_id].get(run.id)
+            if row is None:
+                raise InvalidInput(f"document {document_id} has no scores from run {run.id}, although the run is done")
+            size = row["token_id"].size
+            top1 = row["top_logprobs"].reshape(size, -1)[:, 0] if size else np.zeros(0)
+            found = definitions(row["logprob"], row["entropy"], row["rank"], top1)
+            values[: len(DEFINITIONS), at:at + size] = [found[name] for name in DEFINITIONS]
+            if extra:
+                values[-1, at:at + size] = _loss_difference(pair, extra, document_id, rows[document_id])
+            at += size
+    return names, values[:, :at]
+
+
+def _loss_difference(pair: RunPair, name: str, document_id: int, rows: dict) -> np.ndarray:
+    run, other = rows[pair.a.id], rows.get(pair.b.id)
+    if other is None or not np.array_equal(run["token_id"], other["token_id"]):
+        raise InvalidInput(f"{name.replace('_', ' ')} compares runs token by token, but runs {pair.a.id} and "
+                           f"{pair.b.id} tokenized document {document_id} differently (or one did not score it)",
+                           detail={"document_id": document_id})
+    difference = other["logprob"].astype(np.float64) - run["logprob"].astype(np.float64)  # loss(run) − loss(other)
+    later_first = name == "loss_drop" and pair.a.checkpoint.step > pair.b.checkpoint.step
+    return -difference if later_first else difference
+
+
+def agreement(*, session: Session, run: Run, other: Run | None, fraction: float,
+              cache: ResultCache | None = None) -> dict:
+    """Per definition its mean; between every two, Spearman's ρ and the overlap of the hardest `fraction`."""
+    if not 0 < fraction <= 1:
+        raise InvalidInput(f"fraction must be in (0, 1], got {fraction}")
+    key = ("hardness", run.id, run.created_at.isoformat(), other.id if other else None,
+           other.created_at.isoformat() if other else None, float(fraction))
+
+    def compute() -> dict:
+        names, values = run_definitions(session=session, run=run, other=other)
+        return {"definitions": names, "n_tokens": int(values.shape[1]),
+                "means": {name: float(row.mean()) if row.size else None for name, row in zip(names, values)},
+                "spearman": spearman(values) if values.shape[1] > 1 else None,
+                "hardest_overlap": hardest_overlap(values, fraction) if values.shape[1] else None}
+
+    return {"run_id": run.id, "other_run_id": other.id if other else None, "fraction": fraction,
+            **cached(cache, key, compute)}
