@@ -74,3 +74,19 @@ def test_a_diverging_loss_stops_training_with_its_update_number():
         model.get_input_embeddings().weight[:] = float("nan")
     with pytest.raises(TrainingDiverged, match=r"ce loss became nan at update 2; lower lr"):
         trainer.train_step(1)
+
+
+def test_models_loaded_in_threads_leave_tying_on(tiny_gpt2_dir):
+    """transformers switches tying off on the class while it loads a model: two threads loading at
+    once could leave it off for good, and every later model untied (workers/models.py MODEL_BUILD_LOCK)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from workers.models import causal_lm_from_dir
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: causal_lm_from_dir(tiny_gpt2_dir, dtype=torch.float32), range(8)))
+    preset = PRESETS["tiny"]
+    with torch.device("meta"):
+        after = build_model(model_config(preset, vocab_size=preset.vocab_size, bos_token_id=0, eos_token_id=0), seed=0)
+    assert after.lm_head.weight is after.transformer.wte.weight
+    assert count_parameters(after) == preset.params["bpe"]

@@ -30,6 +30,11 @@ from workers.context import PermanentError  # noqa: E402
 log = logging.getLogger("focalscope.worker")
 
 DTYPES = {DTYPE_FLOAT32: torch.float32, DTYPE_BFLOAT16: torch.bfloat16, DTYPE_FLOAT16: torch.float16}
+# transformers builds a model with PreTrainedModel.tie_weights and the torch init functions swapped out
+# for no-ops on the class (no_tie_weights, no_init_weights) and puts them back afterwards. Two threads
+# building at once can put the no-op back as "the original": every later model of the process then
+# comes out untied (a head of zeros or a meta tensor). One build at a time per process.
+MODEL_BUILD_LOCK = threading.Lock()
 SAFE_LOAD = {"local_files_only": True, "trust_remote_code": False}
 # For callers without settings: the setting's default (a real tokenizer loads in under a second).
 TOKENIZER_TIMEOUT_S = Settings.model_fields["tokenizer_load_timeout"].default
@@ -139,7 +144,8 @@ def _config(directory: Path):
 def causal_lm_from_dir(directory: Path, *, dtype: torch.dtype):
     """A safetensors checkpoint directory as a causal LM, every weight loaded: a head the config
     ties and the checkpoint omits is tied by hand; weights left unloaded (meta) are an error."""
-    model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, use_safetensors=True, **SAFE_LOAD)
+    with MODEL_BUILD_LOCK:
+        model = AutoModelForCausalLM.from_pretrained(directory, dtype=dtype, use_safetensors=True, **SAFE_LOAD)
     _tie_head_if_configured(model, _saved_names(directory))
     if unloaded := [name for name, parameter in model.named_parameters() if parameter.is_meta]:
         raise PermanentError(f"cannot load checkpoint {directory}: no weights for {', '.join(unloaded[:5])}")
@@ -148,9 +154,8 @@ def causal_lm_from_dir(directory: Path, *, dtype: torch.dtype):
 
 def _tie_head_if_configured(model, saved: set[str]) -> None:
     """Tie the LM head to the input embeddings by hand where the config ties them and the
-    checkpoint (whose weight names are `saved`) holds no head of its own: transformers' own tying now and then left such a head
-    untied — an empty meta tensor, or zeros (a uniform model) — in a process that had loaded other
-    models before (seen in the test suite with transformers 5.24)."""
+    checkpoint (whose weight names are `saved`) holds no head of its own. transformers ties them itself
+    unless its tying was left switched off (see MODEL_BUILD_LOCK): a model loaded here never depends on it."""
     head, embedding = model.get_output_embeddings(), model.get_input_embeddings()
     if head is None or head.weight is embedding.weight or not getattr(model.config, "tie_word_embeddings", False):
         return
@@ -179,9 +184,10 @@ def gguf_as_safetensors(gguf_path: Path, sha256: str, cache_dir: Path) -> Path:
     log.info("converting %s to safetensors (once; cached in %s)", gguf_path.name, target)
     try:
         tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, **SAFE_LOAD)
-        quantized = AutoModelForCausalLM.from_pretrained(
-            gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32, **SAFE_LOAD
-        )
+        with MODEL_BUILD_LOCK:
+            quantized = AutoModelForCausalLM.from_pretrained(
+                gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32, **SAFE_LOAD
+            )
     except (OSError, ValueError, KeyError) as exc:
         raise PermanentError(f"cannot read GGUF file {gguf_path.name}: {exc}") from exc
     # save_pretrained refuses a model still flagged as GGUF-quantized: copy the dequantized weights
@@ -190,7 +196,8 @@ def gguf_as_safetensors(gguf_path: Path, sha256: str, cache_dir: Path) -> Path:
     for attribute in ("quantization_config", "_pre_quantization_dtype"):
         if hasattr(config, attribute):
             delattr(config, attribute)
-    fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    with MODEL_BUILD_LOCK:
+        fresh = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     # A tied LM head can come back from the GGUF loader as a meta tensor (its weights are the
     # embedding's): load everything real, re-tie, and accept nothing else missing.
     state = {name: tensor for name, tensor in quantized.state_dict().items() if tensor.device.type != "meta"}

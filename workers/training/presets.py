@@ -10,6 +10,7 @@ import torch
 from transformers import AutoModelForCausalLM, GPT2Config, LlamaConfig, PretrainedConfig, PreTrainedModel
 
 from app.training_specs import ARCH_GPT2, ARCH_LLAMA, Preset
+from workers.models import MODEL_BUILD_LOCK
 
 # RoPE base of Llama 2 / SmolLM2-135M; our contexts are ≤ 2048, where 10k is the usual choice.
 ROPE_THETA = 10_000.0
@@ -42,9 +43,9 @@ def model_config(preset: Preset, *, vocab_size: int, bos_token_id: int, eos_toke
 
 def build_model(config: PretrainedConfig, *, seed: int) -> PreTrainedModel:
     """A randomly initialised float32 model; the same seed gives the same weights."""
-    torch.manual_seed(seed)
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    return model
+    with MODEL_BUILD_LOCK:  # the seed is process-wide: one thread's model, one thread's draws
+        torch.manual_seed(seed)
+        return AutoModelForCausalLM.from_config(config, dtype=torch.float32)
 
 
 def count_parameters(model: torch.nn.Module) -> int:
