@@ -16,7 +16,8 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support.browser import SeededSeries, Server, api_get, fixed, seed_series, serving, upload_corpus, wait_run_done
+from tests.support.browser import (MARKUP_TITLE, SeededSeries, Server, api_get, fixed, seed_series, serving, upload_corpus,
+                                   wait_run_done)
 from tests.support.colours import backgrounds, rgb_list
 from tests.support.models import build_series_folder
 
@@ -308,17 +309,22 @@ def test_compare_view_shows_the_apis_delta_and_colours_wins_and_losses_apart(pag
     expect(page.get_by_test_id("types-table").locator("tbody tr").first.locator("code")).to_have_text(shown)
 
 def test_every_view_runs_under_the_content_security_policy(page: Page, seeded: SeededSeries):
-    """The watched page fails the test on any CSP violation: open every view, its charts drawn, and /docs."""
+    """The watched page fails the test on any CSP violation: open every view, its charts drawn, and /docs.
+    The document with markup in its title and text (`<img src=x onerror=…>`, `<script>`) is among them:
+    written as HTML anywhere, its handler would be a CSP violation and its elements would be in the page."""
     run, doc, across = seeded.runs[RUN_STEP]["id"], seeded.documents[0]["document_id"], on_corpus(seeded)
+    markup = next(d["document_id"] for d in seeded.documents if d["title"] == MARKUP_TITLE)
     views = {"#/runs": "Runs", f"#/runs/{run}": "Run #", f"#/runs/{run}/documents/{doc}": "", "#/corpora": "Corpora",
              "#/experiments": "Experiments", "#/series": "Series", f"#/series/{seeded.series_id}": "tiny-series",
              "#/models": "Models", "#/jobs": "Jobs", f"#/runs/{run}/types": "",
-             f"#/compare?a={seeded.runs[0]['id']}&b={run}&doc={doc}": ""}
+             f"#/compare?a={seeded.runs[0]['id']}&b={run}&doc={doc}": "",
+             f"#/runs/{run}/documents/{markup}": MARKUP_TITLE, f"#/compare?a={seeded.runs[0]['id']}&b={run}&doc={markup}": ""}
     page.goto("/#/runs")
     for address, heading in views.items():  # as the dashboard navigates: the hash changes, the page stays
         page.evaluate("address => { window.location.hash = address; }", address)
         expect(page.locator("main h1")).to_contain_text(heading)
         expect(page.locator("main .loading")).to_have_count(0)
+        expect(page.locator("main img[src='x'], main script")).to_have_count(0)
         if address == f"#/runs/{run}":
             expect(page.locator("main .js-plotly-plot").first).to_be_visible()
     for tab, drawn in (("transitions", "table"), ("learned-at", ".js-plotly-plot"), ("cartography", ".js-plotly-plot")):
