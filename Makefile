@@ -31,9 +31,14 @@ demo: $(STAMP)
 serve: $(STAMP)
 	$(PY) -m focalscope serve
 
+# The suite runs in TEST_WORKERS processes, a test module per process at a time (module fixtures such
+# as a browser test's server stay in one process), each with one BLAS/OpenMP thread: two processes of
+# two threads on two cores spin-wait (the GPU-script smoke test took 192 s instead of 40).
+TEST_WORKERS ?= 2
+
 test: $(STAMP)
 	bash scripts/ensure-test-services.sh
-	$(PY) -m pytest
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench-cpu: $(STAMP)
 	$(PY) -m bench.score_cpu
