@@ -22,7 +22,8 @@ def test_presets_and_losses(api):
     presets = {p["name"]: p for p in api.get(f"{API}/training/presets").json()}
     assert presets["tiny"]["params"]["bpe"] == 1_088_256 and presets["base"]["arch"] == "gpt2"
     losses = {l["name"] for l in api.get(f"{API}/training/losses").json()}
-    assert losses == {"ce", "focal", "poly1", "polyfocal", "focal-schedule", "flsd53", "sigmoid-polyfocal"}
+    assert losses == {"ce", "focal", "poly1", "polyfocal", "focal-schedule", "flsd53", "sigmoid-polyfocal", "mile",
+                      "focal-adaptive", "rho1"}
 
 
 @pytest.mark.parametrize("changes,fragment", [

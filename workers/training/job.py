@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy import delete, select
@@ -25,8 +26,10 @@ from app.schemas.run import RunOptions
 from app.schemas.training import TrainingRequest, request_problems
 from app.services import queue
 from app.services.checkpoints import ensure_series, register_checkpoint
+from app.services.errors import DomainError
 from app.services.runs import create_run
-from app.training_specs import PRESETS, parse_loss_spec, train_directory
+from app.services.training import find_reference
+from app.training_specs import PRESETS, RHO1, parse_loss_spec, train_directory
 from workers.context import JobContext, JobInterrupted, PermanentError
 from workers.models import resolve_device
 from workers.training import checkpointing
@@ -127,7 +130,8 @@ class TrainingJob:
                                    seq_len=request.seq_len, seed=request.seed)
         except ValueError as exc:
             raise PermanentError(str(exc)) from None
-        self.trainer = Trainer(model=model, sampler=sampler, plan=self.plan, device=self.device)
+        self.trainer = Trainer(model=model, sampler=sampler, plan=self.plan, device=self.device,
+                               reference=self._reference_model() if self.spec.kind == RHO1 else None)
         self.ctx.check()
         if latest is None:
             self.on_save(0, 0, RunningLoss())
@@ -146,6 +150,20 @@ class TrainingJob:
             session.commit()
         self.ctx.report(done=self.start_step, tokens=int(state["tokens_seen"]))
         self.last_log = (time.perf_counter(), int(state["tokens_seen"]))  # rates count from here
+
+    def _reference_model(self):
+        """rho1's reference checkpoint, loaded safely (safetensors, no custom code), after checking that
+        its vocabulary is this run's token for token."""
+        with self.ctx.sessions() as session:
+            try:
+                path = find_reference(session=session, reference=self.spec.reference or "").path
+            except DomainError as exc:
+                raise PermanentError(str(exc)) from None
+        reference_tokenizer = load_tokenizer(Path(path))
+        if reference_tokenizer.get_vocab() != self.tokenizer.get_vocab():
+            raise PermanentError(f"rho1 reference {self.spec.reference!r} has a different tokenizer than this run "
+                                 f"({len(reference_tokenizer)} vs {len(self.tokenizer)} tokens, or other tokens)")
+        return checkpointing.load_model(Path(path), self.device).eval().requires_grad_(False)
 
     # --- TrainingHooks -----------------------------------------------------------------------------
 
