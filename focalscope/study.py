@@ -24,7 +24,7 @@ from app.models.checkpoint import ModelSeries
 from app.models.job import Job
 from app.models.training import Experiment
 from app.schemas.training import ExperimentCreate
-from app.services import study as studies
+from app.services import corpora, study as studies
 from app.services.errors import InvalidInput
 from app.training_specs import PRESETS
 from focalscope import console, demo, demo_assets, report
@@ -54,6 +54,8 @@ def add_study_options(parser: argparse.ArgumentParser) -> None:
     for option in ("steps", "save_every", "batch_size", "seq_len"):
         parser.add_argument(f"--{option.replace('_', '-')}", type=int, dest=option,
                             help=f"default {DEFAULT[option]}" + (f" ({LONG[option]} with --long)" if option in LONG else ""))
+    parser.add_argument("--corpus", help="train on this corpus (id or name) instead of the bundled six plays")
+    parser.add_argument("--eval-corpus", help="evaluate on this corpus (id or name) instead of Macbeth acts I–II")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto")
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's choice)")
     parser.add_argument("--out", type=Path, help="report path (default DATA_DIR/reports/NAME.html; NAME.md beside it)")
@@ -73,6 +75,8 @@ def study_command(name: str, args: argparse.Namespace, options: dict) -> str:
     """The command that reruns this study exactly (every setting spelt out)."""
     parts = ["focalscope", "study", "--name", name, "--seeds", *map(str, args.seeds), "--losses", *args.losses,
              "--device", args.device]
+    parts += [p for flag, value in (("--corpus", args.corpus), ("--eval-corpus", args.eval_corpus)) if value
+              for p in (flag, value)]
     parts += [p for k, v in options.items() if v is not None for p in (f"--{k.replace('_', '-')}", str(v))]
     return " ".join(shlex.quote(p) for p in parts + (["--no-rho1"] if args.no_rho1 else []))
 
@@ -105,10 +109,7 @@ def study(args: argparse.Namespace, settings: Settings, sessions) -> int:
     meta = {"name": name, "seeds": args.seeds, "command": study_command(name, args, options), "versions": versions(),
             "rho1_ratio": None if args.no_rho1 else RHO1_RATIO, "started": f"{datetime.now():%Y-%m-%d %H:%M:%S}"}
     with sessions() as session:
-        train = demo._corpus(session, demo.TRAINING_CORPUS, demo_assets.training_documents,
-                             "Six Shakespeare plays (not Macbeth): the demo's training corpus.")
-        heldout = demo._corpus(session, demo.HELDOUT_CORPUS, demo_assets.heldout_documents,
-                               "Macbeth, acts I–II, one document per scene (held out from the training corpus).")
+        train, heldout = _corpora(session, args)
         experiments = [studies.create_study_experiment(session=session, settings=settings, study=meta, request=ExperimentCreate(
             name=f"{name}-s{seed}", corpus_id=train.id, eval_corpus_id=heldout.id, losses=args.losses, seed=seed,
             **{k: v for k, v in options.items() if v is not None})) for seed in args.seeds]
@@ -126,6 +127,17 @@ def study(args: argparse.Namespace, settings: Settings, sessions) -> int:
     print(markdown)
     print(f"report: {out} (and {out.with_suffix('.md')})")
     return 0 if ok else 1
+
+
+def _corpora(session, args: argparse.Namespace):
+    """(training corpus, held-out corpus): the ones given, else the bundled plays (created on first use)."""
+    train = corpora.find_corpus(session=session, ref=args.corpus) if args.corpus else demo._corpus(
+        session, demo.TRAINING_CORPUS, demo_assets.training_documents,
+        "Six Shakespeare plays (not Macbeth): the demo's training corpus.")
+    heldout = corpora.find_corpus(session=session, ref=args.eval_corpus) if args.eval_corpus else demo._corpus(
+        session, demo.HELDOUT_CORPUS, demo_assets.heldout_documents,
+        "Macbeth, acts I–II, one document per scene (held out from the training corpus).")
+    return train, heldout
 
 
 def _train_rho1(settings: Settings, sessions, plan: list[tuple[int, str]], steps: int) -> bool:
