@@ -74,3 +74,16 @@ def test_a_diverging_loss_stops_training_with_its_update_number():
         model.get_input_embeddings().weight[:] = float("nan")
     with pytest.raises(TrainingDiverged, match=r"ce loss became nan at update 2; lower lr"):
         trainer.train_step(1)
+
+
+def test_a_worker_trains_each_bpe_vocabulary_once():
+    from workers.context import TokenizerCache
+    from workers.training.tokenizer import build_tokenizer
+
+    cache, texts = TokenizerCache(), ["fair is foul and foul is fair " * 50]
+    first = build_tokenizer("bpe", texts=texts, vocab_size=300, context=64, cache=cache)
+    assert build_tokenizer("bpe", texts=list(texts), vocab_size=300, context=64, cache=cache) is first
+    other = build_tokenizer("bpe", texts=texts, vocab_size=280, context=64, cache=cache)
+    assert other is not first and len(cache.bpe) == 2
+    # The vocabulary a cache hit stands for is the one training again gives (rho1 compares them).
+    assert build_tokenizer("bpe", texts=texts, vocab_size=300, context=64).get_vocab() == first.get_vocab()
