@@ -3,6 +3,7 @@ seeds as mean ± one standard deviation (error bars), per step from the first se
 
 from __future__ import annotations
 
+import plotly.colors
 import plotly.graph_objects as go
 
 from app.analytics.distribution import NUCLEUS_LEVELS
@@ -11,6 +12,13 @@ from app.services.study import loss_label
 
 LAYOUT = {"template": "plotly_white", "height": 380, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
           "legend": {"font": {"size": 10}}}
+
+
+def _color(view: dict, loss: str) -> str:
+    """One colour per loss in every chart (the table's order)."""
+    palette = plotly.colors.qualitative.Plotly + plotly.colors.qualitative.Dark24
+    order = list(view["table"])
+    return palette[order.index(loss) % len(palette)] if loss in order else "#555"
 
 
 def _figure(title: str, x_title: str, y_title: str, **layout) -> go.Figure:
@@ -33,15 +41,16 @@ def heldout_over_steps(view: dict) -> go.Figure:
         stats = [mean_spread(next((c.heldout.ce for c in s.checkpoints if c.step == step and c.heldout), None)
                              for s in series) for step in steps]
         fig.add_scatter(x=steps, y=[m["mean"] for m in stats], name=loss, mode="lines+markers",
-                        error_y={"array": [m["sd"] or 0 for m in stats], "visible": True})
+                        error_y={"array": [m["sd"] or 0 for m in stats], "visible": True}, line_color=_color(view, loss))
     return fig
 
 
 def _bars(view: dict, metric: str, title: str, y_title: str, reference: float | None = None) -> go.Figure:
     fig = _figure(title, "loss", y_title)
     rows = [(loss, metrics[metric]) for loss, metrics in view["table"].items()]
-    fig.add_bar(x=[loss for loss, _ in rows], y=[m["mean"] for _, m in rows],
-                error_y={"array": [m["sd"] or 0 for _, m in rows], "visible": True}, showlegend=False)
+    fig.add_bar(x=[loss for loss, _ in rows], y=[m["mean"] for _, m in rows], showlegend=False,
+                marker_color=[_color(view, loss) for loss, _ in rows],
+                error_y={"array": [m["sd"] or 0 for _, m in rows], "visible": True})
     if reference is not None:
         fig.add_hline(y=reference, line_dash="dot", annotation_text=f"{reference:g}")
     return fig
@@ -64,7 +73,7 @@ def nucleus_reliability(view: dict) -> go.Figure:
     for loss, metrics in view["table"].items():
         stats = [metrics[f"coverage_{level:g}"] for level in NUCLEUS_LEVELS]
         fig.add_scatter(x=list(NUCLEUS_LEVELS), y=[m["mean"] for m in stats], name=loss, mode="lines+markers",
-                        error_y={"array": [m["sd"] or 0 for m in stats], "visible": True})
+                        error_y={"array": [m["sd"] or 0 for m in stats], "visible": True}, line_color=_color(view, loss))
     return fig
 
 
@@ -78,7 +87,8 @@ def entropy_vs_loss(view: dict) -> go.Figure:
             continue
         bins = last.heldout.entropy_bins
         top = max([top, *(b["entropy"] for b in bins), *(b["loss"] for b in bins)])
-        fig.add_scatter(x=[b["entropy"] for b in bins], y=[b["loss"] for b in bins], name=loss, mode="lines+markers")
+        fig.add_scatter(x=[b["entropy"] for b in bins], y=[b["loss"] for b in bins], name=loss, mode="lines+markers",
+                        line_color=_color(view, loss))
     fig.add_scatter(x=[0, top], y=[0, top], mode="lines", name="calibrated", line={"dash": "dot", "color": "#999"})
     return fig
 
@@ -89,7 +99,8 @@ def per_step(view: dict, column: str, title: str, y_title: str, log: bool = Fals
         curve = series[0].curve
         rows = [(x, y) for x, y in zip(curve.step, getattr(curve, column)) if y is not None]
         if rows:
-            fig.add_scatter(x=[x for x, _ in rows], y=[y for _, y in rows], name=loss, mode="lines")
+            fig.add_scatter(x=[x for x, _ in rows], y=[y for _, y in rows], name=loss, mode="lines",
+                            line_color=_color(view, loss))
     return fig
 
 
@@ -99,6 +110,14 @@ def rare_frequent(view: dict) -> go.Figure:
         rows = [(loss, m[metric]) for loss, m in view["table"].items()]
         fig.add_bar(x=[loss for loss, _ in rows], y=[m["mean"] for _, m in rows], name=name,
                     error_y={"array": [m["sd"] or 0 for _, m in rows], "visible": True})
+    return fig
+
+
+def learned_at(view: dict) -> go.Figure:
+    fig = _figure("Held-out tokens learned by each step (p ≥ 1/2 from then on; first seed)", "step", "share learned")
+    for loss, curve in view.get("learned_at", {}).items():
+        fig.add_scatter(x=curve["steps"], y=curve["learned_share"], name=loss, mode="lines+markers",
+                        line_color=_color(view, loss))
     return fig
 
 
@@ -115,6 +134,7 @@ def all_charts(view: dict) -> list[tuple[str, go.Figure]]:
         ("brier", _bars(view, "brier", "Brier score", "Brier")),
         ("rare-frequent", rare_frequent(view)),
         ("easy-share", _bars(view, "easy_share", "Share of easy tokens (p ≥ 0.5)", "share")),
+        ("learned-at", learned_at(view)),
         ("train-ce", per_step(view, "ce_loss", "Training-batch cross-entropy per step (first seed)", "CE (nats)")),
         ("grad-norm", per_step(view, "grad_norm", "Gradient norm before clipping (first seed)", "‖g‖", log=True)),
         ("gamma", per_step(view, "gamma", "Effective γ per step (first seed)", "γ")),

@@ -49,7 +49,7 @@ def test_study_then_report_end_to_end(cli, tmp_path):
     page = out.read_text(encoding="utf-8")
     # Offline: plotly inline, no script or stylesheet fetched from anywhere.
     assert "Plotly.newPlot('chart-nucleus'" in page and 'src="http' not in page and "<link" not in page
-    assert page.count('class=chart id="chart-') == 12 and "focalscope study --name tiny" in page
+    assert page.count('class=chart id="chart-') == 13 and "focalscope study --name tiny" in page
     again = tmp_path / "again.html"
     cli("report", "tiny", "--out", str(again))
     assert again.with_suffix(".md").read_text(encoding="utf-8") == markdown

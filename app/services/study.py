@@ -8,14 +8,20 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.analytics.learned_at import DEFAULT_EASY_P
 from app.analytics.study import summarise_study
 from app.core.config import Settings
+from app.models.checkpoint import ModelSeries
+from app.models.corpus import Corpus
 from app.models.job import Job
 from app.models.training import Experiment
 from app.schemas.experiments import ExperimentComparison, SeriesComparison
 from app.schemas.training import ExperimentCreate, TrainingRequest
 from app.services import training
+from app.services.errors import DomainError
 from app.services.experiments import experiment_comparison, find_experiment
+from app.services.series_runs import aligned_runs
+from app.services.series_scores import learned_at_histogram
 from app.training_specs import RHO1, parse_loss_spec
 
 # A study has a handful of experiments; reading more than this many to find them is a mistake.
@@ -100,4 +106,24 @@ def study_view(*, session: Session, ref: str) -> dict:
     return {
         "study": study, "experiments": [e.name for e in experiments], "comparisons": comparisons, "runs": runs,
         "table": summarise_study(runs, STUDY_METRICS, baseline=BASELINE),
+        "learned_at": learned_at_by_loss(session=session, comparison=comparisons[0]) if comparisons else {},
     }
+
+
+def learned_at_by_loss(*, session: Session, comparison: ExperimentComparison) -> dict[str, dict]:
+    """Per loss of one experiment: the share of held-out tokens learned (easy, p ≥ 1/2, from then on) by
+    each checkpoint step, from its scoring runs (app.analytics.learned_at). Losses whose runs are not
+    all scored are left out."""
+    corpus = session.get(Corpus, comparison.experiment.eval_corpus_id) if comparison.experiment.eval_corpus_id else None
+    found: dict[str, dict] = {}
+    for series in comparison.series if corpus is not None else []:
+        try:
+            aligned = aligned_runs(session=session, series=session.get(ModelSeries, series.series_id), corpus=corpus)
+            histogram = learned_at_histogram(session=session, aligned=aligned, tau_easy=DEFAULT_EASY_P)
+        except DomainError:
+            continue
+        overall = histogram["overall"]
+        total = sum(overall["counts"]) + overall["never"]
+        learned = [sum(overall["counts"][:i + 1]) / total if total else None for i in range(len(overall["counts"]))]
+        found[loss_label(series.loss)] = {"steps": histogram["steps"], "learned_share": learned}
+    return found
