@@ -19,7 +19,7 @@ NUCLEUS_LEVELS = (0.5, 0.8, 0.9, 0.95)
 # Temperature scaling searches T in [1/8, 8] (log-spaced golden section): beyond that a model is
 # broken rather than mis-calibrated.
 MIN_TEMPERATURE, MAX_TEMPERATURE = 0.125, 8.0
-TEMPERATURE_TOLERANCE = 1e-4  # in log T
+TEMPERATURE_TOLERANCE = 1e-3  # in log T: T to 0.1%
 ENTROPY_BINS = 10
 
 

@@ -21,9 +21,9 @@ from workers.training.data import tokenize_corpus
 
 EVAL_TOKENS = 16_384  # held-out targets per checkpoint: seed noise of the CE ≈ 0.01 nats at this size
 EVAL_BATCH = 16
-# Logits kept for the temperature fit: at most this many elements (rows × vocabulary), 128 MiB of
-# float32 — every held-out token of the tiny presets (16,384 × 2,048), a subset for big vocabularies.
-TEMPERATURE_ELEMENTS = 2**25
+# Logits kept for the temperature fit: at most this many elements (rows × vocabulary), 64 MiB of
+# float32 (8,192 tokens of a 2,048-token vocabulary); its NLL before and after is on the same tokens.
+TEMPERATURE_ELEMENTS = 2**24
 # Samples: the first SAMPLE_PROMPTS held-out documents' first PROMPT_TOKENS tokens, continued by
 # SAMPLE_TOKENS tokens of nucleus sampling (top-p SAMPLE_TOP_P) from a generator seeded with SAMPLE_SEED,
 # the same for every model, so that continuations differ by the model alone.
