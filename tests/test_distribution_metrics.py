@@ -12,7 +12,9 @@ import torch
 from app.analytics import distribution
 from app.analytics.dynamics import collapse_flags, first_spike, heldout_collapse
 from app.training_specs import parse_loss_spec
-from workers.training.evaluation import HeldoutEvaluator, continue_prompt, nucleus_sample, token_statistics
+from workers.training.evaluation import (
+    HeldoutEvaluator, continue_prompt, nucleus_sample, one_cpu_thread, token_statistics,
+)
 
 
 def synthetic(n: int, v: int, seed: int, temperature: float = 1.0):
@@ -138,13 +140,13 @@ def test_same_seed_same_numbers_and_cached_sampling_equals_recomputing():
         losses = [trainer.train_step(i).loss for i in range(2)]
         windows = torch.from_numpy(ids[:16 * 17 + 1].astype(np.int64)).unfold(0, 17, 16)
         metrics = HeldoutEvaluator(windows, device=torch.device("cpu")).metrics(model)
-        with torch.no_grad():
+        with torch.no_grad(), one_cpu_thread():
             sample = continue_prompt(model.eval(), torch.arange(5), torch.Generator().manual_seed(0), torch.device("cpu"))
         results.append((losses, metrics, sample))
     assert results[0] == results[1]
     assert results[0][1]["tokens"] == 17 * 16  # 17 windows of 16 targets
     generator, tokens, recomputed = torch.Generator().manual_seed(0), torch.arange(5), []
-    with torch.no_grad():
+    with torch.no_grad(), one_cpu_thread():
         for _ in results[0][2]:
             token = nucleus_sample(model(input_ids=tokens[None]).logits[0, -1], 0.9, generator)
             recomputed.append(int(token))
