@@ -112,13 +112,14 @@ def test_collapse_flags_by_hand():
     assert heldout_collapse([0, 10, 20, 30], [5.0, 3.0, 3.05, 3.2]) == 30  # 3.2 > best 3.0 + 0.1
     assert heldout_collapse([0, 10, 20], [5.0, 3.0, 3.1]) is None  # exactly +0.1 is not more than it
     steps = list(range(1, 31))
-    # 20 values of history first (the early rise of a gradient norm is not a spike), then 7 > 2 × median 3.
-    assert first_spike(steps, [9] + [3] * 19 + [7] + [3] * 9) == 21
-    assert first_spike(steps, [3] * 5 + [7] + [3] * 24) is None  # too early to call
-    assert first_spike(steps, [3] * 20 + [6] + [3] * 9) is None  # exactly 2 × is not above it
+    # 10 values of history first (the first steps fall fast), then 7 > 2 × median 3.
+    assert first_spike(steps, [9] + [3] * 19 + [7] + [3] * 9, factor=2.0) == 21
+    assert first_spike(steps, [3] * 5 + [7] + [3] * 24, factor=2.0) is None  # too early to call
+    assert first_spike(steps, [3] * 20 + [6] + [3] * 9, factor=2.0) is None  # exactly 2 × is not above it
+    # Training CE: 1.3 × the median; gradient norm: 10 ×.
     flags = collapse_flags(checkpoint_steps=[0, 5], heldout=[None, 2.0], curve_steps=steps,
-                           train_loss=[3.0] * 30, grad_norm=[1] * 25 + [2.5] + [1] * 4)
-    assert flags == {"heldout_rise": None, "loss_spike": None, "grad_spike": 26}
+                           train_loss=[6.0] * 14 + [8.0] + [6.0] * 15, grad_norm=[1] * 12 + [9.0] + [1] * 12 + [10.5] + [1] * 4)
+    assert flags == {"heldout_rise": None, "loss_spike": 15, "grad_spike": 26}
 
 
 def test_same_seed_same_numbers_and_cached_sampling_equals_recomputing():

@@ -163,10 +163,13 @@ def batch_context(spec: LossSpec, logp: torch.Tensor, targets: torch.Tensor,
 
 
 def _mile_rows(logits: torch.Tensor, targets: torch.Tensor, gamma: float) -> torch.Tensor:
-    """−H(p)^γ log p per row, H = −Σ_v p_v log p_v in nats; the weight is differentiated, as written."""
+    """−H(p)^γ log p per row, H = −Σ_v p_v log p_v in nats. The weight H^γ is a constant in the gradient
+    (detached): differentiated, H^γ·(−log p) is 0 wherever H = 0, so a point mass on any token is a
+    global minimum — every seed of our first study collapsed onto one (docs/study.md)."""
     logprobs = torch.log_softmax(_float(logits), dim=1)
-    entropy = -(logprobs.exp() * logprobs).sum(dim=1)
-    return entropy.clamp_min(0).pow(gamma) * -logprobs.gather(1, targets[:, None]).squeeze(1)
+    with torch.no_grad():
+        weight = (-(logprobs.exp() * logprobs).sum(dim=1)).clamp_min(0).pow(gamma)
+    return weight * -logprobs.gather(1, targets[:, None]).squeeze(1)
 
 
 def softmax_terms(spec: LossSpec, logp: torch.Tensor, *, step: int = 0, total_steps: int = 1,

@@ -8,8 +8,8 @@ import { lossKey } from "../../parts.js";
 
 const FLAGS = [
   ["heldout_rise", "held-out loss rose > 0.1 nats above its best"],
-  ["loss_spike", "training CE > 2× the median of the 20 logged steps before"],
-  ["grad_spike", "gradient norm > 2× the median of the 20 logged steps before"],
+  ["loss_spike", "training CE > 1.3× the median of the (up to) 20 logged steps before"],
+  ["grad_spike", "gradient norm > 10× the median of the (up to) 20 logged steps before"],
 ];
 
 export function collapseCard(view) {
