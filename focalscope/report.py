@@ -109,7 +109,24 @@ def render_markdown(view: dict) -> str:
               "Δ: paired by seed, 95% t-interval; a difference inside it is within the seed noise.", ""]
     lines += ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows[1:]]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _samples_markdown(view)) + "\n"
+
+
+def _samples_markdown(view: dict) -> list[str]:
+    """The first seed's samples as code blocks (line breaks shown as ⏎, so each continuation is one line)."""
+    series = [s for s in view["comparisons"][0].series if s.samples] if view["comparisons"] else []
+    if not series:
+        return []
+    lines = ["", "Samples (first seed; same prompts, same sampling seed, top-p 0.9):"]
+    for i, sample in enumerate(series[0].samples):
+        lines += ["", "```text", f"prompt: {_one_line(sample.prompt)}"]
+        lines += [f"{s.loss or s.name}: …{_one_line(s.samples[i].continuation)}" for s in series if i < len(s.samples)]
+        lines.append("```")
+    return lines
+
+
+def _one_line(text: str) -> str:
+    return text.replace("```", "ʼʼʼ").replace("\n", "⏎")
 
 
 def _samples_html(view: dict) -> str:
