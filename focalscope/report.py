@@ -91,6 +91,42 @@ def table_rows(view: dict) -> list[list[str]]:
     return rows
 
 
+# Metrics whose difference from ce the second table tests (paired by seed, 95% t-interval).
+DELTA_COLUMNS = (("ce", "held-out CE"), ("coverage_0.5", "cover@0.5"), ("coverage_0.9", "cover@0.9"),
+                 ("entropy_gap", "H − CE"), ("temperature", "best T"), ("ece", "ECE"), ("rare_loss", "rare loss"),
+                 ("frequent_loss", "frequent loss"))
+
+
+def delta_rows(view: dict) -> list[list[str]]:
+    """Per loss, each metric's difference from ce: "+0.012 ± 0.008 *" (* beyond the seed noise)."""
+    rows = [["loss", *(h for _, h in DELTA_COLUMNS)]]
+    for loss, metrics in view["table"].items():
+        if "vs_baseline" not in metrics["ce"]:
+            continue
+        cells = []
+        for metric, _ in DELTA_COLUMNS:
+            d = metrics[metric].get("vs_baseline") or {}
+            if d.get("mean") is None:
+                cells.append("—")
+            elif d.get("half_width") is None:
+                cells.append(f"{d['mean']:+.3f}")
+            else:
+                cells.append(f"{d['mean']:+.3f} ± {d['half_width']:.3f}{' *' if d['resolved'] else ''}")
+        rows.append([loss, *cells])
+    return rows
+
+
+def _markdown_table(rows: list[list[str]]) -> list[str]:
+    return (["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
+            + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows[1:]])
+
+
+def _html_table(rows: list[list[str]]) -> str:
+    return ("<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in rows[0]) + "</tr></thead><tbody>"
+            + "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:])
+            + "</tbody></table>")
+
+
 def _settings(view: dict) -> list[tuple[str, str]]:
     study = view["study"]
     config = view["comparisons"][0].experiment.config if view["comparisons"] else {}
@@ -107,8 +143,9 @@ def render_markdown(view: dict) -> str:
     lines += [f"- **{key}**: `{value}`" for key, value in _settings(view)]
     lines += ["", "Mean ± sample standard deviation over seeds, final checkpoint, held-out Macbeth acts I–II. "
               "Δ: paired by seed, 95% t-interval; a difference inside it is within the seed noise.", ""]
-    lines += ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows[1:]]
+    lines += _markdown_table(rows)
+    lines += ["", "Differences from ce, paired by seed: mean ± 95% t half-width; * = beyond the seed noise.", ""]
+    lines += _markdown_table(delta_rows(view))
     return "\n".join(lines + _samples_markdown(view)) + "\n"
 
 
@@ -144,9 +181,9 @@ def _samples_html(view: dict) -> str:
 
 
 def render_html(view: dict) -> str:
-    rows = table_rows(view)
-    table = "<table><thead><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in rows[0]) + "</tr></thead><tbody>" + "".join(
-        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows[1:]) + "</tbody></table>"
+    table = _html_table(table_rows(view)) + (
+        "<p>Differences from ce, paired by seed: mean ± 95% t half-width; * = beyond the seed noise.</p>"
+        + _html_table(delta_rows(view)))
     settings = "".join(f"<tr><th>{html.escape(k)}</th><td class=mono>{html.escape(v)}</td></tr>" for k, v in _settings(view))
     charts = "".join(
         f'<div class=chart id="chart-{cid}" data-chart="{cid}"></div>'
