@@ -43,9 +43,11 @@ def test_study_then_report_end_to_end(cli, tmp_path):
                "--seq-len", "16", "--device", "cpu", "--out", str(out))
     assert "--corpus train --eval-corpus held" in done.stdout
     markdown = out.with_suffix(".md").read_text(encoding="utf-8")
-    rows = {line.split(" | ")[0].strip("| "): line for line in markdown.splitlines() if line.startswith("| ")}
+    summary, differences = markdown.split("Differences from ce")
+    rows = {line.split(" | ")[0].strip("| "): line for line in summary.splitlines() if line.startswith("| ")}
     assert set(rows) == {"loss", "ce", "rho1:0.6"}
     assert "baseline" in rows["ce"] and "(one seed)" in rows["rho1:0.6"]
+    assert [line.split(" | ")[0] for line in differences.splitlines() if line.startswith("| ")] == ["| loss", "| rho1:0.6"]
     page = out.read_text(encoding="utf-8")
     # Offline: plotly inline, no script or stylesheet fetched from anywhere.
     assert "Plotly.newPlot('chart-nucleus'" in page and 'src="http' not in page and "<link" not in page
