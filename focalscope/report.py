@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import sys
 from pathlib import Path
 
 from plotly.offline import get_plotlyjs
@@ -40,10 +41,14 @@ def report_command(args: argparse.Namespace, settings: Settings, sessions) -> in
     print(markdown)
     print(f"report: {args.out} (and {args.out.with_suffix('.md')})")
     if args.images:
-        from focalscope.report_images import save_chart_images
+        from focalscope.report_images import ChartImagesUnavailable, save_chart_images
 
-        for path in save_chart_images(args.out, args.images):
-            print(f"chart: {path}")
+        try:
+            for path in save_chart_images(args.out, args.images):
+                print(f"chart: {path}")
+        except ChartImagesUnavailable as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 

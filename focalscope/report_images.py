@@ -11,14 +11,24 @@ CHROMIUM = os.environ.get("FOCALSCOPE_CHROMIUM", "/usr/bin/chromium")
 RENDER_TIMEOUT_MS = 30_000
 
 
+class ChartImagesUnavailable(RuntimeError):
+    """Playwright or Chromium is missing: the HTML report is written, its PNGs cannot be."""
+
+
 def save_chart_images(report: Path, folder: Path) -> list[Path]:
     """One PNG per chart of `report` (an HTML report), named after the chart's id; returns the paths."""
-    from playwright.sync_api import sync_playwright
-
+    try:
+        from playwright.sync_api import Error as PlaywrightError, sync_playwright
+    except ImportError:
+        raise ChartImagesUnavailable("--images needs playwright (pip install playwright) and Chromium") from None
     folder.mkdir(parents=True, exist_ok=True)
     saved = []
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        except PlaywrightError as exc:
+            raise ChartImagesUnavailable(f"cannot start Chromium at {CHROMIUM} (set FOCALSCOPE_CHROMIUM): "
+                                         f"{str(exc).splitlines()[0]}") from None
         try:
             page = browser.new_page(viewport={"width": 1100, "height": 900})
             page.goto(report.resolve().as_uri())
