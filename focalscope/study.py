@@ -36,9 +36,8 @@ STUDY_LOSSES = ("ce", "focal:1", "focal:2", "polyfocal:1:2", "focal-schedule:0->
 # Rho-1 trains on the 60% of tokens with the largest excess loss (the paper's 60–70% range).
 RHO1_RATIO = 0.6
 DEFAULT_SEEDS = (0, 1, 2)
-# Default size: tiny GPT-2, 8 × 64 tokens per step, 150 steps. Sized from a measured run (docs/study.md:
-# 27 runs of 60 steps with their evaluation and scoring took ~2X min on 2 shared cores) to about half an
-# hour on 2 idle cores; the exact default has not been timed here.
+# Default size: tiny GPT-2, 8 × 64 tokens per step, 150 steps: the 27 runs with their evaluations,
+# scoring and samples took 23 minutes on 2 CPU cores shared with other work (docs/study.md).
 DEFAULT = {"preset": "tiny", "steps": 150, "save_every": 50, "batch_size": 8, "seq_len": 64}
 # --long: long enough to see the 5–10k-step behaviour reported for PolyFocal.
 LONG = {"steps": 10_000, "save_every": 500}
