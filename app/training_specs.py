@@ -16,6 +16,14 @@ Loss specs (softmax over the vocabulary unless stated; p = probability of the tr
     sigmoid-polyfocal:ε:γ:α   one-vs-all sigmoid over every vocabulary logit, α-balanced focal term
                               + ε(1−p_t)^(γ+1), summed over the vocabulary (the detection-style
                               snippet often pasted into LM code; here so that its effect can be seen)
+    mile:γ                    −H(p)^γ log p, H = entropy of the predicted distribution (Su et al. 2023,
+                              MiLe, arXiv 2310.19531)
+    focal-adaptive:γmax       focal with γ_t = γmax·(1 − p̄_t), p̄_t = the batch's mean p (our rule:
+                              full focal while tokens are hard, → CE as the model learns them)
+    rho1:RATIO:REFERENCE      CE on the RATIO share of the batch's tokens with the largest excess loss
+                              (−log p − (−log p_ref)) against the REFERENCE checkpoint (SERIES@STEP,
+                              SERIES or a checkpoint id; same tokenizer) (Lin et al. 2024, Rho-1,
+                              arXiv 2404.07965)
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ from pathlib import Path
 
 CE, FOCAL, POLY1, POLYFOCAL = "ce", "focal", "poly1", "polyfocal"
 FOCAL_SCHEDULE, FLSD53, SIGMOID_POLYFOCAL = "focal-schedule", "flsd53", "sigmoid-polyfocal"
+MILE, FOCAL_ADAPTIVE, RHO1 = "mile", "focal-adaptive", "rho1"
 
 # name -> (parameter names in spec order, usage shown in error messages)
 LOSS_FORMS: dict[str, tuple[tuple[str, ...], str]] = {
@@ -40,7 +49,13 @@ LOSS_FORMS: dict[str, tuple[tuple[str, ...], str]] = {
     FOCAL_SCHEDULE: (("gamma", "gamma_end"), "focal-schedule:γ0->γ1 (e.g. focal-schedule:0->2)"),
     FLSD53: ((), "flsd53"),
     SIGMOID_POLYFOCAL: (("epsilon", "gamma", "alpha"), "sigmoid-polyfocal:ε:γ:α (e.g. sigmoid-polyfocal:1:2:0.25)"),
+    MILE: (("gamma",), "mile:γ (e.g. mile:1)"),
+    FOCAL_ADAPTIVE: (("gamma",), "focal-adaptive:γmax (e.g. focal-adaptive:2)"),
+    RHO1: (("ratio", "reference"), "rho1:RATIO:REFERENCE (e.g. rho1:0.6:myexp-ce@300)"),
 }
+# Losses whose per-token value depends on the whole batch (its mean p, its excess-loss ranking):
+# the trainer scores the batch once without gradients before the loss (losses.batch_context).
+BATCH_LOSSES = frozenset({FOCAL_ADAPTIVE, RHO1})
 LOSS_KINDS = tuple(LOSS_FORMS)
 
 # γ far above 10 makes (1−p)^γ underflow for almost every token: nothing left to learn from.
@@ -50,7 +65,10 @@ MIN_EPSILON = -1.0
 MAX_EPSILON = 100.0
 # FLSD-53 (Mukhoti et al. 2020): γ=5 for tokens with p < 0.2, γ=3 otherwise.
 FLSD53_THRESHOLD, FLSD53_GAMMA_LOW_P, FLSD53_GAMMA_HIGH_P = 0.2, 5.0, 3.0
-_PARAM_NAMES = {"gamma": "γ (gamma)", "gamma_end": "γ1 (final gamma)", "epsilon": "ε (epsilon)", "alpha": "α (alpha)"}
+_PARAM_NAMES = {"gamma": "γ (gamma)", "gamma_end": "γ1 (final gamma)", "epsilon": "ε (epsilon)", "alpha": "α (alpha)",
+                "ratio": "RATIO (share of tokens trained on)", "reference": "REFERENCE (checkpoint)"}
+# A rho1 reference: a checkpoint id, a series name, or SERIES@STEP (series names as SERIES_NAME below).
+RHO1_REFERENCE = re.compile(r"^(\d+|[A-Za-z0-9][A-Za-z0-9._-]{0,149}(@\d+)?)$")
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,8 @@ class LossSpec:
     gamma_end: float | None = None
     epsilon: float = 0.0
     alpha: float | None = None
+    ratio: float | None = None
+    reference: str | None = None
 
     @property
     def text(self) -> str:
@@ -73,6 +93,8 @@ class LossSpec:
             POLYFOCAL: f"polyfocal:{n(self.epsilon)}:{n(self.gamma)}",
             FOCAL_SCHEDULE: f"focal-schedule:{n(self.gamma)}->{n(self.gamma_end or 0.0)}",
             SIGMOID_POLYFOCAL: f"sigmoid-polyfocal:{n(self.epsilon)}:{n(self.gamma)}:{n(self.alpha or 0.0)}",
+            MILE: f"mile:{n(self.gamma)}", FOCAL_ADAPTIVE: f"focal-adaptive:{n(self.gamma)}",
+            RHO1: f"rho1:{n(self.ratio or 0.0)}:{self.reference}",
         }[self.kind]
 
     @property
@@ -98,8 +120,8 @@ def parse_loss_spec(text: str) -> LossSpec:
     """Parse "focal:2", "polyfocal:1:2", "focal-schedule:0->2", ... Raises ValueError saying what is wrong."""
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"empty loss spec; expected one of: {_usage_list()}")
-    spec = text.strip().lower()
-    name, _, rest = spec.partition(":")
+    name, _, rest = text.strip().partition(":")
+    name = name.lower()  # the reference of rho1 names a series: its case is kept
     if name not in LOSS_FORMS:
         raise ValueError(f"unknown loss {text.strip()!r}; expected one of: {_usage_list()}")
     names, usage = LOSS_FORMS[name]
@@ -114,7 +136,7 @@ def parse_loss_spec(text: str) -> LossSpec:
             f"loss {text.strip()!r}: {name} needs {len(names)} parameter{'s' if len(names) > 1 else ''} "
             f"({', '.join(_PARAM_NAMES[n] for n in names)}), got {len(parts)}; write {usage}"
         )
-    values = {n: _number(text.strip(), n, part) for n, part in zip(names, parts)}
+    values = {n: part.strip() if n == "reference" else _number(text.strip(), n, part) for n, part in zip(names, parts)}
     for key in ("gamma", "gamma_end"):
         if key in values and not 0.0 <= values[key] <= MAX_GAMMA:
             raise ValueError(
@@ -127,6 +149,12 @@ def parse_loss_spec(text: str) -> LossSpec:
         )
     if "alpha" in values and not 0.0 <= values["alpha"] <= 1.0:
         raise ValueError(f"loss {text.strip()!r}: α (alpha) must be between 0 and 1, got {values['alpha']:g}")
+    if "ratio" in values and not 0.0 < values["ratio"] <= 1.0:
+        raise ValueError(f"loss {text.strip()!r}: RATIO must be in (0, 1] (the share of tokens trained on), "
+                         f"got {values['ratio']:g}")
+    if "reference" in values and not RHO1_REFERENCE.match(values["reference"]):
+        raise ValueError(f"loss {text.strip()!r}: REFERENCE {values['reference']!r} must be a checkpoint id, a series "
+                         "name or SERIES@STEP")
     return LossSpec(kind=name, **values)
 
 

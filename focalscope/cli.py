@@ -120,6 +120,19 @@ def _add_training_commands(sub) -> None:
     add_experiment_options(experiment)
     experiment.set_defaults(handler=commands.experiment)
 
+    from focalscope.report import add_report_options
+    from focalscope.study import add_study_options
+
+    study = sub.add_parser("study", help="run the focal-vs-CE study on the bundled Shakespeare corpus and write its report",
+                           description="Every loss × every seed on six plays, evaluated on Macbeth I–II; rho1 against "
+                                       "each seed's ce run; then the HTML report and its Markdown summary.")
+    add_study_options(study)
+    study.set_defaults(handler=commands.study)
+
+    report = sub.add_parser("report", help="write a study's or an experiment's offline HTML report (+ Markdown)")
+    add_report_options(report)
+    report.set_defaults(handler=commands.report)
+
     experiments = sub.add_parser("experiments", help="list experiments, or compare the losses of one")
     experiments.add_argument("ref", nargs="?", help="experiment id or name")
     experiments.set_defaults(handler=commands.experiments)

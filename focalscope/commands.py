@@ -198,6 +198,18 @@ def experiments(args: argparse.Namespace, settings: Settings) -> int:
     return training_commands.experiments(args, settings, _sessions(settings))
 
 
+def study(args: argparse.Namespace, settings: Settings) -> int:
+    from focalscope import study as study_command
+
+    return study_command.study(args, settings, _sessions(settings))
+
+
+def report(args: argparse.Namespace, settings: Settings) -> int:
+    from focalscope import report as report_module
+
+    return report_module.report_command(args, settings, _sessions(settings))
+
+
 def runs_list(args: argparse.Namespace, settings: Settings) -> int:
     with _sessions(settings)() as session:
         items, _ = runs.list_runs(session=session, offset=0, limit=200)

@@ -22,7 +22,8 @@ def test_presets_and_losses(api):
     presets = {p["name"]: p for p in api.get(f"{API}/training/presets").json()}
     assert presets["tiny"]["params"]["bpe"] == 1_088_256 and presets["base"]["arch"] == "gpt2"
     losses = {l["name"] for l in api.get(f"{API}/training/losses").json()}
-    assert losses == {"ce", "focal", "poly1", "polyfocal", "focal-schedule", "flsd53", "sigmoid-polyfocal"}
+    assert losses == {"ce", "focal", "poly1", "polyfocal", "focal-schedule", "flsd53", "sigmoid-polyfocal", "mile",
+                      "focal-adaptive", "rho1"}
 
 
 @pytest.mark.parametrize("changes,fragment", [
@@ -86,14 +87,16 @@ def test_experiment_trains_scores_and_compares(api, settings):
     assert comparison["experiment"]["created_at"].endswith("Z")
     # The keys the experiment pages read (frontend/js/views/experiment*.js).
     assert set(comparison["experiment"]) == {"id", "name", "train_corpus_id", "eval_corpus_id", "config", "created_at"}
-    assert set(comparison["series"][0]) == {"series_id", "name", "loss", "meta", "job", "checkpoints", "final", "curve"}
+    assert set(comparison["series"][0]) == {"series_id", "name", "loss", "meta", "job", "checkpoints", "final", "curve",
+                                            "samples", "collapse"}
     assert set(comparison["series"][0]["job"]) == {"id", "status", "progress_done", "progress_total", "tokens_per_s",
                                                    "detail", "error"}
     assert set(comparison["series"][0]["checkpoints"][0]) == {
         "checkpoint_id", "step", "tokens_seen", "train_loss", "train_ce", "run_id", "run_status", "scored", "n_tokens",
-        "mean_loss", "perplexity", "ece", "brier", "top1_accuracy", "rare_loss", "frequent_loss", "easy_share"}
+        "mean_loss", "perplexity", "ece", "brier", "top1_accuracy", "rare_loss", "frequent_loss", "easy_share",
+        "heldout"}
     assert set(comparison["series"][0]["curve"]) == {"series_id", "total_points", "step", "tokens_seen", "loss",
-                                                     "ce_loss", "lr", "tokens_per_s"}
+                                                     "ce_loss", "lr", "tokens_per_s", "grad_norm", "gamma"}
     assert experiment["job_ids"] == [s["job"]["id"] for s in comparison["series"]]
     assert experiment["series_ids"] == [s["series_id"] for s in comparison["series"]]
     assert [s["loss"] for s in comparison["series"]] == ["ce", "focal:2"]

@@ -77,8 +77,8 @@ def test_bad_shapes_are_refused():
         fused_head_loss(parse_loss_spec("ce"), hidden, weight.T, targets)
 
 
-@pytest.mark.parametrize("arch", ["gpt2", "llama"])
-@pytest.mark.parametrize("text", ["ce", "focal:2"])
+@pytest.mark.parametrize(("arch", "text"), [("gpt2", "ce"), ("gpt2", "focal:2"), ("llama", "ce"), ("llama", "focal:2"),
+                                            ("gpt2", "focal-adaptive:2"), ("gpt2", "rho1:0.5:ref"), ("llama", "mile:1")])
 def test_a_training_update_with_the_fused_head_matches_the_plain_one(arch, text):
     from transformers import GPT2Config, LlamaConfig
 
@@ -93,7 +93,8 @@ def test_a_training_update_with_the_fused_head_matches_the_plain_one(arch, text)
     results, grads = [], []
     for fused in (False, True):
         model = build_model(config, seed=0)
-        trainer = Trainer(model, sampler, plan, torch.device("cpu"), fused_head=fused)
+        reference = build_model(config, seed=1) if text.startswith("rho1") else None
+        trainer = Trainer(model, sampler, plan, torch.device("cpu"), fused_head=fused, reference=reference)
         assert (trainer._head is not None) == fused
         results.append(trainer.train_step(0))
         # Gradients, not updated weights: AdamW turns rounding-level gradients (the key bias's are
@@ -103,6 +104,26 @@ def test_a_training_update_with_the_fused_head_matches_the_plain_one(arch, text)
     assert fused.loss == pytest.approx(plain.loss, rel=1e-6)
     assert fused.ce == pytest.approx(plain.ce, rel=1e-6)
     assert fused.grad_norm == pytest.approx(plain.grad_norm, rel=1e-5)
+    if text.startswith("focal-adaptive"):  # the effective γ of the step is reported: 2·(1 − mean p) < 2
+        assert 0 < fused.gamma < 2 and fused.gamma == pytest.approx(plain.gamma, rel=1e-6)
     assert grads[0].keys() == grads[1].keys()
     for name, value in grads[0].items():
         torch.testing.assert_close(grads[1][name], value, rtol=1e-4, atol=1e-7, msg=name)
+
+
+@pytest.mark.parametrize("text", ["mile:1", "focal-adaptive:2", "rho1:0.5:ref@1"])
+@pytest.mark.parametrize("chunk_rows", [6, 1000])
+def test_new_losses_fused_equal_head_then_loss(text, chunk_rows):
+    """The batch-level losses see the same context (from head_target_logprob) in both paths."""
+    from workers.training.head_loss import head_target_logprob
+    from workers.training.losses import batch_context
+
+    spec = parse_loss_spec(text)
+    hidden, weight, targets = inputs()
+    logp = head_target_logprob(hidden.detach(), weight.detach(), targets, chunk_rows=5)
+    reference = torch.randn(N, generator=torch.Generator().manual_seed(3), dtype=torch.float64) - 4.0
+    context = batch_context(spec, logp, targets, reference)
+    expected = value_and_grads(head_then_loss, spec, hidden, weight, targets, context=context)
+    fused = value_and_grads(fused_head_loss, spec, hidden, weight, targets, chunk_rows=chunk_rows, context=context)
+    for name, want, got in zip(("loss", "ce", "d hidden", "d weight"), expected, fused):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12, msg=name)

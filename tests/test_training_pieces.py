@@ -90,3 +90,16 @@ def test_models_loaded_in_threads_leave_tying_on(tiny_gpt2_dir):
         after = build_model(model_config(preset, vocab_size=preset.vocab_size, bos_token_id=0, eos_token_id=0), seed=0)
     assert after.lm_head.weight is after.transformer.wte.weight
     assert count_parameters(after) == preset.params["bpe"]
+
+
+def test_a_worker_trains_each_bpe_vocabulary_once():
+    from workers.context import TokenizerCache
+    from workers.training.tokenizer import build_tokenizer
+
+    cache, texts = TokenizerCache(), ["fair is foul and foul is fair " * 50]
+    first = build_tokenizer("bpe", texts=texts, vocab_size=300, context=64, cache=cache)
+    assert build_tokenizer("bpe", texts=list(texts), vocab_size=300, context=64, cache=cache) is first
+    other = build_tokenizer("bpe", texts=texts, vocab_size=280, context=64, cache=cache)
+    assert other is not first and len(cache.bpe) == 2
+    # The vocabulary a cache hit stands for is the one training again gives (rho1 compares them).
+    assert build_tokenizer("bpe", texts=texts, vocab_size=300, context=64).get_vocab() == first.get_vocab()

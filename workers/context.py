@@ -50,6 +50,9 @@ class TokenizerCache:
     (Typed as Any: this module is imported by workers that never load transformers.)"""
 
     smollm2: Any = None
+    # BPE tokenizers trained by this worker, by (hash of the texts, vocabulary size, context): a study
+    # trains dozens of models on one corpus, and training the BPE again would give the same vocabulary.
+    bpe: dict = field(default_factory=dict)
 
 
 @dataclass

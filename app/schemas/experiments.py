@@ -42,6 +42,8 @@ class TrainingCurve(BaseModel):
     ce_loss: list[float] = Field(description="Plain cross-entropy on the same batch.")
     lr: list[float]
     tokens_per_s: list[float | None]
+    grad_norm: list[float | None] = Field(description="Gradient norm before clipping.")
+    gamma: list[float | None] = Field(description="The γ the step used (focal-adaptive: its batch's).")
 
 
 class SeriesJob(BaseModel):
@@ -54,6 +56,31 @@ class SeriesJob(BaseModel):
     tokens_per_s: float | None
     detail: dict
     error: ErrorText | None = Field(description="The first line of the job's error (the Jobs page has the rest).")
+
+
+class HeldoutMetrics(BaseModel):
+    """The training job's own evaluation of a checkpoint on the held-out corpus (workers/training/evaluation.py;
+    formulas in docs/formulas.md)."""
+
+    tokens: int
+    ce: float
+    perplexity: float
+    ece: float
+    brier: float
+    top1_accuracy: float
+    nucleus_coverage: dict[str, float | None] = Field(
+        description="Per top-p level, the share of tokens whose true token is inside the smallest top-p set.")
+    mean_entropy: float | None = Field(description="Mean entropy of the predicted distribution (nats); = CE if calibrated.")
+    entropy_bins: list[dict] = Field(description="Equal-count entropy bins: tokens, mean entropy, mean loss.")
+    temperature: float = Field(description="T minimising held-out NLL of softmax(z/T): > 1 over-, < 1 under-confident.")
+    temperature_tokens: int
+    nll_before_temperature: float
+    nll_after_temperature: float
+
+
+class Sample(BaseModel):
+    prompt: str
+    continuation: str
 
 
 class CheckpointPoint(BaseModel):
@@ -77,6 +104,7 @@ class CheckpointPoint(BaseModel):
     rare_loss: float | None = Field(None, description="Mean loss on tokens of the rarest types (30% of the text).")
     frequent_loss: float | None = Field(None, description="Mean loss on tokens of the most frequent types (30%).")
     easy_share: float | None = Field(None, description="Share of tokens with p ≥ 0.5.")
+    heldout: HeldoutMetrics | None = None
 
 
 class SeriesComparison(BaseModel):
@@ -88,6 +116,9 @@ class SeriesComparison(BaseModel):
     checkpoints: list[CheckpointPoint]
     final: CheckpointPoint | None = Field(description="The last scored checkpoint.")
     curve: TrainingCurve
+    samples: list[Sample] = Field(description="The final model's continuations of fixed held-out prompts.")
+    collapse: dict[str, int | None] = Field(
+        description="Step of the first held-out loss rise / training-loss spike / gradient-norm spike, or None.")
 
 
 class ExperimentComparison(BaseModel):

@@ -9,6 +9,7 @@ import math
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from app.analytics.dynamics import collapse_flags
 from app.analytics.experiments import easy_share, rare_and_frequent_loss
 from app.models.checkpoint import Checkpoint, ModelSeries
 from app.models.job import Job
@@ -25,6 +26,8 @@ from app.vocab import CANCELLED, DONE, FAILED
 DEFAULT_CURVE_POINTS = 500
 MAX_CURVE_POINTS = 10_000
 CURVE_COLUMNS = ("step", "tokens_seen", "loss", "ce_loss", "lr", "tokens_per_s")
+# Columns of the curve read from a metric row's `extra` JSON.
+CURVE_EXTRA = ("grad_norm", "gamma")
 # The first line of a failed job's error is enough for a progress row (the Jobs page has the rest).
 JOB_ERROR_CHARS = 500
 
@@ -103,19 +106,21 @@ def training_curve(*, session: Session, series_id: int, max_points: int = DEFAUL
         raise InvalidInput(f"max_points must be between 1 and {MAX_CURVE_POINTS}")
     get_or_404(ModelSeries, series_id, session=session, thing="series")
     total = session.scalar(select(func.count(TrainingMetric.id)).where(TrainingMetric.series_id == series_id)) or 0
-    columns: dict[str, list] = {c: [] for c in CURVE_COLUMNS}
+    columns: dict[str, list] = {c: [] for c in CURVE_COLUMNS + CURVE_EXTRA}
     if total:
         # Every stride-th row plus the last: ≤ ceil(total / stride) + 1 ≤ max_points rows.
         stride = total if max_points == 1 else max(1, math.ceil(total / (max_points - 1)))
         number = func.row_number().over(order_by=TrainingMetric.step).label("n")
-        rows = select(*(getattr(TrainingMetric, c) for c in CURVE_COLUMNS), number).where(
+        rows = select(*(getattr(TrainingMetric, c) for c in CURVE_COLUMNS), TrainingMetric.extra, number).where(
             TrainingMetric.series_id == series_id).subquery()
-        picked = select(*(rows.c[c] for c in CURVE_COLUMNS)).where(
+        picked = select(*(rows.c[c] for c in CURVE_COLUMNS), rows.c.extra).where(
             or_((rows.c.n - 1) % stride == 0, rows.c.n == total) if max_points > 1 else rows.c.n == total
         ).order_by(rows.c.step)
         for row in session.execute(picked):
             for c in CURVE_COLUMNS:
                 columns[c].append(getattr(row, c))
+            for c in CURVE_EXTRA:
+                columns[c].append((row.extra or {}).get(c))
     return TrainingCurve(series_id=series_id, total_points=total, **columns)
 
 
@@ -146,11 +151,15 @@ def _series_comparison(*, session: Session, series: ModelSeries, eval_corpus_id:
         points.append(_checkpoint_point(checkpoint, run_id, run_states[run_id].status if run_id else None, summary))
     scored = [p for p in points if p.mean_loss is not None]
     job = session.get(Job, series.job_id) if series.job_id is not None else None
+    curve = training_curve(session=session, series_id=series.id, max_points=max_points)
     return SeriesComparison(
         series_id=series.id, name=series.name, loss=(series.meta or {}).get("training", {}).get("loss"),
         meta=series.meta, job=None if job is None else _series_job(job), checkpoints=points,
-        final=scored[-1] if scored else None,
-        curve=training_curve(session=session, series_id=series.id, max_points=max_points),
+        final=scored[-1] if scored else None, curve=curve,
+        samples=(checkpoints[-1].meta or {}).get("samples", []) if checkpoints else [],
+        collapse=collapse_flags(
+            checkpoint_steps=[p.step for p in points], heldout=[p.heldout.ce if p.heldout else None for p in points],
+            curve_steps=curve.step, train_loss=curve.ce_loss, grad_norm=curve.grad_norm),
     )
 
 
@@ -193,5 +202,5 @@ def _checkpoint_point(checkpoint: Checkpoint, run_id: int | None, run_status: st
     return CheckpointPoint(
         checkpoint_id=checkpoint.id, step=checkpoint.step, tokens_seen=checkpoint.tokens_seen,
         train_loss=meta.get("train_loss"), train_ce=meta.get("train_ce"), run_id=run_id, run_status=run_status,
-        scored=summary is not None, **scores,
+        scored=summary is not None, heldout=meta.get("heldout"), **scores,
     )

@@ -20,7 +20,7 @@ from app.schemas.training import ExperimentCreate, TrainingRequest
 from app.services import queue
 from app.services.corpora import get_corpus
 from app.services.errors import Conflict, InvalidInput, NotFound
-from app.training_specs import parse_loss_spec, train_directory
+from app.training_specs import RHO1, TOKENIZER_BPE, parse_loss_spec, train_directory
 from app.vocab import KIND_TRAIN, LIVE_STATUSES
 
 # Columns of an experiment row rather than entries of its config.
@@ -31,6 +31,7 @@ def enqueue_training(*, session: Session, request: TrainingRequest, settings: Se
     """Create the series (with its training config as meta) and enqueue the `train` job, whose
     progress counts steps. The caller commits."""
     _check_inputs(session=session, request=request)
+    request = with_resolved_reference(session=session, request=request)
     series = _check_series_free(session=session, name=request.series, settings=settings)
     if series is None:
         series = ModelSeries(name=request.series)
@@ -91,8 +92,9 @@ def create_experiment(*, session: Session, settings: Settings, request: Experime
         for loss in request.losses
     ]
     _check_inputs(session=session, request=requests[0])
-    for training in requests:  # every series name free before anything is created
+    for training in requests:  # every series name free and every reference usable before anything is created
         _check_series_free(session=session, name=training.series, settings=settings)
+        with_resolved_reference(session=session, request=training)
     experiment = Experiment(name=request.name, train_corpus_id=request.corpus_id,
                             eval_corpus_id=request.eval_corpus_id, config=request.model_dump(exclude=EXPERIMENT_COLUMNS))
     session.add(experiment)
@@ -101,3 +103,45 @@ def create_experiment(*, session: Session, settings: Settings, request: Experime
         enqueue_training(session=session, request=training.model_copy(update={"experiment_id": experiment.id}),
                          settings=settings)
     return experiment
+
+
+def find_reference(*, session: Session, reference: str) -> Checkpoint:
+    """A rho1 REFERENCE: a checkpoint id, SERIES@STEP, or SERIES (its latest checkpoint)."""
+    if reference.isdigit():
+        found = session.get(Checkpoint, int(reference))
+    else:
+        name, _, step = reference.partition("@")
+        query = select(Checkpoint).join(ModelSeries, Checkpoint.series_id == ModelSeries.id).where(
+            ModelSeries.name == name)
+        query = query.where(Checkpoint.step == int(step)) if step else query.order_by(Checkpoint.step.desc())
+        found = session.scalars(query.limit(1)).first()
+    if found is None:
+        raise InvalidInput(f"rho1 reference {reference!r}: no such checkpoint (give a checkpoint id, a series name "
+                           "or SERIES@STEP of a trained model)")
+    return found
+
+
+def with_resolved_reference(*, session: Session, request: TrainingRequest) -> TrainingRequest:
+    """A rho1 request with its reference pinned to SERIES@STEP, after checking that the reference was
+    trained with the same tokenizer (same kind; for BPE the same corpus and vocabulary size, which
+    train the same vocabulary). The worker compares the two vocabularies token by token as well."""
+    spec = parse_loss_spec(request.loss)
+    if spec.kind != RHO1:
+        return request
+    checkpoint = find_reference(session=session, reference=spec.reference or "")
+    series = session.get(ModelSeries, checkpoint.series_id)
+    trained = (series.meta or {}).get("training") or {}
+    where = f"rho1 reference {spec.reference!r} ({series.name}@{checkpoint.step})"
+    if not trained:
+        raise InvalidInput(f"{where} was not trained by focalscope: its tokenizer cannot be matched to this run's")
+    mine = (request.tokenizer, request.corpus_id if request.tokenizer == TOKENIZER_BPE else None, request.vocab_size)
+    theirs = (trained.get("tokenizer"), trained.get("corpus_id") if trained.get("tokenizer") == TOKENIZER_BPE else None,
+              trained.get("vocab_size"))
+    if mine != theirs:
+        raise InvalidInput(f"{where} has a different tokenizer: {_tokenizer_text(*theirs)}, this run "
+                           f"{_tokenizer_text(*mine)}; train the reference with the same tokenizer")
+    return request.model_copy(update={"loss": f"rho1:{spec.ratio:g}:{series.name}@{checkpoint.step}"})
+
+
+def _tokenizer_text(kind, corpus_id, vocab_size) -> str:
+    return f"{kind} ({vocab_size} tokens{f', trained on corpus {corpus_id}' if corpus_id else ''})"

@@ -16,12 +16,13 @@ from __future__ import annotations
 import torch
 
 from app.training_specs import LossSpec
-from workers.training.losses import CHUNK_ELEMENTS, IGNORE_INDEX, loss_and_ce
+from workers.training.losses import CHUNK_ELEMENTS, IGNORE_INDEX, BatchContext, loss_and_ce, target_logprob
 
 
 class _FusedHeadLoss(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, hidden, weight, targets, spec: LossSpec, step: int, total_steps: int, matmul_dtype, chunk_rows: int):
+    def forward(ctx, hidden, weight, targets, spec: LossSpec, step: int, total_steps: int, matmul_dtype, chunk_rows: int,
+                context: BatchContext | None):
         n_rows = hidden.shape[0]
         count = (targets != IGNORE_INDEX).sum().clamp_min(1)
         w = weight.detach().to(matmul_dtype)
@@ -36,7 +37,8 @@ class _FusedHeadLoss(torch.autograd.Function):
             x = hidden[rows].detach().to(matmul_dtype)
             logits = (x @ w.T).requires_grad_()
             with torch.enable_grad():
-                loss, ce = loss_and_ce(spec, logits, targets[rows], step=step, total_steps=total_steps, reduction="sum")
+                loss, ce = loss_and_ce(spec, logits, targets[rows], step=step, total_steps=total_steps, reduction="sum",
+                                       context=None if context is None else context.rows(rows))
                 (grad_logits,) = torch.autograd.grad(loss, logits)
             grad_logits = grad_logits.to(matmul_dtype)
             grad_hidden[rows] = grad_logits @ w
@@ -50,12 +52,12 @@ class _FusedHeadLoss(torch.autograd.Function):
     def backward(ctx, grad_loss, grad_ce):
         # CE is reported, not optimised: its gradient is ignored (it is returned detached below).
         grad_hidden, grad_weight = ctx.saved_tensors
-        return grad_hidden * grad_loss, grad_weight * grad_loss, None, None, None, None, None, None
+        return grad_hidden * grad_loss, grad_weight * grad_loss, None, None, None, None, None, None, None
 
 
 def fused_head_loss(
     spec: LossSpec, hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, *,
-    step: int = 0, total_steps: int = 1, chunk_rows: int | None = None,
+    step: int = 0, total_steps: int = 1, chunk_rows: int | None = None, context: BatchContext | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(loss of `spec` on logits hidden·weightᵀ, plain CE detached), for hidden [N, H], weight [V, H]
     (a bias-free head) and targets [N]. Under autocast the matmuls run in the autocast dtype, as the
@@ -68,5 +70,16 @@ def fused_head_loss(
     rows = chunk_rows or max(1, CHUNK_ELEMENTS // weight.shape[0])
     # Autocast off inside: the dtypes above are chosen once, and the gradient matmuls must match them.
     with torch.autocast(device_type=device_type, enabled=False):
-        loss, ce = _FusedHeadLoss.apply(hidden, weight, targets, spec, step, total_steps, matmul_dtype, rows)
+        loss, ce = _FusedHeadLoss.apply(hidden, weight, targets, spec, step, total_steps, matmul_dtype, rows, context)
     return loss, ce.detach()
+
+
+@torch.no_grad()
+def head_target_logprob(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor, *,
+                        chunk_rows: int | None = None) -> torch.Tensor:
+    """log p of the targets under logits hidden·weightᵀ, chunk by chunk (no gradient): what a
+    batch-level loss looks at before the fused pass."""
+    rows = chunk_rows or max(1, CHUNK_ELEMENTS // weight.shape[0])
+    safe = targets.clamp_min(0)
+    return torch.cat([target_logprob(hidden[i:i + rows] @ weight.T.to(hidden.dtype), safe[i:i + rows])
+                      for i in range(0, hidden.shape[0], rows)])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 
 from pydantic import ValidationError
 from sqlalchemy import delete, select
@@ -25,12 +26,15 @@ from app.schemas.run import RunOptions
 from app.schemas.training import TrainingRequest, request_problems
 from app.services import queue
 from app.services.checkpoints import ensure_series, register_checkpoint
+from app.services.errors import DomainError
 from app.services.runs import create_run
-from app.training_specs import PRESETS, parse_loss_spec, train_directory
+from app.services.training import find_reference
+from app.training_specs import PRESETS, RHO1, parse_loss_spec, train_directory
 from workers.context import JobContext, JobInterrupted, PermanentError
 from workers.models import resolve_device
 from workers.training import checkpointing
 from workers.training.data import BatchSampler, tokenize_corpus
+from workers.training.evaluation import HeldoutEvaluator
 from workers.training.presets import build_model, context_length, count_parameters, model_config
 from workers.training.tokenizer import build_tokenizer, load_tokenizer
 from workers.training.trainer import RunningLoss, StepResult, Trainer, TrainingDiverged, TrainPlan
@@ -52,9 +56,9 @@ def run_train(ctx: JobContext) -> None:
         request = TrainingRequest.model_validate(ctx.claim.payload)
     except ValidationError as exc:
         raise PermanentError(f"bad training request: {request_problems(exc)}") from None
-    texts = _load_inputs(ctx, request)
+    texts, eval_texts = _load_inputs(ctx, request)
     job = TrainingJob(ctx, request)
-    job.prepare(texts)
+    job.prepare(texts, eval_texts)
     try:
         job.trainer.run(job.start_step, job, job.running)
     except TrainingDiverged as exc:
@@ -62,17 +66,17 @@ def run_train(ctx: JobContext) -> None:
     job.finish()
 
 
-def _load_inputs(ctx: JobContext, request: TrainingRequest) -> list[str]:
-    """The training texts; checks the corpora exist and the series row is there (with its meta)."""
+def _load_inputs(ctx: JobContext, request: TrainingRequest) -> tuple[list[str], list[str]]:
+    """The training and held-out texts; checks the corpora exist and the series row is there (with its meta)."""
     with ctx.sessions() as session:
         corpus = session.get(Corpus, request.corpus_id)
         if corpus is None:
             raise PermanentError(f"training corpus {request.corpus_id} not found (deleted?)")
         if request.eval_corpus_id is not None and session.get(Corpus, request.eval_corpus_id) is None:
             raise PermanentError(f"evaluation corpus {request.eval_corpus_id} not found (deleted?)")
-        texts = list(session.scalars(
-            select(Document.text).where(Document.corpus_id == corpus.id).order_by(Document.position)
-        ))
+        texts, eval_texts = (list(session.scalars(
+            select(Document.text).where(Document.corpus_id == corpus_id).order_by(Document.position)
+        )) if corpus_id is not None else [] for corpus_id in (corpus.id, request.eval_corpus_id))
         series = ensure_series(session=session, name=request.series)
         if not series.meta:
             series.meta = {"training": request.model_dump()}
@@ -80,7 +84,7 @@ def _load_inputs(ctx: JobContext, request: TrainingRequest) -> list[str]:
         session.commit()
     if not any(t.strip() for t in texts):
         raise PermanentError(f"training corpus {corpus.name!r} has no text")
-    return texts
+    return texts, eval_texts
 
 
 class TrainingJob:
@@ -102,7 +106,7 @@ class TrainingJob:
 
     # --- setup -------------------------------------------------------------------------------------
 
-    def prepare(self, texts: list[str]) -> None:
+    def prepare(self, texts: list[str], eval_texts: list[str]) -> None:
         request = self.request
         checkpointing.clean_temporaries(self.series_dir)
         try:
@@ -127,7 +131,9 @@ class TrainingJob:
                                    seq_len=request.seq_len, seed=request.seed)
         except ValueError as exc:
             raise PermanentError(str(exc)) from None
-        self.trainer = Trainer(model=model, sampler=sampler, plan=self.plan, device=self.device)
+        self.trainer = Trainer(model=model, sampler=sampler, plan=self.plan, device=self.device,
+                               reference=self._reference_model() if self.spec.kind == RHO1 else None)
+        self.evaluator = HeldoutEvaluator.from_texts(self.tokenizer, eval_texts, seq_len=request.seq_len, device=self.device)
         self.ctx.check()
         if latest is None:
             self.on_save(0, 0, RunningLoss())
@@ -146,6 +152,20 @@ class TrainingJob:
             session.commit()
         self.ctx.report(done=self.start_step, tokens=int(state["tokens_seen"]))
         self.last_log = (time.perf_counter(), int(state["tokens_seen"]))  # rates count from here
+
+    def _reference_model(self):
+        """rho1's reference checkpoint, loaded safely (safetensors, no custom code), after checking that
+        its vocabulary is this run's token for token."""
+        with self.ctx.sessions() as session:
+            try:
+                path = find_reference(session=session, reference=self.spec.reference or "").path
+            except DomainError as exc:
+                raise PermanentError(str(exc)) from None
+        reference_tokenizer = load_tokenizer(Path(path))
+        if reference_tokenizer.get_vocab() != self.tokenizer.get_vocab():
+            raise PermanentError(f"rho1 reference {self.spec.reference!r} has a different tokenizer than this run "
+                                 f"({len(reference_tokenizer)} vs {len(self.tokenizer)} tokens, or other tokens)")
+        return checkpointing.load_model(Path(path), self.device).eval().requires_grad_(False)
 
     # --- TrainingHooks -----------------------------------------------------------------------------
 
@@ -188,7 +208,10 @@ class TrainingJob:
             "eval_corpus_id": self.request.eval_corpus_id, "series": self.request.series,
             "job_id": self.ctx.claim.job_id, "fingerprint": self.fingerprint,
             "precision": self.trainer.precision, "device": self.device.type,
+            "heldout": self.evaluator.metrics(self.trainer.model),
         }
+        if step == self.plan.steps:
+            meta["samples"] = self.evaluator.samples(self.trainer.model)
         state = {"step": step, "tokens_seen": tokens_seen, "fingerprint": self.fingerprint}
         saved = checkpointing.save_checkpoint(
             series_dir=self.series_dir, step=step, model=self.trainer.model, tokenizer=self.tokenizer,

@@ -15,13 +15,16 @@ The spec strings and their formulas are documented in app/training_specs.py.
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from app.training_specs import (
-    CE, FLSD53, FLSD53_GAMMA_HIGH_P, FLSD53_GAMMA_LOW_P, FLSD53_THRESHOLD, FOCAL, FOCAL_SCHEDULE, POLY1,
-    POLYFOCAL, SIGMOID_POLYFOCAL, LossSpec,
+    CE, FLSD53, FLSD53_GAMMA_HIGH_P, FLSD53_GAMMA_LOW_P, FLSD53_THRESHOLD, FOCAL, FOCAL_ADAPTIVE, FOCAL_SCHEDULE,
+    MILE, POLY1, POLYFOCAL, RHO1, SIGMOID_POLYFOCAL, LossSpec,
 )
 
 IGNORE_INDEX = -100
@@ -109,10 +112,75 @@ def flsd53_gamma(logp: torch.Tensor) -> torch.Tensor:
     return torch.where(p < FLSD53_THRESHOLD, FLSD53_GAMMA_LOW_P, FLSD53_GAMMA_HIGH_P).to(logp.dtype)
 
 
-def softmax_terms(spec: LossSpec, logp: torch.Tensor, *, step: int = 0, total_steps: int = 1) -> torch.Tensor:
+# --- losses that depend on the whole batch ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class BatchContext:
+    """What a batch-level loss knows about its batch before any row's loss: focal-adaptive's γ of
+    this step, rho1's per-row weights (n_valid / k on the k selected tokens, 0 elsewhere)."""
+
+    gamma: float | None = None
+    weights: torch.Tensor | None = None
+
+    def rows(self, rows: slice) -> BatchContext:
+        return self if self.weights is None else BatchContext(self.gamma, self.weights[rows])
+
+
+def adaptive_gamma(gamma_max: float, logp: torch.Tensor, targets: torch.Tensor) -> float:
+    """focal-adaptive's γ for a batch: γmax · (1 − mean p of the true token over its non-ignored tokens)."""
+    keep = targets != IGNORE_INDEX
+    if not keep.any():
+        return gamma_max
+    return gamma_max * (1.0 - float(logp.detach().double()[keep].exp().mean()))
+
+
+def rho1_weights(ratio: float, logp: torch.Tensor, reference_logp: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Rho-1's selection as row weights: the k = ⌈ratio · n⌉ non-ignored tokens with the largest excess
+    loss (−log p) − (−log p_ref) get n / k, the rest 0, so that the mean over all n rows is the mean
+    CE over the selected ones (the paper's normalisation)."""
+    keep = targets != IGNORE_INDEX
+    n = int(keep.sum())
+    weights = torch.zeros(logp.shape, dtype=torch.float32, device=logp.device)
+    if n == 0:
+        return weights
+    k = max(1, math.ceil(ratio * n - 1e-9))
+    excess = torch.where(keep, reference_logp.detach().double() - logp.detach().double(), -math.inf)
+    weights[torch.topk(excess, k).indices] = n / k
+    return weights
+
+
+def batch_context(spec: LossSpec, logp: torch.Tensor, targets: torch.Tensor,
+                  reference_logp: torch.Tensor | None = None) -> BatchContext:
+    """The context of a batch-level loss from the batch's log p (detached) and, for rho1, the
+    reference model's log p of the same targets."""
+    if spec.kind == FOCAL_ADAPTIVE:
+        return BatchContext(gamma=adaptive_gamma(spec.gamma, logp, targets))
+    if spec.kind == RHO1:
+        if reference_logp is None:
+            raise ValueError("rho1 needs the reference model's log p of the batch")
+        return BatchContext(weights=rho1_weights(spec.ratio or 1.0, logp, reference_logp, targets))
+    return BatchContext()
+
+
+def _mile_rows(logits: torch.Tensor, targets: torch.Tensor, gamma: float) -> torch.Tensor:
+    """−H(p)^γ log p per row, H = −Σ_v p_v log p_v in nats. The weight H^γ is a constant in the gradient
+    (detached): differentiated, H^γ·(−log p) is 0 wherever H = 0, so a point mass on any token is a
+    global minimum — every seed of our first study collapsed onto one (docs/study.md)."""
+    logprobs = torch.log_softmax(_float(logits), dim=1)
+    with torch.no_grad():
+        weight = (-(logprobs.exp() * logprobs).sum(dim=1)).clamp_min(0).pow(gamma)
+    return weight * -logprobs.gather(1, targets[:, None]).squeeze(1)
+
+
+def softmax_terms(spec: LossSpec, logp: torch.Tensor, *, step: int = 0, total_steps: int = 1,
+                  context: BatchContext | None = None) -> torch.Tensor:
     """Per-token loss of a softmax-form spec from log p of the true token."""
     if spec.kind == CE:
         return -logp
+    if spec.kind == FOCAL_ADAPTIVE:
+        return focal_terms(logp, _needs(context, spec).gamma)
+    if spec.kind == RHO1:
+        return _needs(context, spec).weights * -logp
     if spec.kind == FOCAL:
         return focal_terms(logp, spec.gamma)
     if spec.kind == FOCAL_SCHEDULE:
@@ -124,6 +192,12 @@ def softmax_terms(spec: LossSpec, logp: torch.Tensor, *, step: int = 0, total_st
     if spec.kind == FLSD53:
         return focal_terms(logp, flsd53_gamma(logp))
     raise ValueError(f"{spec.kind!r} is not a softmax-form loss")
+
+
+def _needs(context: BatchContext | None, spec: LossSpec) -> BatchContext:
+    if context is None or (context.gamma is None and context.weights is None):
+        raise ValueError(f"the {spec.text} loss depends on the batch: pass its batch_context")
+    return context
 
 
 # --- the sigmoid (one-vs-all) Poly-1 focal loss ----------------------------------------------------
@@ -174,14 +248,25 @@ def compute_loss(spec: LossSpec, logits, targets, *, step: int = 0, total_steps:
     return loss_and_ce(spec, logits, targets, step=step, total_steps=total_steps, reduction=reduction)[0]
 
 
-def loss_and_ce(spec: LossSpec, logits, targets, *, step: int = 0, total_steps: int = 1, reduction: str = "mean"):
+def mile_loss(logits, targets, gamma: float, reduction: str = "mean"):
+    return _reduce(_rows(_mile_rows, logits, targets, float(gamma)), targets, reduction)
+
+
+def loss_and_ce(spec: LossSpec, logits, targets, *, step: int = 0, total_steps: int = 1, reduction: str = "mean",
+                context: BatchContext | None = None):
     """(loss to optimise, plain cross-entropy on the same tokens, detached). The softmax-form losses
-    share one log-softmax with the CE they report."""
+    share one log-softmax with the CE they report. focal-adaptive and rho1 need the batch's `context`
+    (batch_context), sliced to these rows."""
+    if spec.kind == MILE:
+        loss = mile_loss(logits, targets, spec.gamma, reduction)
+        with torch.no_grad():
+            ce = cross_entropy(logits, targets, reduction)
+        return loss, ce
     if spec.kind == SIGMOID_POLYFOCAL:
         loss = sigmoid_polyfocal_loss(logits, targets, spec.epsilon, spec.gamma, spec.alpha or 0.0, reduction)
         with torch.no_grad():
             ce = cross_entropy(logits, targets, reduction)
         return loss, ce
     logp = target_logprob(logits, targets)
-    loss = _reduce(softmax_terms(spec, logp, step=step, total_steps=total_steps), targets, reduction)
+    loss = _reduce(softmax_terms(spec, logp, step=step, total_steps=total_steps, context=context), targets, reduction)
     return loss, _reduce(-logp.detach(), targets, reduction)

@@ -8,6 +8,8 @@ tokenizer.json), so two runs with the same seed see the same token ids.
 
 from __future__ import annotations
 
+import hashlib
+
 import os
 from pathlib import Path
 
@@ -76,7 +78,15 @@ def smollm2_tokenizer(cache: TokenizerCache | None = None) -> PreTrainedTokenize
 def build_tokenizer(kind: str, *, texts: list[str], vocab_size: int, context: int,
                     cache: TokenizerCache | None = None):
     if kind == TOKENIZER_BPE:
-        return train_bpe(texts, vocab_size, model_max_length=context)
+        if cache is None:
+            return train_bpe(texts, vocab_size, model_max_length=context)
+        digest = hashlib.sha256()
+        for text in texts:
+            digest.update(hashlib.sha256(text.encode()).digest())
+        key = (digest.hexdigest(), vocab_size, context)
+        if key not in cache.bpe:
+            cache.bpe[key] = train_bpe(texts, vocab_size, model_max_length=context)
+        return cache.bpe[key]
     if kind == TOKENIZER_SMOLLM2:
         tokenizer = smollm2_tokenizer(cache)
         tokenizer.model_max_length = context

@@ -19,10 +19,10 @@ from typing import Protocol
 
 import torch
 
-from app.training_specs import CE, FLSD53, POLY1, LossSpec, save_steps
+from app.training_specs import BATCH_LOSSES, CE, FLSD53, POLY1, RHO1, LossSpec, save_steps
 from workers.training.data import BatchSampler
-from workers.training.head_loss import fused_head_loss
-from workers.training.losses import loss_and_ce
+from workers.training.head_loss import fused_head_loss, head_target_logprob
+from workers.training.losses import BatchContext, batch_context, loss_and_ce, target_logprob
 
 # nanoGPT / GPT-3 choices for small LMs.
 BETAS = (0.9, 0.95)
@@ -119,6 +119,8 @@ class Trainer:
     compile: bool = False
     # The LM head and the loss in row chunks (head_loss.py): the full logits are never materialised.
     fused_head: bool = True
+    # rho1's reference model (same tokenizer), scored on every batch without gradients.
+    reference: torch.nn.Module | None = None
     optimizer: torch.optim.Optimizer = field(init=False)
 
     def __post_init__(self) -> None:
@@ -143,7 +145,7 @@ class Trainer:
         lr = self.plan.lr_at(index)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
-        loss, ce = self._loss(inputs, targets, index)
+        loss, ce, context = self._loss(inputs, targets, index)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(self._params, GRAD_CLIP)
@@ -155,24 +157,52 @@ class Trainer:
         if not math.isfinite(loss_value):
             raise TrainingDiverged(f"the {self.plan.loss.text} loss became {loss_value} at update {index + 1}; lower lr")
         return StepResult(
-            step=index + 1, loss=loss_value, ce=ce_value, lr=lr, gamma=self._gamma(index),
+            step=index + 1, loss=loss_value, ce=ce_value, lr=lr, gamma=self._gamma(index, context),
             grad_norm=grad_value, tokens_seen=(index + 1) * self.sampler.tokens_per_step,
             seconds=time.perf_counter() - started,
         )
 
-    def _loss(self, inputs: torch.Tensor, targets: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def _loss(self, inputs: torch.Tensor, targets: torch.Tensor, index: int):
+        """(loss, CE, the batch context of a batch-level loss or None)."""
         schedule = {"step": index, "total_steps": self.plan.steps}
+        flat_targets = targets.reshape(-1)
         with self._autocast():
             if self._head is not None:
                 hidden = self._forward(input_ids=inputs).last_hidden_state
-                return fused_head_loss(self.plan.loss, hidden.reshape(-1, hidden.shape[-1]), self._head.weight,
-                                       targets.reshape(-1), **schedule)
+                hidden = hidden.reshape(-1, hidden.shape[-1])
+                context = self._context(inputs, flat_targets, lambda: head_target_logprob(
+                    hidden.detach(), self._head.weight.detach(), flat_targets))
+                loss, ce = fused_head_loss(self.plan.loss, hidden, self._head.weight, flat_targets, **schedule,
+                                           context=context)
+                return loss, ce, context
             logits = self._forward(input_ids=inputs).logits
-        return loss_and_ce(self.plan.loss, logits.reshape(-1, logits.shape[-1]), targets.reshape(-1), **schedule)
+        logits = logits.reshape(-1, logits.shape[-1])
+        context = self._context(inputs, flat_targets, lambda: target_logprob(logits.detach(), flat_targets))
+        return (*loss_and_ce(self.plan.loss, logits, flat_targets, **schedule, context=context), context)
 
-    def _gamma(self, index: int) -> float | None:
+    def _context(self, inputs: torch.Tensor, targets: torch.Tensor, current_logprob) -> BatchContext | None:
+        """A batch-level loss's view of the batch (one extra head pass without gradients; for rho1 also
+        the reference model's forward pass)."""
         spec = self.plan.loss
-        if spec.kind in (CE, POLY1, FLSD53):  # no γ, or one per token
+        if spec.kind not in BATCH_LOSSES:
+            return None
+        reference = self._reference_logprob(inputs, targets) if spec.kind == RHO1 else None
+        return batch_context(spec, current_logprob(), targets, reference)
+
+    @torch.no_grad()
+    def _reference_logprob(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        if self.reference is None:
+            raise ValueError(f"the {self.plan.loss.text} loss needs its reference model")
+        self.reference.eval()
+        logits = self.reference(input_ids=inputs).logits
+        return target_logprob(logits.reshape(-1, logits.shape[-1]), targets)
+
+    def _gamma(self, index: int, context: BatchContext | None) -> float | None:
+        """The γ this update used (focal-adaptive: the batch's; mile: its entropy exponent)."""
+        spec = self.plan.loss
+        if context is not None and context.gamma is not None:
+            return context.gamma
+        if spec.kind in (CE, POLY1, FLSD53, RHO1):  # no γ, or one per token
             return None
         return spec.gamma_at(index, self.plan.steps)
 

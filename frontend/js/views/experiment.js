@@ -11,6 +11,7 @@ import { h, replace } from "../dom.js";
 import { experimentStatus, lossKey } from "../parts.js";
 import { checkpointsCard } from "./experiment/checkpoints.js";
 import { finalCard } from "./experiment/final_table.js";
+import { collapseCard, samplesCard } from "./experiment/samples.js";
 import { header, trainingCard } from "./experiment/head.js";
 import { CHARTS } from "./experiment/step_charts.js";
 
@@ -46,7 +47,7 @@ export async function mount(ctx) {
   const parts = {
     head: h("div", { class: "page-head" }), pollStatus: h("div", { "aria-live": "polite" }), progress: h("div"),
     legend: h("div", { class: "loss-legend", "data-testid": "loss-legend", role: "group", "aria-label": "Colour of each loss" }),
-    final: h("div"), checkpoints: h("div"), hasEval, figures, untrainedToggle,
+    final: h("div"), checkpoints: h("div"), collapse: h("div"), samples: h("div"), hasEval, figures, untrainedToggle,
   };
 
   const render = () => {
@@ -116,6 +117,8 @@ function renderParts(ctx, parts, view, about, checkpointOffset, onPage) {
   const ours = new Set(view.series.map((s) => s.series_id));
   replace(parts.final, finalCard(view, about.otherRuns.filter((r) => !ours.has(r.checkpoint.series_id))));
   replace(parts.checkpoints, checkpointsCard(view, checkpointOffset, onPage));
+  replace(parts.collapse, collapseCard(view));
+  replace(parts.samples, samplesCard(view));
   for (const f of parts.figures) {
     f.draw(f.fig.plot, view).catch((error) => { if (ctx.alive) f.fig.el.append(errorBox(error, { title: "A chart failed" })); });
   }
@@ -130,7 +133,7 @@ function layout(exp, parts) {
         h("div", { class: "section-tools" },
           parts.hasEval ? h("label", { class: "check" }, parts.untrainedToggle, "Hide step 0 (untrained)") : null, parts.legend)),
       h("div", { class: parts.hasEval ? "grid-2" : "grid-wide" }, parts.figures.map((f) => card(f.title, f.fig.el)))),
-    parts.checkpoints,
+    parts.collapse, parts.samples, parts.checkpoints,
   ];
 }
 

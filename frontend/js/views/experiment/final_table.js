@@ -17,7 +17,11 @@ const FINAL_COLUMNS = [
   { key: "rare_loss", label: "Rare loss", title: "mean loss on tokens of the rarest types (30% of the text)", fmt: (v) => fmtNum(v, 3), better: LOWER },
   { key: "frequent_loss", label: "Frequent loss", title: "mean loss on tokens of the most frequent types (30% of the text)", fmt: (v) => fmtNum(v, 3), better: LOWER },
   { key: "easy_share", label: "Easy share", title: "share of tokens with p ≥ 0.5", fmt: (v) => fmtPct(v, 1), better: HIGHER },
+  // From the training job's own held-out evaluation (checkpoint.heldout): closer to the calibrated value is better.
+  { key: "coverage90", get: (f) => (f.heldout ? f.heldout.nucleus_coverage["0.9"] : null), label: "Top-p 0.9 cover", title: "share of tokens inside the smallest top-0.9 set (calibrated: 0.9)", fmt: (v) => fmtNum(v, 3), better: (a, b) => Math.abs(a - 0.9) < Math.abs(b - 0.9) },
+  { key: "temperature", get: (f) => (f.heldout ? f.heldout.temperature : null), label: "Best T", title: "post-hoc temperature minimising held-out NLL (> 1: over-confident)", fmt: (v) => fmtNum(v, 3), better: (a, b) => Math.abs(Math.log(a)) < Math.abs(Math.log(b)) },
 ];
+const valueOf = (c, f) => (f ? (c.get ? c.get(f) : f[c.key]) : null);
 
 /** Index of the single best value; null when another shows the same (rounded) text, or no values. */
 function best(values, better, fmt) {
@@ -62,12 +66,14 @@ function finalColumns(rows) {
   const finals = rows.map((s) => s.final);
   const nFinal = finals.filter(Boolean).length;
   const baseline = rows.find((s) => s.loss === "ce" && s.final);
-  const bestAt = Object.fromEntries(FINAL_COLUMNS.map((c) => [c.key, nFinal > 1 ? best(finals.map((f) => (f ? f[c.key] : null)), c.better, c.fmt) : null]));
+  const bestAt = Object.fromEntries(FINAL_COLUMNS.map((c) => [c.key, nFinal > 1 ? best(finals.map((f) => valueOf(c, f)), c.better, c.fmt) : null]));
   const metric = (c) => ({
     label: c.label, numeric: true, title: c.title, cell: (s) => {
       if (!s.final) return "—";
       const isBest = bestAt[c.key] === rows.indexOf(s);
-      return h("span", { class: isBest ? "best" : null, title: isBest ? `best of the ${nFinal} losses` : null, "data-testid": c.testid || null }, c.fmt(s.final[c.key]));
+      const value = valueOf(c, s.final);
+      if (value === null || value === undefined) return "—";
+      return h("span", { class: isBest ? "best" : null, title: isBest ? `best of the ${nFinal} losses` : null, "data-testid": c.testid || null }, c.fmt(value));
     },
   });
   return [
