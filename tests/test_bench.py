@@ -34,7 +34,7 @@ def test_gpu_session_script_runs_in_smoke_mode(tmp_path):
     summary = json.loads((out / "gpu_summary.json").read_text())
     assert not summary["errors"], summary["errors"]
     exactness = [check for check in summary["checks"] if check.get("check", "").startswith("fp32 scorer")]
-    assert len(exactness) == 2 and all(check["pass"] for check in exactness), summary["checks"]
+    assert len(exactness) == 1 and all(check["pass"] for check in exactness), summary["checks"]  # one architecture
     profiles = sorted(p.name for p in out.glob("profile-*.txt"))
     assert any(name.startswith("profile-score-") for name in profiles), profiles
     assert any(name.startswith("profile-train-") for name in profiles), profiles

@@ -11,15 +11,16 @@ from focalscope.cli import build_parser
 
 
 def test_score_a_corpus_end_to_end(cli_process, cli, tmp_path, tiny_llama_dir):
-    # Through the installed entry point: add a corpus, register a model, score in that process.
+    # Through the installed entry point: add a corpus, and score in that process.
     texts = tmp_path / "texts"
     texts.mkdir()
     (texts / "a.txt").write_text("When shall we three meet again?\nIn thunder, lightning, or in rain?")
     (texts / "b.jsonl").write_text('{"text": "Fair is foul."}\n{"text": "And foul is fair."}\n')
     added = cli_process("corpus", "add", str(texts), "--name", "witches")
     assert "corpus 1 'witches': 3 documents" in added.stdout
-    assert "registered checkpoint 1: tiny@0 (safetensors, llama)" in cli_process("model", "add", str(tiny_llama_dir), "--series", "tiny").stdout
-    # The other commands on the same data directory run in this process (no start-up per command).
+    # The other commands on the same data directory run in this process (no start-up per command),
+    # but the scoring one, which starts the worker.
+    assert "registered checkpoint 1: tiny@0 (safetensors, llama)" in cli("model", "add", str(tiny_llama_dir), "--series", "tiny").stdout
     assert "already registered" in cli("model", "add", str(tiny_llama_dir), "--series", "tiny").stdout
     scored = cli_process("score", "--model", "tiny", "--corpus", "witches", "--max-length", "16", "--here", "--device", "cpu")
     assert "run 1 enqueued" in scored.stdout and "done" in scored.stderr
