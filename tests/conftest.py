@@ -33,12 +33,21 @@ from tests.support.data import macbeth_corpora  # noqa: F401
 from tests.support.models import tiny_gpt2_dir, tiny_llama_dir  # noqa: F401
 
 DEFAULT_TEST_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+# The modules that take longest run first: `make test` hands whole modules to two processes in
+# collection order, and a long module handed out last keeps one process busy while the other idles.
+LONGEST_FIRST = ("test_browser_series.py", "test_browser.py", "test_golden.py", "test_training.py", "test_bench.py",
+                 "test_browser_training.py", "test_cli.py", "test_api.py", "test_scale.py", "test_queue.py")
 # An unreachable host should cost seconds, not the OS's TCP timeout, before the tests skip.
 PG_CONNECT_TIMEOUT_S = 5
 # Long enough that a healthy lease never runs out on a loaded CI machine (ten heartbeats fit in
 # it), short enough that a test waiting for a real expiry waits two seconds.
 TEST_LEASE_SECONDS = 2.0
 TEST_HEARTBEAT_SECONDS = 0.2
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")
