@@ -32,9 +32,11 @@ serve: $(STAMP)
 	$(PY) -m focalscope serve
 
 # The suite runs in TEST_WORKERS processes, a test module per process at a time (module fixtures such
-# as a browser test's server stay in one process), each with one BLAS/OpenMP thread: two processes of
-# two threads on two cores spin-wait (the GPU-script smoke test took 192 s instead of 40).
-TEST_WORKERS ?= 2
+# as a browser test's server stay in one process), each with one BLAS/OpenMP thread: processes of two
+# threads on two cores spin-wait (the GPU-script smoke test took 192 s instead of 40). Four processes
+# fill the time tests spend waiting on servers and subprocesses: on this 2-core machine, idle, 764 tests
+# took 285 s with 4, 300-336 s with 2 (6 min of CPU either way).
+TEST_WORKERS ?= 4
 
 test: $(STAMP)
 	bash scripts/ensure-test-services.sh
