@@ -72,3 +72,12 @@ def test_the_image_installs_the_project_the_way_the_readme_says():
     assert set(WHEEL_SOURCES) <= copied
     # The installed wheel finds its own migrations and dashboard: no path into the source tree.
     assert "FOCALSCOPE_FRONTEND_DIR" not in dockerfile
+
+
+def test_the_database_password_comes_from_the_environment_with_no_default():
+    """No fixed secret in the repository: compose refuses to start (`${VAR:?message}`) until
+    POSTGRES_PASSWORD is set, and the URL the services use carries the same variable."""
+    services = _compose()["services"]
+    password = services[_database_service(services)]["environment"]["POSTGRES_PASSWORD"]
+    assert re.fullmatch(r"\$\{POSTGRES_PASSWORD:\?[^}]+\}", password)
+    assert all(password in services[name]["environment"]["DATABASE_URL"] for name in APP_SERVICES)
