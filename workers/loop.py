@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Callable
 
 from app.core.config import Settings
 from app.core.log_format import job_fields
+from app.db.availability import DATABASE_ERRORS, database_message
 from app.db.engine import make_engine, make_sessionmaker
 from app.services import queue
 from app.vocab import JOB_KINDS, KIND_SCORE, KIND_SUMMARIZE, KIND_TRAIN
 from workers.context import JobContext, JobInterrupted, PermanentError, TokenizerCache
+from workers.outage import Backoff
 
 if TYPE_CHECKING:
     from workers.metrics import WorkerMetrics
@@ -96,8 +98,15 @@ class Worker:
         Returns the number of jobs handled."""
         handled = 0
         log.info("worker %s started (kinds: %s)", self.name, ", ".join(self.kinds))
+        outage = Backoff()
         while not self.stopping.is_set():
-            if self.run_one():
+            try:
+                worked = self.run_one()
+            except DATABASE_ERRORS as exc:
+                self.stopping.wait(outage.failed(exc))
+                continue
+            outage.recovered()
+            if worked:
                 handled += 1
             elif exit_when_idle:
                 break
@@ -195,7 +204,16 @@ class Worker:
             beat.join()
 
     def _settle(self, ctx: JobContext, outcome: BaseException | None) -> None:
-        """Record how a job ended: done (None), handed back (interrupted), lost, or failed."""
+        """Record how a job ended: done (None), handed back (interrupted), lost, or failed. Where the
+        database cannot take the record, the job is left to its lease, which runs out and requeues it."""
+        try:
+            self._record_outcome(ctx, outcome)
+        except DATABASE_ERRORS as exc:
+            log.warning("job %d: its outcome could not be recorded (database unavailable: %s); it goes back to "
+                        "the queue when its lease runs out", ctx.claim.job_id, database_message(exc),
+                        extra=job_fields(ctx.claim))
+
+    def _record_outcome(self, ctx: JobContext, outcome: BaseException | None) -> None:
         claim = ctx.claim
         fields = job_fields(claim)
         if outcome is None:
@@ -241,5 +259,8 @@ class Worker:
 
 
 def _describe(exc: BaseException) -> str:
-    """The error text stored on the job: the message first (what the UI shows), then the traceback."""
+    """The error text stored on the job: the message first (what the UI shows), then the traceback.
+    A database error shows the driver's message, not the statement and its parameters."""
+    if isinstance(exc, DATABASE_ERRORS):
+        return f"database error: {database_message(exc)}\n\n{''.join(traceback.format_tb(exc.__traceback__))}"
     return f"{type(exc).__name__}: {exc}\n\n{''.join(traceback.format_exception(exc))}"

@@ -9,9 +9,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from app.db.availability import DATABASE_ERRORS, database_message
 from app.services.errors import DomainError
 
 log = logging.getLogger("focalscope.api")
+# What a client waiting out a database restart should wait before it asks again.
+RETRY_AFTER_S = 5
 
 
 def error_response(status: int, code: str, message: str, detail: object | None = None,
@@ -39,6 +42,16 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _http(_request: Request, exc: StarletteHTTPException):
         code = {404: "not_found", 405: "method_not_allowed", 413: "too_large"}.get(exc.status_code, "http_error")
         return error_response(exc.status_code, code, str(exc.detail))
+
+    async def _database_unavailable(_request: Request, exc: Exception):
+        # The driver's message (host, port, file) goes to the log, not to every caller.
+        log.warning("database unavailable: %s", database_message(exc))
+        return error_response(503, "database_unavailable",
+                              "the database is unavailable (restarting, unreachable or full); try again shortly",
+                              headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    for error in DATABASE_ERRORS:
+        app.add_exception_handler(error, _database_unavailable)
 
     @app.exception_handler(Exception)
     async def _unexpected(_request: Request, exc: Exception):
