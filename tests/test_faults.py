@@ -20,12 +20,11 @@ from app.main import create_app
 from app.models.job import Job
 from app.models.run import TokenScores
 from app.schemas.run import RunOptions
-from app.services import checkpoints, corpora, queue, runs
+from app.services import checkpoints, corpora, runs
 from app.vocab import DONE, FAILED, KIND_SCORE, MAX_ATTEMPTS, QUEUED
 from tests.support.api import API, error_of, own_settings
 from tests.support.data import TEXTS
 from tests.support.models import build_tiny_model
-from tests.support.private_postgres import private_postgres  # noqa: F401  (fixture)
 from tests.support.timing import wait_until
 from workers.loop import Worker
 

@@ -23,7 +23,7 @@ from app.models.checkpoint import Checkpoint, ModelSeries
 from app.models.corpus import Corpus
 from app.models.run import Run
 from app.schemas.run import RunOptions
-from app.services.errors import Conflict, DomainError, InvalidInput, NotFound
+from app.services.errors import Conflict, DomainError, InvalidInput
 from app.services.runs import run_progress
 from app.vocab import DONE
 
