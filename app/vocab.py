@@ -32,6 +32,9 @@ MAX_ATTEMPTS = 3
 FORMAT_SAFETENSORS = "safetensors"
 FORMAT_GGUF = "gguf"
 CHECKPOINT_FORMATS = (FORMAT_SAFETENSORS, FORMAT_GGUF)
+# The files an uploaded checkpoint may consist of (weights, configs, tokenizer files, a chat template);
+# the dashboard leaves a folder's other files (optimizer state, training arguments) out of an upload.
+CHECKPOINT_FILE_SUFFIXES = (".safetensors", ".json", ".txt", ".model", ".jinja", ".gguf")
 
 # Window policies for scoring documents longer than the model's context.
 WINDOW_ROLLING = "rolling"  # lm-evaluation-harness `loglikelihood_rolling`: disjoint windows

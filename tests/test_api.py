@@ -201,6 +201,8 @@ def test_run_errors_cancel_and_retry(client, model_root):
 def test_health_unknown_routes_and_openapi(client):
     health = client.get(f"{API}/health").json()
     assert health["status"] == "ok" and health["queued_jobs"] == 0 and health["queue_stalled"] is False
+    # The limits the dashboard's upload forms show and check before sending.
+    assert (health["max_upload_mb"], health["max_checkpoint_upload_mb"]) == (64.0, 4096.0)
     error_of(client.get(f"{API}/nope"), 404, "not_found")
     error_of(client.delete(f"{API}/corpora"), 405, "method_not_allowed")
     spec = client.get(f"{API}/openapi.json").json()
@@ -245,7 +247,9 @@ def test_checkpoint_upload_archives_and_gguf(client, model_root, tmp_path):
     assert "not a valid zip" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("x.zip", b"garbage")}), 422, "invalid_input")
     assert "not a GGUF file" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("m.gguf", b"NOPE" * 10)}), 422, "invalid_input")
     assert "empty" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("m.gguf", b"")}), 422, "invalid_input")
-    assert "upload a .gguf" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("m.bin", b"\x80\x04")}), 422, "invalid_input")
+    assert "upload a .gguf" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("m.safetensors", b"{}")}), 422, "invalid_input")
+    assert "m.bin: pickle-based weights are never loaded (unpickling runs arbitrary code); convert them to safetensors" in error_of(
+        client.post(f"{API}/checkpoints/upload", files={"file": ("m.bin", b"\x80\x04")}), 422, "invalid_input")
     # Failed uploads leave nothing behind.
     uploads_dir = tmp_path / "data" / "models" / "uploads"
     assert len(list(uploads_dir.iterdir())) == 1
@@ -278,6 +282,7 @@ def test_vocabulary_lists_the_fixed_names_in_order(api):
         "dtypes": ["float32", "bfloat16", "float16"],
         "tokenizers": ["bpe", "smollm2"],
         "checkpoint_formats": ["safetensors", "gguf"],
+        "checkpoint_file_suffixes": [".safetensors", ".json", ".txt", ".model", ".jinja", ".gguf"],
         "token_fields": ["token_id", "char_start", "char_end", "logprob", "entropy", "rank", "top_ids",
                          "top_logprobs", "sum_p2", "context_len"],
     }

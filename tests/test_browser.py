@@ -9,6 +9,8 @@ the system Chromium. Elements are located by role, label or test id.
 from __future__ import annotations
 
 import re
+import shutil
+import tarfile
 
 import pytest
 from playwright.sync_api import Page, expect
@@ -224,6 +226,53 @@ def test_register_form_shows_the_servers_refusal(page: Page):
     page.get_by_label("Server path").fill("/etc")
     page.get_by_role("button", name="Register", exact=True).click()
     expect(page.get_by_test_id("form-status")).to_contain_text("outside the server's model roots")
+
+
+def test_upload_checkpoints_from_the_models_page(page: Page, tiny_llama_dir, tmp_path):
+    """A .tar.gz of a safetensors directory; a checkpoint folder (sent as a tar built in the page, its
+    other files left out), whose second upload the server recognises by the same sha256; pickle weights."""
+    archive = tmp_path / "tiny-llama.tar.gz"
+    with tarfile.open(archive, "w:gz") as bundle:
+        for path in tiny_llama_dir.iterdir():
+            bundle.add(path, f"tiny-llama/{path.name}")
+    folder = shutil.copytree(tiny_llama_dir, tmp_path / "checkpoint-7")
+    (folder / "optimizer.pt").write_bytes(b"\x80\x04K\x01.")
+    (folder / "logs").mkdir()
+    (folder / "logs" / "events.json").write_text("{}")
+    page.goto("/#/models")
+    page.get_by_text("Upload a checkpoint").click()
+    expect(page.get_by_test_id("upload-limit")).to_contain_text("Up to 4.00 GB per checkpoint")
+    form = page.get_by_role("form", name="Upload a checkpoint")
+    status, progress = page.get_by_test_id("upload-status"), page.get_by_test_id("upload-progress")
+    form.get_by_label("Checkpoint file", exact=True).set_input_files(archive)
+    form.get_by_label("Series", exact=True).fill("uploaded-tiny")
+    form.get_by_label("Step", exact=True).fill("5")
+    form.get_by_role("button", name="Upload", exact=True).click()
+    expect(status).to_contain_text("Uploaded and registered uploaded-tiny@5 (llama, safetensors,")
+    expect(progress).to_have_attribute("data-state", "done")
+    expect(progress).to_contain_text("sent (100%)")
+    assert progress.locator("progress").evaluate("el => el.value === el.max && el.max > 100000")
+    expect(page.get_by_test_id("checkpoints-table")).to_contain_text("uploaded-tiny@5")
+
+    form.get_by_label("or a checkpoint folder", exact=True).set_input_files(folder)
+    form.get_by_label("Series", exact=True).fill("")  # the folder's name
+    form.get_by_label("Step", exact=True).fill("7")
+    form.get_by_role("button", name="Upload", exact=True).click()
+    expect(status).to_contain_text("Uploaded and registered checkpoint-7@7 (llama, safetensors,")
+    expect(page.get_by_test_id("upload-left-out")).to_contain_text(
+        "Left out 2 files that are no part of a checkpoint or in a subfolder: logs/events.json, optimizer.pt.")
+    expect(page.get_by_test_id("checkpoints-table")).to_contain_text("checkpoint-7@7")
+    form.get_by_role("button", name="Upload", exact=True).click()
+    expect(status).to_contain_text("checkpoint-7@7 was registered already with these weights. "
+                                   "The same file was uploaded before: its stored copy serves.")
+
+    form.get_by_label("Checkpoint file", exact=True).set_input_files(
+        {"name": "pytorch_model.bin", "mimeType": "application/octet-stream", "buffer": b"\x80\x04K\x01."})
+    form.get_by_role("button", name="Upload", exact=True).click()
+    expect(status).to_contain_text("pytorch_model.bin: pickle-based weights are never loaded")
+    expect(status).to_contain_text("convert them to safetensors")
+    expect(status).to_contain_text("HTTP 422")
+    expect(progress).to_have_attribute("data-state", "failed")
 
 
 def test_upload_corpus_through_the_form(page: Page, server: Server):

@@ -70,7 +70,8 @@ def test_the_wheel_holds_the_migrations_and_the_frontend(installed):
     revisions = {p.name for p in (REPO / "migrations" / "versions").glob("*.py")}
     assert {f"app/_bundled/migrations/versions/{name}" for name in revisions} <= names
     assert {"app/_bundled/migrations/env.py", "app/_bundled/migrations/script.py.mako",
-            "app/_bundled/frontend/index.html", "app/_bundled/frontend/js/app.js"} <= names
+            "app/_bundled/frontend/index.html", "app/_bundled/frontend/js/app.js",
+            "app/_bundled/frontend/vendor/plotly-strict.min.js"} <= names
     assert not any("__pycache__" in name for name in names)
 
 
@@ -98,6 +99,8 @@ def test_the_installed_package_migrates_and_serves_from_outside_the_source_tree(
         assert index.status_code == 200 and "<title>focalscope" in index.text
         script = httpx.get(f"http://127.0.0.1:{port}/static/js/app.js", timeout=5)
         assert script.status_code == 200 and "import" in script.text
+        plotly = httpx.get(f"http://127.0.0.1:{port}/vendor/plotly-strict.min.js", timeout=5)
+        assert plotly.status_code == 200 and "plotly.js (strict" in plotly.text[:200]
     finally:
         os.killpg(server.pid, signal.SIGINT)
         output, _ = server.communicate(timeout=20)

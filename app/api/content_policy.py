@@ -1,15 +1,16 @@
-"""The Content-Security-Policy: scripts only from the app itself (no inline script), styles from the
-app plus the exact inline styles the installed plotly.min.js injects, nothing framed.
+"""The Content-Security-Policy: scripts only from the app itself (no inline script, no code built from
+strings: no 'unsafe-eval'), styles from the app plus the exact inline styles plotly injects, nothing
+framed.
 
-'unsafe-eval' stays: Plotly's WebGL traces (the cartography scatter, `scattergl`) compile their
-shaders' drawing code with `Function(...)` (regl). It lets the app's own scripts build code from
-strings; it does not let a page run a script it did not load from here. An SVG scatter instead of
-WebGL would allow dropping it.
+No 'unsafe-eval' thanks to plotly.js's strict bundle (frontend/vendor): the regular bundle compiles the
+WebGL traces' drawing code (regl, behind the cartography scatter's `scattergl`) with `Function(...)`;
+the strict one ships that code precompiled. The browser test that opens every view fails on a
+violation, so a bundle that needs eval again shows up there.
 
 Plotly adds `<style>` elements at run time: empty ones that it fills through the CSSOM (allowed by any
 policy) and one with MapLibre's CSS. Instead of 'unsafe-inline', the policy allows those texts by
-their sha256, read from the installed file, so an upgrade of plotly keeps working; a style it injects
-in some new way shows up as a violation in the browser tests."""
+their sha256, read from the served bundle, so an update of it keeps working; a style it injects in
+some new way shows up as a violation in the browser tests."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def injected_style_hashes(script: Path) -> tuple[str, ...]:
 
 def content_security_policy(style_hashes: tuple[str, ...] = ()) -> str:
     return "; ".join((
-        "default-src 'self'", "script-src 'self' 'unsafe-eval'", " ".join(("style-src 'self'", *style_hashes)),
+        "default-src 'self'", "script-src 'self'", " ".join(("style-src 'self'", *style_hashes)),
         # The favicon is a data: URL; plotly's "download as PNG" draws through data: and blob: images.
         "img-src 'self' data: blob:", "connect-src 'self'", "object-src 'none'", "base-uri 'none'",
         "form-action 'self'", "frame-ancestors 'none'",

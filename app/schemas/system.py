@@ -12,6 +12,8 @@ class QueueHealth(BaseModel):
 class Health(QueueHealth):
     status: str = Field(description='"ok" whenever the server answers and the database does.')
     database: str = Field(description="The database's dialect: sqlite or postgresql.")
+    max_upload_mb: float = Field(description="Largest corpus upload (all files of one request), in MiB.")
+    max_checkpoint_upload_mb: float = Field(description="Largest checkpoint upload, as sent and unpacked, in MiB.")
 
 
 class Liveness(BaseModel):

@@ -15,4 +15,5 @@ class Vocabulary(BaseModel):
     dtypes: list[str] = Field(description="Dtypes a run can load the weights in.")
     tokenizers: list[str] = Field(description="Tokenizers a training job can use.")
     checkpoint_formats: list[str]
+    checkpoint_file_suffixes: list[str] = Field(description="File name endings an uploaded checkpoint may hold.")
     token_fields: list[str] = Field(description="Per-token fields stored by a run, in storage order.")

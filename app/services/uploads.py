@@ -30,8 +30,8 @@ from app.models.checkpoint import Checkpoint
 from app.services.checkpoint_files import PICKLE_HINT, PICKLE_SUFFIXES, inspect
 from app.services.checkpoints import register_checkpoint
 from app.services.errors import InvalidInput, TooLarge
+from app.vocab import CHECKPOINT_FILE_SUFFIXES
 
-ALLOWED_SUFFIXES = (".safetensors", ".json", ".txt", ".model", ".jinja", ".gguf")
 MAX_MEMBERS = 64
 COPY_CHUNK = 1 << 20
 # Unpacked bytes per archive byte at most. Weights compress by a few percent and tokenizer files by
@@ -157,6 +157,8 @@ def _checked_members(archive: Path, limit: int) -> list[tuple[PurePosixPath, int
         members = _zip_members(archive)
     elif name.endswith((".tar", ".tar.gz", ".tgz")):
         members = _tar_members(archive)
+    elif name.endswith(PICKLE_SUFFIXES):
+        raise InvalidInput(f"{archive.name}: {PICKLE_HINT}")
     else:
         raise InvalidInput(f"{archive.name}: upload a .gguf file or a .zip / .tar / .tar.gz of a safetensors directory")
     # A compression bomb unpacks to far more than it weighs; weights barely compress.
@@ -185,8 +187,9 @@ def _safe_relative(name: str) -> PurePosixPath:
         raise InvalidInput(f"refusing archive member {name!r}: unsafe path")
     if path.suffix.lower() in PICKLE_SUFFIXES:
         raise InvalidInput(f"refusing archive member {name!r}: {PICKLE_HINT}")
-    if path.suffix.lower() not in ALLOWED_SUFFIXES:
-        raise InvalidInput(f"refusing archive member {name!r}: only {', '.join(ALLOWED_SUFFIXES)} files belong in a checkpoint")
+    if path.suffix.lower() not in CHECKPOINT_FILE_SUFFIXES:
+        raise InvalidInput(f"refusing archive member {name!r}: only {', '.join(CHECKPOINT_FILE_SUFFIXES)} files "
+                           f"belong in a checkpoint")
     return path
 
 

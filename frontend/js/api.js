@@ -1,6 +1,7 @@
-// The only module that talks to the server. Every call goes through `request`, which turns the API's
-// error body {"error": {"code", "message", "detail"}} into a thrown ApiError carrying the server's
-// own message, so views can show it verbatim instead of a blank screen.
+// The only module that talks to the server. Every call goes through `request` (or `upload`, for a
+// checkpoint upload's progress), which turns the API's error body {"error": {"code", "message",
+// "detail"}} into a thrown ApiError carrying the server's own message, so views can show it verbatim
+// instead of a blank screen.
 
 const BASE = "/api/v1";
 // A server that is not open wants `Authorization: Bearer <token>`. The token lives in this tab's
@@ -37,26 +38,33 @@ function query(params) {
   return text ? `?${text}` : "";
 }
 
-async function errorFrom(response) {
+/** The ApiError for an answer that is not ok, from its body as text; a 401 also goes to the handler. */
+function errorOf(status, statusText, url, text) {
   let body = null;
   try {
-    body = await response.json();
+    body = JSON.parse(text);
   } catch {
     // Not JSON (a proxy's HTML page, an empty body): fall back to the status line.
   }
   const err = body && body.error;
-  if (err && typeof err.message === "string") {
-    return new ApiError(err.message, { status: response.status, code: err.code || "error", detail: err.detail ?? null });
-  }
-  const message = `${response.status} ${response.statusText || "error"} from ${response.url}`;
-  return new ApiError(message, { status: response.status, code: "http_error" });
+  const error = err && typeof err.message === "string"
+    ? new ApiError(err.message, { status, code: err.code || "error", detail: err.detail ?? null })
+    : new ApiError(`${status} ${statusText || "error"} from ${url}`, { status, code: "http_error" });
+  if (status === 401) unauthorizedHandler(error);
+  return error;
+}
+
+/** Headers of every request: JSON answers, and the tab's token when it has one. */
+function baseHeaders() {
+  const headers = { Accept: "application/json" };
+  const token = apiToken.get();
+  if (token) headers.Authorization = `Bearer ${token}`;
+  return headers;
 }
 
 /** Send a request; resolves to {status, data}. Throws ApiError (also for network failures). */
 export async function request(method, path, { params, json, form, signal } = {}) {
-  const init = { method, signal, headers: { Accept: "application/json" } };
-  const token = apiToken.get();
-  if (token) init.headers.Authorization = `Bearer ${token}`;
+  const init = { method, signal, headers: baseHeaders() };
   if (json !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(json);
@@ -71,12 +79,49 @@ export async function request(method, path, { params, json, form, signal } = {})
     throw new ApiError(`cannot reach the server (${cause && cause.message ? cause.message : "network error"})`);
   }
   if (!response.ok) {
-    const error = await errorFrom(response);
-    if (response.status === 401) unauthorizedHandler(error);
-    throw error;
+    const text = await response.text().catch(() => "");
+    throw errorOf(response.status, response.statusText, response.url, text);
   }
   const data = response.status === 204 ? null : await response.json();
   return { status: response.status, data };
+}
+
+/**
+ * POST a FormData with upload progress, which fetch does not report: XMLHttpRequest, with the same
+ * headers as `request` (the browser adds Origin and Sec-Fetch-Site, which the server's cross-site
+ * guard reads). `onProgress(sent, total)` as the body goes out; `onSent()` once all of it has.
+ * Resolves to {status, data}; throws ApiError, or an AbortError when `signal` aborts.
+ */
+export function upload(path, form, { onProgress = () => {}, onSent = () => {}, signal } = {}) {
+  return new Promise((resolve, reject) => {
+    if (signal && signal.aborted) {
+      reject(new DOMException("the upload was cancelled", "AbortError"));
+      return;
+    }
+    const xhr = new XMLHttpRequest();
+    xhr.open("POST", `${BASE}${path}`);
+    for (const [name, value] of Object.entries(baseHeaders())) xhr.setRequestHeader(name, value);
+    xhr.upload.addEventListener("progress", (event) => { if (event.lengthComputable) onProgress(event.loaded, event.total); });
+    xhr.upload.addEventListener("load", () => onSent());
+    xhr.addEventListener("load", () => {
+      if (xhr.status >= 200 && xhr.status < 300) {
+        try {
+          resolve({ status: xhr.status, data: JSON.parse(xhr.responseText) });
+        } catch {
+          reject(new ApiError(`${xhr.status}: an answer that is not JSON from ${xhr.responseURL}`, { status: xhr.status }));
+        }
+      } else {
+        reject(errorOf(xhr.status, xhr.statusText, xhr.responseURL, xhr.responseText));
+      }
+    });
+    // A server that refuses an upload before reading it (no token, a declared size over its limit)
+    // answers at once and closes the connection; the browser may report only the closed connection.
+    xhr.addEventListener("error", () => reject(new ApiError("the connection closed before the server answered (a "
+      + "server that refuses an upload before reading it, for want of a token or over its size limit, closes it early)")));
+    xhr.addEventListener("abort", () => reject(new DOMException("the upload was cancelled", "AbortError")));
+    if (signal) signal.addEventListener("abort", () => xhr.abort(), { once: true });
+    xhr.send(form);
+  });
 }
 
 export const get = async (path, params, signal) => (await request("GET", path, { params, signal })).data;
@@ -105,6 +150,8 @@ export const api = {
   checkpoints: (params, signal) => get("/checkpoints", params, signal),
   series: (params, signal) => get("/series", params, signal),
   registerCheckpoint: (body) => request("POST", "/checkpoints", { json: body }),
+  // A .gguf file or a checkpoint archive, with series and step (see views/models/upload_checkpoint.js).
+  uploadCheckpoint: (formData, options) => upload("/checkpoints/upload", formData, options),
   jobs: (params, signal) => get("/jobs", params, signal),
   trainingPresets: (signal) => get("/training/presets", null, signal),
   trainingLosses: (signal) => get("/training/losses", null, signal),

@@ -33,7 +33,7 @@ export function figure(caption, description, testid) {
 /** window.Plotly, or null after saying in `el` that charts are unavailable. */
 function plotly(el) {
   if (window.Plotly) return window.Plotly;
-  el.replaceChildren(h("p", { class: "notice notice-error" }, "Charts are unavailable: /vendor/plotly.min.js did not load."));
+  el.replaceChildren(h("p", { class: "notice notice-error" }, "Charts are unavailable: /vendor/plotly-strict.min.js did not load."));
   return null;
 }
 

@@ -104,7 +104,7 @@ export function formStatus() {
     el,
     clear: () => el.replaceChildren(),
     ok: (text) => el.replaceChildren(notice(text, "ok")),
-    error: (err) => el.replaceChildren(errorBox(err, { title: "The server refused this" })),
+    error: (err, title = "The server refused this") => el.replaceChildren(errorBox(err, { title })),
     busy: (text) => el.replaceChildren(notice(text, "info")),
   };
 }

@@ -40,6 +40,19 @@ export function fmtCompact(n) {
   return fmtInt(n);
 }
 
+/** A size in bytes with binary units, as the server states its limits: 1536 → "1.5 KB". */
+export function fmtBytes(n) {
+  if (!isNum(n)) return DASH;
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = n;
+  let unit = 0;
+  while (Math.abs(value) >= 1024 && unit < units.length - 1) {
+    value /= 1024;
+    unit += 1;
+  }
+  return unit === 0 ? `${fmtInt(value)} B` : `${value.toFixed(value < 10 ? 2 : 1)} ${units[unit]}`;
+}
+
 /** Tokens per second: "1.7k tok/s". */
 export function fmtRate(r) {
   return isNum(r) ? `${fmtCompact(r)} tok/s` : DASH;

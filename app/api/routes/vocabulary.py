@@ -23,5 +23,6 @@ def vocabulary() -> Vocabulary:
         dtypes=list(vocab.WEIGHT_DTYPES),
         tokenizers=list(TOKENIZERS),
         checkpoint_formats=list(vocab.CHECKPOINT_FORMATS),
+        checkpoint_file_suffixes=list(vocab.CHECKPOINT_FILE_SUFFIXES),
         token_fields=list(vocab.TOKEN_FIELDS),
     )

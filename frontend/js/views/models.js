@@ -1,11 +1,13 @@
-// #/models — model series and their checkpoints, and forms to register a checkpoint, or a folder of
-// checkpoints as one series, from a path on the server (under FOCALSCOPE_MODEL_ROOTS).
+// #/models — model series and their checkpoints, and forms to upload a checkpoint from this computer,
+// or to register a checkpoint, or a folder of checkpoints as one series, from a path on the server
+// (under FOCALSCOPE_MODEL_ROOTS).
 
 import { api } from "../api.js";
 import { card, errorBox, field, formStatus, pager, table, timeAgo } from "../components.js";
 import { h, replace } from "../dom.js";
 import { fmtAgo, fmtCompact, fmtInt, modelName, parseTime } from "../format.js";
 import { registerFolderForm } from "./models/register_folder.js";
+import { uploadCheckpointForm } from "./models/upload_checkpoint.js";
 
 const PAGE = 100;
 
@@ -56,10 +58,16 @@ export async function mount(ctx) {
       pager({ total: checkpoints.total, offset, limit: PAGE, noun: "checkpoints", onChange: (o) => { offset = o; refresh().catch(showError); } }));
   };
   const showError = (error) => { if (ctx.alive && error.name !== "AbortError") replace(checkpointsEl, errorBox(error)); };
+  const health = await api.health(ctx.signal); // the upload limit
+  if (!ctx.alive) return;
 
   replace(ctx.root,
     h("div", { class: "page-head" }, h("div", {}, h("h1", {}, "Models"),
-      h("p", { class: "lede" }, "A series is one model's checkpoints over training (step 0, 1000, …). Checkpoints are safetensors directories or GGUF files on the server."))),
+      h("p", { class: "lede" }, "A series is one model's checkpoints over training (step 0, 1000, …). Checkpoints are safetensors directories or GGUF files, uploaded or on the server."))),
+    uploadCheckpointForm({
+      limitMb: health.max_checkpoint_upload_mb, suffixes: ctx.vocab.checkpoint_file_suffixes,
+      onUploaded: () => refresh().catch(showError), signal: ctx.signal,
+    }),
     registerForm(() => refresh().catch(showError)),
     registerFolderForm(() => refresh().catch(showError)),
     h("div", { class: "grid-models" }, card("Series", seriesEl), card("Checkpoints", checkpointsEl)));
