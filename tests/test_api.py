@@ -244,6 +244,10 @@ def test_checkpoint_upload_archives_and_gguf(client, model_root, tmp_path):
     pickle_member = tarfile.TarInfo("pytorch_model.bin")
     pickle_member.size = 2
     assert "convert them to safetensors" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("x.tar.gz", tar_with(pickle_member, b"\x80\x04"))}), 422, "invalid_input")
+    no_weights = tarfile.TarInfo("config.json")
+    no_weights.size = 2
+    refused = error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("mine.tar.gz", tar_with(no_weights, b"{}"))}), 422, "invalid_input")
+    assert refused == "mine.tar.gz: no *.safetensors weights"  # named by the upload, not by the server's staging path
     assert "not a valid zip" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("x.zip", b"garbage")}), 422, "invalid_input")
     assert "not a GGUF file" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("m.gguf", b"NOPE" * 10)}), 422, "invalid_input")
     assert "empty" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("m.gguf", b"")}), 422, "invalid_input")

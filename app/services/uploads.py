@@ -94,7 +94,10 @@ def register_upload(
         path = unpack_checkpoint(saved, directory / "checkpoint", limit)
         saved.unlink()
     # Checked and hashed before the first statement, which takes SQLite's write lock in the API.
-    files = inspect(path)
+    try:
+        files = inspect(path)
+    except InvalidInput as exc:  # the staging directory is a server path; the uploader knows its own file name
+        raise InvalidInput(exc.message.replace(str(path), name)) from None
     earlier = find_upload(session=session, sha256=sha256)
     if earlier is not None:  # the same file: its first upload's files serve, this copy goes
         files = replace(files, path=Path(earlier.path))
