@@ -21,6 +21,7 @@ from app.api.errors import install_error_handlers
 from app.api.guards import AnonymousWriteGuard, CrossSiteGuard, HostGuard, SecurityHeaders, allowed_host_names
 from app.api.observability import ApiMetrics, RequestObserver
 from app.api.openapi import install_openapi
+from app.api.token_responses import MAX_BYTES as TOKEN_RESPONSES_MAX_BYTES
 from app.api.routes import (
     checkpoints, compare, corpora, difficulty, exports, jobs, probes, runs, series, series_analytics, system, training,
     vocabulary,
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool = True) -> Fa
     app.state.sessions = make_sessionmaker(engine)
     # Series statistics stream every document of up to a thousand checkpoints: answers are kept.
     app.state.series_results = ResultCache()
+    # Documents' tokens, encoded and gzipped (app/api/token_responses.py).
+    app.state.token_responses = ResultCache(max_bytes=TOKEN_RESPONSES_MAX_BYTES)
     install_error_handlers(app)
     install_openapi(app)
     app.state.metrics = ApiMetrics(app.state.sessions)

@@ -86,3 +86,29 @@ def test_small_responses_stay_plain(api):
     small = api.get(f"{API}/series", headers={"Accept-Encoding": "gzip"})
     assert small.status_code == 200 and "content-encoding" not in small.headers
     assert len(small.content) < 1024 and small.json()["items"] == []
+
+
+def test_a_documents_tokens_are_built_once_and_revalidated_by_etag(api, sessions, scored_scene, monkeypatch):
+    from app.models.checkpoint import TokenizerVocab
+    from app.services import scores
+
+    builds = []
+    build = scores.document_tokens
+    monkeypatch.setattr(scores, "document_tokens", lambda **kw: builds.append(kw["gamma"]) or build(**kw))
+    url = f"{API}/runs/{scored_scene['runs'][0]}/documents/{scored_scene['document']}/tokens"
+    first = api.get(url, headers={"Accept-Encoding": "gzip"})
+    again = api.get(url, headers={"Accept-Encoding": "identity"})
+    assert first.json() == again.json() and builds == [2.0]  # the second came from the kept body
+    etag = first.headers["etag"]
+    unchanged = api.get(url, headers={"If-None-Match": etag})
+    assert (unchanged.status_code, unchanged.content, unchanged.headers["etag"]) == (304, b"", etag)
+    assert api.get(url, params={"gamma": 0.5}).json()["gamma"] == 0.5 and builds == [2.0, 0.5]
+    # The tokenizer's vocabulary arrives (a worker stores it): the top-k texts appear, under a new ETag.
+    assert set(first.json()["top_text"][0]) == {""}
+    with sessions() as session:
+        session.add(TokenizerVocab(fingerprint="f" * 64, tokens=[f"t{i}" for i in range(VOCAB)], size=VOCAB))
+        session.commit()
+    named = api.get(url, headers={"If-None-Match": etag})
+    assert named.status_code == 200 and named.headers["etag"] != etag
+    top_ids = np.asarray(named.json()["top_ids"])
+    assert named.json()["top_text"][0] == [f"t{i}" for i in top_ids[0]]

@@ -62,6 +62,8 @@ def nbytes(value: object) -> int:
     """Approximate memory of a result: its numpy arrays, in dataclasses, tuples, lists and dicts, nested."""
     if isinstance(value, np.ndarray):
         return value.nbytes
+    if isinstance(value, bytes):
+        return len(value)
     if isinstance(value, str):
         return 50 + len(value)  # CPython's str header, and up to a byte per character for most texts
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
