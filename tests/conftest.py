@@ -26,7 +26,7 @@ from app.db.base import Base
 from app.db.engine import make_engine, make_sessionmaker
 # Fixtures every test module may ask for (test modules import helpers from tests.support, never
 # from each other).
-from tests.support.api import api  # noqa: F401
+from tests.support.api import api, client, model_root  # noqa: F401
 from tests.support.browser import browser, page  # noqa: F401
 from tests.support.cli import cli, cli_process  # noqa: F401
 from tests.support.data import macbeth_corpora  # noqa: F401
@@ -34,8 +34,8 @@ from tests.support.models import tiny_gpt2_dir, tiny_llama_dir  # noqa: F401
 from tests.support.private_postgres import private_postgres  # noqa: F401
 
 DEFAULT_TEST_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-# The modules that take longest run first: `make test` hands whole modules to two processes in
-# collection order, and a long module handed out last keeps one process busy while the other idles.
+# The modules that take longest run first: `make test` hands whole modules to its processes in
+# collection order, and a long module handed out last keeps one process busy while the others idle.
 LONGEST_FIRST = ("test_faults_processes.py", "test_browser_series.py", "test_browser.py", "test_golden.py",
                  "test_training.py", "test_training_jobs.py", "test_bench.py", "test_browser_training.py", "test_cli.py",
                  "test_api.py", "test_scale.py", "test_queue_concurrency.py")

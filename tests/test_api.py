@@ -9,37 +9,17 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from fastapi.testclient import TestClient
-from sqlalchemy import select
 
 from app.api.deps import valid_experiment, valid_series
-from app.main import create_app
-from app.models import Checkpoint, Document, Experiment, ModelSeries, Run
+from app.models import Experiment, ModelSeries
 from app.services import corpora, jobs, queue
 from app.services.errors import NotFound
-from app.services.scores import FIELD_DTYPES, DocumentScores, store_scores
-from app.services.uploads import safe_filename
-from app.vocab import TOKEN_FIELDS, TOP_K_FIELDS
 from tests.support.api import API, error_of, upload
+from tests.support.scored_runs import seed_run
 from workers.loop import Worker
 
-# The largest id a row can have (PostgreSQL's 32-bit integer), one past it, and past 64 bits.
+# The largest id a row can have (PostgreSQL's 32-bit integer).
 LARGEST_ID = 2**31 - 1
-HUGE_ID = 2**31
-
-
-@pytest.fixture
-def model_root(tmp_path, tiny_llama_dir):
-    root = tmp_path / "models"
-    shutil.copytree(tiny_llama_dir, root / "tiny")
-    return root
-
-
-@pytest.fixture
-def client(settings, engine, model_root):
-    settings.model_roots = [model_root]
-    with TestClient(create_app(settings, serve_ui=False)) as client:
-        yield client
 
 
 def test_corpus_upload_list_and_read(client):
@@ -211,59 +191,6 @@ def test_health_unknown_routes_and_openapi(client):
     json.dumps(spec)
 
 
-def test_checkpoint_upload_archives_and_gguf(client, model_root, tmp_path):
-    import io
-    import tarfile
-    import zipfile
-
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as bundle:
-        for path in (model_root / "tiny").iterdir():
-            bundle.write(path, f"tiny/{path.name}")
-    response = client.post(f"{API}/checkpoints/upload", files={"file": ("tiny.zip", archive.getvalue())},
-                           data={"series": "uploaded", "step": "5"})
-    assert response.status_code == 201, response.text
-    checkpoint = response.json()
-    assert (checkpoint["series_name"], checkpoint["step"], checkpoint["format"]) == ("uploaded", 5, "safetensors")
-    again = client.post(f"{API}/checkpoints/upload", files={"file": ("tiny.zip", archive.getvalue())},
-                        data={"series": "uploaded", "step": "5"})
-    assert again.status_code == 200 and again.json()["id"] == checkpoint["id"]
-
-    def tar_with(member: tarfile.TarInfo, payload: bytes = b"") -> bytes:
-        buffer = io.BytesIO()
-        with tarfile.open(fileobj=buffer, mode="w:gz") as bundle:
-            bundle.addfile(member, io.BytesIO(payload) if member.isfile() else None)
-        return buffer.getvalue()
-
-    escape = tarfile.TarInfo("../../evil.json")
-    escape.size = 2
-    assert "unsafe path" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("x.tar.gz", tar_with(escape, b"{}"))}), 422, "invalid_input")
-    link = tarfile.TarInfo("config.json")
-    link.type, link.linkname = tarfile.SYMTYPE, "/etc/passwd"
-    assert "not a regular file" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("x.tar.gz", tar_with(link))}), 422, "invalid_input")
-    pickle_member = tarfile.TarInfo("pytorch_model.bin")
-    pickle_member.size = 2
-    assert "convert them to safetensors" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("x.tar.gz", tar_with(pickle_member, b"\x80\x04"))}), 422, "invalid_input")
-    no_weights = tarfile.TarInfo("config.json")
-    no_weights.size = 2
-    refused = error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("mine.tar.gz", tar_with(no_weights, b"{}"))}), 422, "invalid_input")
-    assert refused == "mine.tar.gz: no *.safetensors weights"  # named by the upload, not by the server's staging path
-    assert "not a valid zip" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("x.zip", b"garbage")}), 422, "invalid_input")
-    assert "not a GGUF file" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("m.gguf", b"NOPE" * 10)}), 422, "invalid_input")
-    assert "empty" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("m.gguf", b"")}), 422, "invalid_input")
-    assert "upload a .gguf" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("m.safetensors", b"{}")}), 422, "invalid_input")
-    assert "m.bin: pickle-based weights are never loaded (unpickling runs arbitrary code); convert them to safetensors" in error_of(
-        client.post(f"{API}/checkpoints/upload", files={"file": ("m.bin", b"\x80\x04")}), 422, "invalid_input")
-    # Failed uploads leave nothing behind.
-    uploads_dir = tmp_path / "data" / "models" / "uploads"
-    assert len(list(uploads_dir.iterdir())) == 1
-
-
-def test_checkpoint_upload_size_limit(client, settings):
-    settings.max_checkpoint_upload_mb = 0.001
-    assert "limit" in error_of(client.post(f"{API}/checkpoints/upload", files={"file": ("m.gguf", b"GGUF" + b"\0" * 5000)}), 413, "too_large")
-
-
 def test_run_list_carries_headline_numbers_and_utc_timestamps(client, settings, model_root):
     corpus = upload(client).json()
     checkpoint = client.post(f"{API}/checkpoints", json={"path": str(model_root / "tiny")}).json()
@@ -294,91 +221,6 @@ def test_vocabulary_lists_the_fixed_names_in_order(api):
     schema = spec["paths"]["/api/v1/vocabulary"]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
     assert schema == {"$ref": "#/components/schemas/Vocabulary"}
     assert spec["components"]["schemas"]["RunOptions"]["properties"]["dtype"]["enum"] == ["float32", "bfloat16", "float16"]
-
-
-def seed_run(sessions, n_documents: int, scored: set[int], name: str = "big") -> tuple[int, list[int]]:
-    """A run over a new corpus of n_documents whose documents at the positions in `scored` have token
-    rows (2 tokens each, loss = position / 1000), written through the services: no model involved.
-    Returns (run id, document ids in corpus order)."""
-    with sessions() as session:
-        documents = [corpora.DocumentIn(text=f"document {i}", source=f"{name}:{i}", title=f"#{i}") for i in range(n_documents)]
-        corpus = corpora.create_corpus(session=session, name=name, documents=documents)
-        checkpoint = Checkpoint(series=ModelSeries(name=f"series-{name}"), format="safetensors", path="/m",
-                                weights_sha256="0" * 64, tokenizer_fingerprint="f" * 64)
-        run = Run(checkpoint=checkpoint, corpus=corpus, options={}, options_key="{}")
-        session.add(run)
-        session.flush()
-        ids = list(session.scalars(select(Document.id).where(Document.corpus_id == corpus.id).order_by(Document.position)))
-
-        def arrays(position: int) -> dict:
-            fields = {name: np.zeros((2, 1) if name in TOP_K_FIELDS else 2, FIELD_DTYPES[name]) for name in TOKEN_FIELDS}
-            fields["logprob"][:] = -position / 1000
-            return fields
-
-        store_scores(session=session, run_id=run.id,
-                     documents=[DocumentScores(document_id=ids[p], top_k=1, arrays=arrays(p)) for p in sorted(scored)])
-        session.commit()
-        return run.id, ids
-
-
-def test_document_neighbours_among_1000_documents(api, sessions):
-    scored = {p for p in range(1000) if p % 7 == 3} | {998}
-    run_id, ids = seed_run(sessions, 1000, scored)
-    listed = [item for offset in (0, 500)
-              for item in api.get(f"{API}/runs/{run_id}/documents", params={"offset": offset, "limit": 500}).json()["items"]]
-    assert [d["document_id"] for d in listed] == ids and {p for p, d in enumerate(listed) if d["scored"]} == scored
-    for index in (0, 1, 2, 3, 4, 10, 499, 500, 501, 990, 994, 997, 998, 999):
-        body = api.get(f"{API}/runs/{run_id}/documents/{ids[index]}/neighbours").json()
-        before = [d for d in listed[:index] if d["scored"]]
-        after = [d for d in listed[index + 1:] if d["scored"]]
-        assert body == {"previous": before[-1] if before else None, "next": after[0] if after else None,
-                        "position": index + 1, "total": 1000}, index
-    edges = api.get(f"{API}/runs/{run_id}/documents/{ids[3]}/neighbours").json()
-    assert edges["previous"] is None and edges["next"]["position"] == 10 and edges["next"]["mean_loss"] == pytest.approx(0.01)
-    assert api.get(f"{API}/runs/{run_id}/documents/{ids[999]}/neighbours").json()["previous"]["position"] == 998
-
-    unscored_run, unscored_ids = seed_run(sessions, 3, set(), name="unscored")
-    assert api.get(f"{API}/runs/{unscored_run}/documents/{unscored_ids[1]}/neighbours").json() == {
-        "previous": None, "next": None, "position": 2, "total": 3}
-
-
-def test_document_neighbours_errors(api, sessions):
-    run_id, ids = seed_run(sessions, 3, {0, 2})
-    _, other_ids = seed_run(sessions, 1, set(), name="other")
-    neighbours = f"{API}/runs/{{}}/documents/{{}}/neighbours"
-    assert error_of(api.get(neighbours.format(999, ids[0])), 404, "not_found") == "run 999 not found"
-    assert error_of(api.get(neighbours.format(run_id, 999)), 404, "not_found") == "document 999 not found"
-    assert "is not in run" in error_of(api.get(neighbours.format(run_id, other_ids[0])), 404, "not_found")
-    assert "is not in run" in error_of(api.get(f"{API}/runs/{run_id}/documents/{other_ids[0]}/tokens"), 404, "not_found")
-    assert "document_id" in error_of(api.get(neighbours.format(run_id, HUGE_ID)), 422, "invalid_input")
-    assert "run_id" in error_of(api.get(neighbours.format(HUGE_ID, ids[0])), 422, "invalid_input")
-    error_of(api.get(neighbours.format(run_id, 0)), 422, "invalid_input")
-
-
-@pytest.mark.parametrize("path,thing", [
-    ("/runs/{}", "run"), ("/runs/{}/documents", "run"), ("/runs/{}/summary", "run"), ("/corpora/{}", "corpus"),
-    ("/corpora/{}/documents", "corpus"), ("/documents/{}", "document"), ("/checkpoints/{}", "checkpoint"),
-    ("/jobs/{}", "job"), ("/experiments/{}", "experiment"), ("/experiments/{}/comparison", "experiment"),
-    ("/series/{}/curve", "series"),
-])
-def test_every_path_id_is_checked_once_and_bounded(api, path, thing):
-    url = API + path
-    assert error_of(api.get(url.format(LARGEST_ID)), 404, "not_found") == f"{thing} {LARGEST_ID} not found"
-    for huge in (HUGE_ID, 2**64):
-        assert "less than or equal to" in error_of(api.get(url.format(huge)), 422, "invalid_input")
-    assert "greater than or equal to 1" in error_of(api.get(url.format(0)), 422, "invalid_input")
-
-
-def test_query_and_body_ids_are_bounded(api, settings):
-    for path, name in (("/jobs", "run_id"), ("/runs", "corpus_id"), ("/runs", "checkpoint_id"), ("/checkpoints", "series_id")):
-        assert name in error_of(api.get(f"{API}{path}", params={name: HUGE_ID}), 422, "invalid_input")
-        assert api.get(f"{API}{path}", params={name: LARGEST_ID}).json()["total"] == 0
-    body = {"checkpoint_id": HUGE_ID, "corpus_id": 1}
-    assert "checkpoint_id" in error_of(api.post(f"{API}/runs", json=body), 422, "invalid_input")
-    assert error_of(api.post(f"{API}/runs", json={**body, "checkpoint_id": LARGEST_ID}), 404, "not_found") == (
-        f"checkpoint {LARGEST_ID} not found")
-    path = str(settings.model_roots[0] / "m.gguf")
-    assert "step" in error_of(api.post(f"{API}/checkpoints", json={"path": path, "step": HUGE_ID}), 422, "invalid_input")
 
 
 def test_series_and_experiment_dependencies(sessions):
@@ -438,11 +280,3 @@ def test_queue_health_counts_busy_workers_and_sees_a_stalled_queue(api, sessions
         assert (expired.busy_workers, expired.queue_stalled) == (0, True)
     health = api.get(f"{API}/health").json()
     assert health["queued_jobs"] == 1 and health["database"] == engine.dialect.name
-
-
-@pytest.mark.parametrize("uploaded,saved", [
-    ("tiny.zip", "tiny.zip"), ("../../etc/a b.gguf", "a_b.gguf"), ("..", "checkpoint"), (".", "checkpoint"),
-    ("", "checkpoint"), (None, "checkpoint"), ("C:\\models\\m.gguf", "C__models_m.gguf"),
-])
-def test_uploaded_file_names_stay_inside_the_upload_directory(uploaded, saved):
-    assert safe_filename(uploaded) == saved

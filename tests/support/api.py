@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -17,6 +18,22 @@ API = "/api/v1"
 @pytest.fixture
 def api(settings, engine) -> Iterator[TestClient]:
     """A client on an empty database, for tests that make their rows through the services or the API."""
+    with TestClient(create_app(settings, serve_ui=False)) as client:
+        yield client
+
+
+@pytest.fixture
+def model_root(tmp_path, tiny_llama_dir):
+    """A model root (FOCALSCOPE_MODEL_ROOTS) holding the tiny Llama as models/tiny."""
+    root = tmp_path / "models"
+    shutil.copytree(tiny_llama_dir, root / "tiny")
+    return root
+
+
+@pytest.fixture
+def client(settings, engine, model_root):
+    """A client on an empty database whose server may register checkpoints under `model_root`."""
+    settings.model_roots = [model_root]
     with TestClient(create_app(settings, serve_ui=False)) as client:
         yield client
 
