@@ -148,7 +148,7 @@ def test_a_postgres_restart_mid_run_is_survived_by_worker_and_api(tmp_path, tiny
         wait_until(lambda: client.get(f"{API}/runs/{run_id}").json()["progress"]["shards_done"] >= 2,
                    what="the first shards to be done")
         postgres.stop()
-        assert "database is unavailable" in error_of(client.get(f"{API}/runs/{run_id}"), 503, "database_unavailable")
+        assert "database is unavailable" in error_of(client.get(f"{API}/runs/{run_id}"), 503, "unavailable")
         assert client.get("/readyz").status_code == 503
         postgres.start()
         wait_until(lambda: client.get(f"{API}/runs/{run_id}").json()["progress"]["status"] == DONE, timeout=60,

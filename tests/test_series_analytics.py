@@ -19,7 +19,7 @@ from app.services.scores import DocumentScores, store_scores, token_texts
 from app.services.series_cache import ResultCache
 from app.services.series_output import display_texts_at, round_significant
 from app.vocab import DONE, KIND_SCORE, KIND_SUMMARIZE, RUNNING
-from tests.support.api import API
+from tests.support.api import API, error_of
 
 STEPS = [100, 200, 300]
 TEXTS = ["the cat sat", "a dog ran far", "the end"]
@@ -90,12 +90,6 @@ def _mark(session, run_id: int, status: str) -> None:
         session.add(Job(kind=KIND_SUMMARIZE, status=DONE, run_id=run_id, payload={}))
 
 
-def error_of(response, status: int) -> str:
-    assert response.status_code == status, response.text
-    assert "Traceback" not in response.text
-    return response.json()["error"]["message"]
-
-
 def url(series: dict, corpus: dict, tail: str) -> str:
     return f"{API}/series/{series['id']}/corpora/{corpus['id']}/{tail}"
 
@@ -115,7 +109,7 @@ def test_checkpoints_and_trajectories(api, sessions, corpus):
     assert trajectory["logprob"][0] == [-2.303, -0.9163, -0.3567, -2.996]
     assert trajectory["rank"] == RANK[1]
     assert trajectory["entropy"] == [[1.235] * 4, [2.235] * 4, [3.235] * 4]
-    assert "not in corpus" in error_of(api.get(url(series, corpus, f"documents/{corpus['foreign']}/trajectory")), 404)
+    assert "not in corpus" in error_of(api.get(url(series, corpus, f"documents/{corpus['foreign']}/trajectory")), 404, "not_found")
 
     with sessions() as session:  # as the first worker to load the tokenizer does
         store_vocabulary(session=session, fingerprint="f" * 64, tokens=[f"<{i}>" for i in range(10)])
@@ -126,7 +120,7 @@ def test_checkpoints_and_trajectories(api, sessions, corpus):
     assert (ran["top_ids"], ran["top_text"]) == ([[6], [6], [6]], [["<6>"], ["<6>"], ["<6>"]])
     assert ran["top_logprobs"] == [[-0.3567], [-0.1054], [-0.9163]]
     assert (ran["context_before"], ran["context_after"]) == ("a dog", " far")  # the text "a dog ran far"
-    message = error_of(api.get(url(series, corpus, f"documents/{second}/tokens/4")), 422)
+    message = error_of(api.get(url(series, corpus, f"documents/{second}/tokens/4")), 422, "invalid_input")
     assert message == "position 4 is outside the document's 4 tokens"
 
 
@@ -238,43 +232,43 @@ BAD_PARAMETERS = [
 def test_bad_parameters_are_422(api, sessions, corpus):
     series = add_series(sessions, corpus, "ce")
     for tail, params, fragment in BAD_PARAMETERS:
-        assert fragment in error_of(api.get(url(series, corpus, tail), params=params), 422), (tail, params)
+        assert fragment in error_of(api.get(url(series, corpus, tail), params=params), 422, "invalid_input"), (tail, params)
 
 
 def test_runs_that_cannot_be_compared(api, sessions, corpus):
     bf16 = RunOptions(dtype="bfloat16")
     mixed = add_series(sessions, corpus, "mixed", options={300: bf16})
-    message = error_of(api.get(url(mixed, corpus, "transitions")), 422)
+    message = error_of(api.get(url(mixed, corpus, "transitions")), 422, "invalid_input")
     assert "different options" in message and f"runs {mixed['run_ids'][2]}" in message
     assert api.get(url(mixed, corpus, "checkpoints")).json()["problem"] == message
     defaults = api.get(url(mixed, corpus, "transitions"), params={"options": "{}", "b": 200}).json()
     assert defaults["counts"] == {"HH": 3, "LH": 1, "HL": 3, "LL": 2}
-    alone = error_of(api.get(url(mixed, corpus, "learned-at"), params={"options": '{"dtype": "bfloat16"}'}), 422)
+    alone = error_of(api.get(url(mixed, corpus, "learned-at"), params={"options": '{"dtype": "bfloat16"}'}), 422, "invalid_input")
     assert "has 1 scored checkpoint(s)" in alone and "at least 2" in alone
 
     tokenizers = add_series(sessions, corpus, "tokenizers", fingerprints={200: "e" * 64})
-    assert "different tokenizers" in error_of(api.get(url(tokenizers, corpus, "cartography")), 422)
+    assert "different tokenizers" in error_of(api.get(url(tokenizers, corpus, "cartography")), 422, "invalid_input")
 
     running = add_series(sessions, corpus, "running", statuses={200: RUNNING})
-    message = error_of(api.get(url(running, corpus, "learned-at")), 409)
+    message = error_of(api.get(url(running, corpus, "learned-at")), 409, "conflict")
     assert f"run {running['run_ids'][1]} (step 200) is running" in message
     listed = api.get(url(running, corpus, "checkpoints")).json()
     assert listed["aligned"] is False and [c["status"] for c in listed["items"]] == [DONE, RUNNING, DONE]
 
     single = add_series(sessions, corpus, "single", steps=[100])
-    assert "at least 2" in error_of(api.get(url(single, corpus, "cartography")), 422)
+    assert "at least 2" in error_of(api.get(url(single, corpus, "cartography")), 422, "invalid_input")
 
     second = corpus["documents"][1]
     misaligned = add_series(sessions, corpus, "misaligned", token_id_changes={300: {(1, 2): 99}})
     assert api.get(url(misaligned, corpus, "checkpoints")).json()["aligned"] is True  # options and tokenizer agree
-    message = error_of(api.get(url(misaligned, corpus, "cartography")), 422)
+    message = error_of(api.get(url(misaligned, corpus, "cartography")), 422, "invalid_input")
     assert message.startswith(f"run {misaligned['run_ids'][2]} is not aligned with run {misaligned['run_ids'][0]} "
                               f"on document {second}: token 2 is id 99 there and id 6")
     # Transitions between the two aligned steps do not read the third run.
     assert api.get(url(misaligned, corpus, "transitions"), params={"b": 200}).status_code == 200
 
-    assert "series 999 not found" in error_of(api.get(f"{API}/series/999/corpora/{corpus['id']}/transitions"), 404)
-    assert "corpus 999 not found" in error_of(api.get(f"{API}/series/{mixed['id']}/corpora/999/transitions"), 404)
+    assert "series 999 not found" in error_of(api.get(f"{API}/series/999/corpora/{corpus['id']}/transitions"), 404, "not_found")
+    assert "corpus 999 not found" in error_of(api.get(f"{API}/series/{mixed['id']}/corpora/999/transitions"), 404, "not_found")
 
 
 def test_display_texts_at_chosen_positions_match_the_document_view():

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.db.availability import DATABASE_ERRORS, database_message
-from app.services.errors import DomainError
+from app.services.errors import DomainError, Unavailable
 
 log = logging.getLogger("focalscope.api")
 # What a client waiting out a database restart should wait before it asks again.
@@ -46,7 +46,7 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _database_unavailable(_request: Request, exc: Exception):
         # The driver's message (host, port, file) goes to the log, not to every caller.
         log.warning("database unavailable: %s", database_message(exc))
-        return error_response(503, "database_unavailable",
+        return error_response(503, Unavailable.code,
                               "the database is unavailable (restarting, unreachable or full); try again shortly",
                               headers={"Retry-After": str(RETRY_AFTER_S)})
 
