@@ -12,6 +12,7 @@ from app.db.base import MAX_INTEGER
 from app.models.checkpoint import Checkpoint, ModelSeries, TokenizerVocab
 from app.schemas.checkpoint import CheckpointOut, SeriesOut
 from app.services import checkpoint_files
+from app.services.checkpoint_downloads import add_manifest
 from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound, get_or_404
 
 
@@ -60,6 +61,8 @@ def register_checkpoint(
     )
     if existing is not None:
         if existing.weights_sha256 == files.weights_sha256:
+            if existing.manifest_sha256 is None:  # registered before manifests: it has one now
+                add_manifest(existing, files.manifest)
             return existing, False
         raise Conflict(f"series {series_row.name!r} already has a different checkpoint at step {step}")
     checkpoint = Checkpoint(
@@ -67,6 +70,7 @@ def register_checkpoint(
         path=str(files.path), weights_sha256=files.weights_sha256,
         tokenizer_fingerprint=files.tokenizer_fingerprint, architecture=files.architecture, meta=meta or {},
     )
+    add_manifest(checkpoint, files.manifest)
     session.add(checkpoint)
     session.flush()
     return checkpoint, True

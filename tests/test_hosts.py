@@ -1,0 +1,133 @@
+"""Workers on hosts without the server's disk: a worker process with its own data directory, which
+does not read the registered path, scores a run by fetching the checkpoint through a live API with
+a write token, once; later jobs, in that process and in another worker on its data directory, use
+the cache. A file tampered with on the server is refused and never loaded."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from app.main import create_app
+from app.models.checkpoint import Checkpoint
+from app.models.job import Job
+from app.schemas.run import RunOptions
+from app.services import checkpoints, runs, tokens
+from app.vocab import FAILED, KIND_SCORE
+from tests.support.cli import REPO
+from tests.support.data import make_run
+from tests.support.live import live_app
+from workers.checkpoint_fetch import CheckpointSource, local_checkpoint
+from workers.loop import Worker
+
+FILE_ROUTE = "/api/v1/checkpoints/{checkpoint_id}/files/{name}"
+MANIFEST_ROUTE = "/api/v1/checkpoints/{checkpoint_id}/files"
+WORKER_TIMEOUT_S = 180
+
+
+def requests_served(app, route: str) -> int:
+    """Answered 200s of `route`, from the API's own metrics."""
+    value = app.state.metrics.registry.get_sample_value(
+        "focalscope_http_request_duration_seconds_count", {"method": "GET", "route": route, "status": "200"})
+    return int(value or 0)
+
+
+def run_status(sessions, run_id):
+    with sessions() as session:
+        return runs.run_progress(session=session, run_ids=[run_id])[run_id]
+
+
+@pytest.fixture
+def server(settings, sessions, tiny_llama_dir, tmp_path):
+    """A live API that requires tokens, with a write token and a run of a checkpoint in its data dir:
+    (app, base URL, token, run id, checkpoint id, the checkpoint's folder)."""
+    import shutil
+
+    folder = shutil.copytree(tiny_llama_dir, settings.data_dir / "models" / "tiny")
+    run_id = make_run(sessions, folder)
+    with sessions() as session:
+        secret = tokens.create_token(session=session, name="gpu-host", scope="write").secret
+        checkpoint_id = session.scalar(select(Checkpoint.id))
+        session.commit()
+    app = create_app(settings.model_copy(update={"require_token": True}), serve_ui=False)
+    with live_app(app) as url:
+        yield app, url, secret, run_id, checkpoint_id, folder
+
+
+def remote_settings(settings, tmp_path, url, secret):
+    """A worker's settings on another host: its own data dir, never the registered paths, the API."""
+    return settings.model_copy(update={"data_dir": tmp_path / "remote", "api_url": url, "api_token": SecretStr(secret),
+                                       "use_registered_paths": False})
+
+
+# Many hosts share a PostgreSQL database; a worker process costs seconds, so it runs on that one
+# dialect (the in-process tests below run on both).
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_worker_elsewhere_fetches_a_checkpoint_once_and_reuses_it(server, settings, sessions, tmp_path):
+    app, url, secret, first_run, checkpoint_id, _ = server
+    with sessions() as session:
+        second_run = runs.create_run(session=session, checkpoint_id=checkpoint_id, corpus_id=1,
+                                     options=RunOptions(max_length=32), shard_chars=10_000)[0].id
+        session.commit()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FOCALSCOPE_") and k != "DATABASE_URL"}
+    environment.update(FOCALSCOPE_DATA_DIR=str(tmp_path / "remote"), FOCALSCOPE_DATABASE_URL=settings.db_url,
+                       FOCALSCOPE_API_URL=url, FOCALSCOPE_API_TOKEN=secret)
+    worker = subprocess.run(
+        [sys.executable, "-m", "workers", "--device", "cpu", "--kinds", KIND_SCORE, "--exit-when-idle",
+         "--fetch-checkpoints"],
+        cwd=REPO, env=environment, capture_output=True, text=True, timeout=WORKER_TIMEOUT_S)
+    assert worker.returncode == 0, worker.stderr
+    assert secret not in worker.stdout + worker.stderr
+    assert [run_status(sessions, r).documents_done for r in (first_run, second_run)] == [5, 5]
+    with sessions() as session:
+        checkpoint = session.get(Checkpoint, checkpoint_id)
+        names = [f.name for f in checkpoint.files]
+        cached = tmp_path / "remote" / "cache" / "checkpoints" / checkpoint.manifest_sha256
+    assert sorted(p.name for p in cached.iterdir()) == names
+    assert [p.name for p in cached.parent.iterdir()] == [cached.name]  # no staging folder left
+    # Two jobs, one fetch: each file was downloaded once.
+    assert (requests_served(app, MANIFEST_ROUTE), requests_served(app, FILE_ROUTE)) == (1, len(names))
+
+    # Another worker process on that host (a fresh model cache) loads the cached copy; no request.
+    with sessions() as session:
+        third_run = runs.create_run(session=session, checkpoint_id=checkpoint_id, corpus_id=1,
+                                    options=RunOptions(max_length=8), shard_chars=10_000)[0].id
+        session.commit()
+    Worker(remote_settings(settings, tmp_path, url, secret), kinds=(KIND_SCORE,)).run_forever(exit_when_idle=True)
+    assert run_status(sessions, third_run).documents_done == 5
+    assert (requests_served(app, MANIFEST_ROUTE), requests_served(app, FILE_ROUTE)) == (1, len(names))
+
+
+def test_a_file_tampered_with_on_the_server_is_refused_and_never_loaded(server, settings, sessions, tmp_path):
+    app, url, secret, run_id, checkpoint_id, folder = server
+    # Untouched, it fetches, reporting its progress to the end.
+    with sessions() as session:
+        checkpoint = session.get(Checkpoint, checkpoint_id)
+        source = CheckpointSource(checkpoint.path, checkpoint.format, checkpoint.weights_sha256,
+                                  checkpoint_id=checkpoint_id, manifest_sha256=checkpoint.manifest_sha256)
+    progress = []
+    fetched = local_checkpoint(source, remote_settings(settings, tmp_path / "first", url, secret), report=progress.append)
+    total = sum(p.stat().st_size for p in folder.iterdir())
+    assert fetched.path == str(tmp_path / "first" / "remote" / "cache" / "checkpoints" / source.manifest_sha256)
+    assert progress[-1] == {"file": "tokenizer_config.json", "bytes_done": total, "bytes_total": total}
+
+    weights = folder / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF  # same size: only its sha256 tells
+    weights.write_bytes(bytes(data))
+    Worker(remote_settings(settings, tmp_path, url, secret), kinds=(KIND_SCORE,)).run_forever(exit_when_idle=True)
+    state = run_status(sessions, run_id)
+    assert state.status == FAILED
+    assert "'model.safetensors' arrived with sha256" in state.errors[0] and "not kept or loaded" in state.errors[0]
+    with sessions() as session:
+        assert session.scalar(select(Job.attempts).where(Job.run_id == run_id)) == 1  # permanent: no retries
+        fingerprint = session.scalar(select(Checkpoint.tokenizer_fingerprint))
+        # Nothing was loaded: the first load of a tokenizer stores its vocabulary.
+        assert checkpoints.load_vocabulary(session=session, fingerprint=fingerprint) is None
+    assert list((tmp_path / "remote" / "cache" / "checkpoints").iterdir()) == []
