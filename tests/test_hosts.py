@@ -108,9 +108,7 @@ def test_a_file_tampered_with_on_the_server_is_refused_and_never_loaded(server, 
     app, url, secret, run_id, checkpoint_id, folder = server
     # Untouched, it fetches, reporting its progress to the end.
     with sessions() as session:
-        checkpoint = session.get(Checkpoint, checkpoint_id)
-        source = CheckpointSource(checkpoint.path, checkpoint.format, checkpoint.weights_sha256,
-                                  checkpoint_id=checkpoint_id, manifest_sha256=checkpoint.manifest_sha256)
+        source = CheckpointSource.of(session.get(Checkpoint, checkpoint_id))
     progress = []
     fetched = local_checkpoint(source, remote_settings(settings, tmp_path / "first", url, secret), report=progress.append)
     total = sum(p.stat().st_size for p in folder.iterdir())

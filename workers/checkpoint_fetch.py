@@ -25,6 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from app.core.config import Settings
+from app.models.checkpoint import Checkpoint
 from app.services.checkpoint_manifest import FileEntry, Manifest
 from app.vocab import FORMAT_GGUF
 from workers.api_client import ApiClient, FetchFailed
@@ -47,6 +48,11 @@ class CheckpointSource:
     weights_sha256: str
     checkpoint_id: int | None = field(default=None, compare=False)
     manifest_sha256: str | None = field(default=None, compare=False)
+
+    @classmethod
+    def of(cls, checkpoint: Checkpoint) -> CheckpointSource:
+        return cls(checkpoint.path, checkpoint.format, checkpoint.weights_sha256, checkpoint_id=checkpoint.id,
+                   manifest_sha256=checkpoint.manifest_sha256)
 
 
 def local_checkpoint(source: CheckpointSource, settings: Settings, *, report: Report | None = None) -> CheckpointSource:

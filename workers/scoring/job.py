@@ -51,8 +51,7 @@ def run_score_shards(contexts: Iterable[JobContext], models: ModelCache) -> dict
         checkpoint = run.checkpoint
         run_id, fingerprint = run.id, checkpoint.tokenizer_fingerprint
         has_vocabulary = checkpoints.load_vocabulary(session=session, fingerprint=fingerprint) is not None
-        source = CheckpointSource(checkpoint.path, checkpoint.format, checkpoint.weights_sha256,
-                                  checkpoint_id=checkpoint.id, manifest_sha256=checkpoint.manifest_sha256)
+        source = CheckpointSource.of(checkpoint)
     source = local_checkpoint(source, first.settings, report=_fetch_progress(first))
     scorer = models.get_scorer(source, options)
     if not has_vocabulary:
