@@ -1,7 +1,8 @@
 """Workers on hosts without the server's disk: a worker process with its own data directory, which
 does not read the registered path, scores a run by fetching the checkpoint through a live API with
 a write token, once; later jobs, in that process and in another worker on its data directory, use
-the cache. A file tampered with on the server is refused and never loaded."""
+the cache. A file tampered with on the server is refused and never loaded. A checkpoint registered
+at an S3 URL (moto's S3 server on loopback) is fetched from there by a worker without the API."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ import pytest
 from pydantic import SecretStr
 from sqlalchemy import select
 
+from app.db.engine import make_engine, make_sessionmaker
 from app.main import create_app
 from app.models.checkpoint import Checkpoint
 from app.models.job import Job
 from app.schemas.run import RunOptions
-from app.services import checkpoints, runs, tokens
+from app.services import checkpoints, corpora, runs, tokens
 from app.vocab import FAILED, KIND_SCORE
+from tests.support.api import own_settings
 from tests.support.cli import REPO
-from tests.support.data import make_run
+from tests.support.data import TEXTS, make_run
 from tests.support.live import live_app
 from workers.checkpoint_fetch import CheckpointSource, local_checkpoint
 from workers.loop import Worker
@@ -129,3 +132,67 @@ def test_a_file_tampered_with_on_the_server_is_refused_and_never_loaded(server, 
         # Nothing was loaded: the first load of a tokenizer stores its vocabulary.
         assert checkpoints.load_vocabulary(session=session, fingerprint=fingerprint) is None
     assert list((tmp_path / "remote" / "cache" / "checkpoints").iterdir()) == []
+
+
+@pytest.fixture
+def s3(monkeypatch):
+    """An S3 server (moto's server mode) on loopback, and an s3fs filesystem on it; the environment
+    points every S3 client of this process at it, as credentials in a host's environment would."""
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                        "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}"}.items():
+        monkeypatch.setenv(name, value)
+    s3fs.S3FileSystem.clear_instance_cache()  # a cached client would still know another test's server
+    yield s3fs.S3FileSystem()
+    s3fs.S3FileSystem.clear_instance_cache()
+    server.stop()
+
+
+def test_a_checkpoint_at_an_s3_url_is_registered_and_fetched_from_there(s3, cli, tiny_llama_dir, tmp_path):
+    s3.mkdir("models")
+    for path in tiny_llama_dir.iterdir():
+        s3.put_file(str(path), f"models/run/step-100/{path.name}")
+    url = "s3://models/run/step-100"
+    added = cli("model", "add", url, "--series", "s3-tiny", "--step", "100").stdout
+    assert f"registered checkpoint 1: s3-tiny@100 (safetensors, llama) at {url}" in added
+    assert "s3://models/nothing: nothing there" in cli("model", "add", "s3://models/nothing", expect=2).stderr
+    assert "install the fsspec package for this protocol" in cli("model", "add", "gs://models/run", expect=2).stderr
+    database = f"sqlite:///{tmp_path / 'data' / 'focalscope.db'}"
+    sessions = make_sessionmaker(make_engine(database))
+    with sessions() as session:
+        checkpoint = session.get(Checkpoint, 1)
+        manifest_sha256, names = checkpoint.manifest_sha256, [f.name for f in checkpoint.files]
+        corpus = corpora.create_corpus(session=session, name="scenes", documents=[corpora.DocumentIn(text=t, source=f"{i}.txt") for i, t in enumerate(TEXTS)])
+        session.commit()
+
+    def new_run(max_length: int) -> int:
+        with sessions() as session:
+            run, _ = runs.create_run(session=session, checkpoint_id=1, corpus_id=corpus.id,
+                                     options=RunOptions(max_length=max_length), shard_chars=10_000)
+            session.commit()
+            return run.id
+
+    assert names == sorted(p.name for p in tiny_llama_dir.iterdir())
+    # The registering host checked its copy in its cache; a worker elsewhere, without the API, fetches its own.
+    assert sorted(p.name for p in (tmp_path / "data" / "cache" / "checkpoints" / manifest_sha256).iterdir()) == names
+    elsewhere = own_settings(tmp_path / "elsewhere", database)
+    scored = new_run(16)
+    Worker(elsewhere, kinds=(KIND_SCORE,)).run_forever(exit_when_idle=True)
+    assert run_status(sessions, scored).documents_done == 5
+    assert sorted(p.name for p in (elsewhere.cache_dir / "checkpoints" / manifest_sha256).iterdir()) == names
+
+    # Changed in the bucket since registration: refused on a host that fetches it now, nothing kept.
+    weights = bytearray(s3.cat_file("models/run/step-100/model.safetensors"))
+    weights[-1] ^= 0xFF
+    s3.pipe_file("models/run/step-100/model.safetensors", bytes(weights))
+    another = own_settings(tmp_path / "another", database)
+    refused = new_run(8)
+    Worker(another, kinds=(KIND_SCORE,)).run_forever(exit_when_idle=True)
+    state = run_status(sessions, refused)
+    assert state.status == FAILED and "'model.safetensors' arrived with sha256" in state.errors[0]
+    assert list((another.cache_dir / "checkpoints").iterdir()) == []

@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.models.checkpoint import Checkpoint, CheckpointFile
-from app.services.checkpoint_manifest import FileEntry, Manifest, hash_checkpoint, safe_name
+from app.services.checkpoint_manifest import FileEntry, Manifest, hash_checkpoint, is_url, safe_name
 from app.services.errors import Conflict, NotFound
 from app.vocab import FORMAT_GGUF
 
@@ -77,6 +77,8 @@ def file_on_server(checkpoint: Checkpoint, manifest: Manifest, name: str) -> tup
     entry = manifest.entry(safe_name(name))
     if entry is None:
         raise NotFound(f"checkpoint {checkpoint.id} has no file {name[:200]!r} (see its manifest: /files)")
+    if is_url(checkpoint.path):
+        raise Conflict(f"checkpoint {checkpoint.id} lies at a URL, not on this server: workers fetch it from there")
     registered = Path(checkpoint.path)
     # A GGUF checkpoint is one file: its manifest names it, in its folder.
     target = (registered.parent if checkpoint.format == FORMAT_GGUF else registered) / entry.name

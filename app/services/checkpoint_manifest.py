@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -27,6 +28,8 @@ HASH_CHUNK = 8 * 1024 * 1024
 # is not one checkpoint, and hashing it all would make registration crawl.
 MAX_FILES = 1000
 MAX_NAME_CHARS = 500
+# A checkpoint's location is a path of the host that registered it, or an fsspec URL (`s3://…`).
+URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class Manifest:
 class HashedCheckpoint:
     manifest: Manifest
     weights_sha256: str
+
+
+def is_url(location: str) -> bool:
+    return bool(URL.match(location))
 
 
 def manifest_digest(files: tuple[FileEntry, ...] | list[FileEntry]) -> str:

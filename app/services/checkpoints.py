@@ -48,10 +48,12 @@ def check_under_roots(path: Path, roots: list[Path], *, entries: bool = True) ->
 def register_checkpoint(
     *, session: Session, path: Path, series: str | None = None, step: int = 0,
     tokens_seen: int | None = None, meta: dict | None = None, files: checkpoint_files.CheckpointFiles | None = None,
+    location: str | None = None,
 ) -> tuple[Checkpoint, bool]:
     """Register a checkpoint; returns (checkpoint, created). Registering the same weights at the same
     series and step again returns the existing row; different weights at a taken step conflict.
-    `files`: the path inspected already (hashing comes before the first statement either way)."""
+    `files`: the path inspected already (hashing comes before the first statement either way).
+    `location`: where the checkpoint lies when that is not `path` (a URL whose copy was inspected)."""
     if not 0 <= step <= MAX_INTEGER:
         raise InvalidInput(f"step {step}: a checkpoint's step is between 0 and {MAX_INTEGER}")
     files = files or checkpoint_files.inspect(path)
@@ -67,7 +69,7 @@ def register_checkpoint(
         raise Conflict(f"series {series_row.name!r} already has a different checkpoint at step {step}")
     checkpoint = Checkpoint(
         series_id=series_row.id, step=step, tokens_seen=tokens_seen, format=files.format,
-        path=str(files.path), weights_sha256=files.weights_sha256,
+        path=location or str(files.path), weights_sha256=files.weights_sha256,
         tokenizer_fingerprint=files.tokenizer_fingerprint, architecture=files.architecture, meta=meta or {},
     )
     add_manifest(checkpoint, files.manifest)
