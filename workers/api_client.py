@@ -76,8 +76,8 @@ class ApiClient:
         with response:
             try:
                 yield response
-            except (OSError, http.client.HTTPException) as exc:  # the transfer broke off
-                raise FetchFailed(f"GET {API_PREFIX}{path} from {self.base_url} broke off: {exc!r}") from None
+            except (OSError, http.client.HTTPException) as exc:  # the transfer broke off, or writing it failed
+                raise FetchFailed(f"GET {API_PREFIX}{path} from {self.base_url} failed midway: {exc!r}") from None
 
     def _refusal(self, path: str, refused: urllib.error.HTTPError) -> Exception:
         try:

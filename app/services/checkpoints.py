@@ -27,8 +27,9 @@ def ensure_series(*, session: Session, name: str, description: str = "") -> Mode
 
 def check_under_roots(path: Path, roots: list[Path], *, entries: bool = True) -> None:
     """Refuse API registrations outside the configured model roots, symlinks resolved first: the
-    path itself and, for a folder with `entries`, every entry in it (a folder inside the roots whose files are
-    links to files elsewhere would otherwise make the server read and describe those files)."""
+    path itself and, for a folder with `entries`, every entry in it at any depth (a folder inside the
+    roots whose files are links to files elsewhere would otherwise make the server read, describe and
+    serve those files: GET /checkpoints/{id}/files/{name})."""
     resolved_roots = [root.expanduser().resolve() for root in roots]
 
     def inside(candidate: Path) -> bool:
@@ -40,7 +41,7 @@ def check_under_roots(path: Path, roots: list[Path], *, entries: bool = True) ->
     if not inside(path):
         raise Forbidden(f"{path}: outside the server's model roots ({allowed}); set FOCALSCOPE_MODEL_ROOTS")
     if entries and path.is_dir():
-        for entry in sorted(path.iterdir()):
+        for entry in sorted(path.rglob("*")):
             if not inside(entry):
                 raise Forbidden(f"{entry}: a link to a file outside the server's model roots ({allowed})")
 
