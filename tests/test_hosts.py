@@ -2,13 +2,18 @@
 does not read the registered path, scores a run by fetching the checkpoint through a live API with
 a write token, once; later jobs, in that process and in another worker on its data directory, use
 the cache. A file tampered with on the server is refused and never loaded. A checkpoint registered
-at an S3 URL (moto's S3 server on loopback) is fetched from there by a worker without the API."""
+at an S3 URL (moto's S3 server on loopback) is fetched from there by a worker without the API. Two fetches of one checkpoint on a host at once leave one whole copy."""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import os
 import subprocess
 import sys
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -21,12 +26,13 @@ from app.models.checkpoint import Checkpoint
 from app.models.job import Job
 from app.schemas.run import RunOptions
 from app.services import checkpoints, corpora, runs, tokens
+from app.services.checkpoint_manifest import FileEntry, Manifest
 from app.vocab import FAILED, KIND_SCORE
 from tests.support.api import own_settings
 from tests.support.cli import REPO
 from tests.support.data import TEXTS, make_run
 from tests.support.live import live_app
-from workers.checkpoint_fetch import CheckpointSource, local_checkpoint
+from workers.checkpoint_fetch import CheckpointSource, fetch_into_cache, local_checkpoint
 from workers.loop import Worker
 
 FILE_ROUTE = "/api/v1/checkpoints/{checkpoint_id}/files/{name}"
@@ -74,9 +80,11 @@ def remote_settings(settings, tmp_path, url, secret):
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_a_worker_elsewhere_fetches_a_checkpoint_once_and_reuses_it(server, settings, sessions, tmp_path):
     app, url, secret, first_run, checkpoint_id, _ = server
-    with sessions() as session:
-        second_run = runs.create_run(session=session, checkpoint_id=checkpoint_id, corpus_id=1,
-                                     options=RunOptions(max_length=32), shard_chars=10_000)[0].id
+    with sessions() as session:  # the same options on another corpus: the worker keeps its scorer
+        corpus = corpora.create_corpus(session=session, name="again", documents=[
+            corpora.DocumentIn(text=t, source=f"{i}.txt") for i, t in enumerate(TEXTS)])
+        second_run = runs.create_run(session=session, checkpoint_id=checkpoint_id, corpus_id=corpus.id,
+                                     options=RunOptions(max_length=16), shard_chars=10_000)[0].id
         session.commit()
     environment = {k: v for k, v in os.environ.items() if not k.startswith("FOCALSCOPE_") and k != "DATABASE_URL"}
     environment.update(FOCALSCOPE_DATA_DIR=str(tmp_path / "remote"), FOCALSCOPE_DATABASE_URL=settings.db_url,
@@ -196,3 +204,25 @@ def test_a_checkpoint_at_an_s3_url_is_registered_and_fetched_from_there(s3, cli,
     state = run_status(sessions, refused)
     assert state.status == FAILED and "'model.safetensors' arrived with sha256" in state.errors[0]
     assert list((another.cache_dir / "checkpoints").iterdir()) == []
+
+
+def test_two_fetches_of_one_checkpoint_on_a_host_leave_one_whole_copy(tmp_path):
+    files = {"config.json": b"{}", "model.safetensors": bytes(range(256)) * 5000}
+    manifest = Manifest(tuple(FileEntry(name, len(data), hashlib.sha256(data).hexdigest())
+                              for name, data in sorted(files.items())))
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    (cache / ".fetch-999999999-left").mkdir()  # by a worker killed mid-fetch (no such process)
+    both_staged = threading.Barrier(2, timeout=WORKER_TIMEOUT_S)
+
+    @contextmanager
+    def opener(name):
+        if name == "model.safetensors":  # the last file: both fetches have staged the rest, then race
+            both_staged.wait()
+        yield io.BytesIO(files[name])
+
+    with ThreadPoolExecutor(2) as pool:
+        folders = list(pool.map(lambda _: fetch_into_cache(opener, manifest, cache), range(2)))
+    assert folders == [cache / manifest.sha256] * 2
+    assert {p.name: p.read_bytes() for p in folders[0].iterdir()} == files
+    assert [p.name for p in cache.iterdir()] == [manifest.sha256]  # no staging folder left, the dead one's neither

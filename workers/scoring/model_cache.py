@@ -18,8 +18,6 @@ from workers.models import LoadedModel, load_checkpoint
 from workers.scoring.accel import LinearRouting
 from workers.scoring.scorer import Scorer
 
-__all__ = ["CheckpointSource", "Loader", "ModelCache"]
-
 # (source, dtype) -> the loaded model; a benchmark passes one that returns a model already in memory.
 Loader = Callable[[CheckpointSource, str], LoadedModel]
 
