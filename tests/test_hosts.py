@@ -27,13 +27,16 @@ from app.models.job import Job
 from app.schemas.run import RunOptions
 from app.services import checkpoints, corpora, runs, tokens
 from app.services.checkpoint_manifest import FileEntry, Manifest
+from app.services.queue import Claim
 from app.vocab import FAILED, KIND_SCORE
 from tests.support.api import own_settings
 from tests.support.cli import REPO
 from tests.support.data import TEXTS, make_run
 from tests.support.live import live_app
 from workers.checkpoint_fetch import CheckpointSource, fetch_into_cache, local_checkpoint
+from workers.context import JobContext, JobInterrupted
 from workers.loop import Worker
+from workers.scoring.job import fetch_reporter
 
 FILE_ROUTE = "/api/v1/checkpoints/{checkpoint_id}/files/{name}"
 MANIFEST_ROUTE = "/api/v1/checkpoints/{checkpoint_id}/files"
@@ -120,6 +123,14 @@ def test_a_file_tampered_with_on_the_server_is_refused_and_never_loaded(server, 
     # Untouched, it fetches, reporting its progress to the end.
     with sessions() as session:
         source = CheckpointSource.of(session.get(Checkpoint, checkpoint_id))
+    # A worker stopping (or a job cancelled) mid-fetch stops it and keeps nothing.
+    stopping = threading.Event()
+    stopping.set()
+    stopped = JobContext(claim=Claim(1, KIND_SCORE, {}, run_id, "token", 1, 1), settings=settings, sessions=sessions,
+                         device="cpu", stopping=stopping)
+    with pytest.raises(JobInterrupted):
+        local_checkpoint(source, remote_settings(settings, tmp_path / "stopped", url, secret), report=fetch_reporter(stopped))
+    assert list((tmp_path / "stopped" / "remote" / "cache" / "checkpoints").iterdir()) == []
     progress = []
     fetched = local_checkpoint(source, remote_settings(settings, tmp_path / "first", url, secret), report=progress.append)
     total = sum(p.stat().st_size for p in folder.iterdir())

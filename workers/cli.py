@@ -32,13 +32,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pack", action="store_true", help="pack several documents per row instead of length buckets")
     parser.add_argument("--exit-when-idle", action="store_true", help="stop once the queue has nothing for this worker")
     parser.add_argument("--name", help="worker name shown on its jobs (default: host:pid:device)")
-    parser.add_argument("--api-url", type=_api_url, help="fetch checkpoints this host lacks from this API, e.g. http://gpu-head:8000 "
-                                          "(default: FOCALSCOPE_API_URL)")
+    parser.add_argument("--api-url", type=_api_url,
+                        help="fetch checkpoints this host lacks from this API, e.g. http://gpu-head:8000 "
+                             "(default: FOCALSCOPE_API_URL)")
     parser.add_argument("--api-token", help="write-scope token for --api-url (default: FOCALSCOPE_API_TOKEN, which "
                                             "keeps it out of the process list)")
     parser.add_argument("--fetch-checkpoints", action="store_true",
                         help="never load a checkpoint from its registered path, always from the local cache, fetched "
-                             "through the API (hosts where the same path may hold other files)")
+                             "the first time (hosts where the same path may hold other files)")
     parser.add_argument("--metrics-port", type=int,
                         help="serve this worker's Prometheus metrics on http://HOST:PORT/metrics (default: none)")
     parser.add_argument("--metrics-host", default="127.0.0.1",

@@ -67,9 +67,9 @@ class Settings(BaseSettings):
     # prints as stars in any log or error.
     api_url: str | None = Field(None, description="The API's base URL, e.g. http://gpu-head:8000.")
     api_token: SecretStr | None = None
-    # Worker: load a checkpoint from its registered path when that path exists on this host. False for
-    # hosts where the same path may hold other files: every checkpoint then comes from the local
-    # cache, fetched through the API and verified.
+    # Worker: load a checkpoint from its registered path when that path is readable on this host. False
+    # for hosts where the same path may hold other files: every checkpoint then comes from the local
+    # cache, fetched (through the API, or from its URL) and verified.
     use_registered_paths: bool = True
     lease_seconds: float = Field(120.0, gt=1)
     heartbeat_seconds: float = Field(10.0, gt=0)

@@ -52,7 +52,7 @@ def run_score_shards(contexts: Iterable[JobContext], models: ModelCache) -> dict
         run_id, fingerprint = run.id, checkpoint.tokenizer_fingerprint
         has_vocabulary = checkpoints.load_vocabulary(session=session, fingerprint=fingerprint) is not None
         source = CheckpointSource.of(checkpoint)
-    source = local_checkpoint(source, first.settings, report=_fetch_progress(first))
+    source = local_checkpoint(source, first.settings, report=fetch_reporter(first))
     scorer = models.get_scorer(source, options)
     if not has_vocabulary:
         with first.sessions() as session:
@@ -103,10 +103,12 @@ def _shard_inputs(first: JobContext, pending: Iterator[JobContext], seen: list[J
         yield ShardInput(ctx, [(d.id, d.text) for d in documents if d.id not in already])
 
 
-def _fetch_progress(ctx: JobContext):
+def fetch_reporter(ctx: JobContext):
     """A checkpoint fetch's bytes in the job's progress detail (GET /jobs/{id}); it stays there once
-    complete (bytes_done = bytes_total), a record that this job's worker fetched the checkpoint."""
+    complete (bytes_done = bytes_total), a record that this job's worker fetched the checkpoint. A
+    job cancelled or a worker stopping mid-fetch stops it at the next megabyte (its copy is dropped)."""
     def report(progress: dict) -> None:
+        ctx.check()
         ctx.report(detail={"checkpoint_fetch": progress})
 
     return report
