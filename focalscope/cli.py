@@ -80,8 +80,10 @@ def _add_data_commands(sub) -> None:
         description="PATH is one checkpoint, or a training output folder whose checkpoint subfolders (checkpoint-N, "
                     "step-N, step_N, global_stepN, iter-N, ckpt-N; or any with a trainer_state.json) are all "
                     "registered into one series, each at its step (trainer_state.json's global_step where present, "
-                    "else the number in its name).")
-    model_add.add_argument("path", type=Path)
+                    "else the number in its name). Or an fsspec URL of one checkpoint (s3://bucket/run/step-100, "
+                    "gs://..., file:///...): its files are copied into this host's cache and checked there, and "
+                    "workers fetch them from the URL with their own credentials (README: Running on several hosts).")
+    model_add.add_argument("path", help="a folder, a .gguf file or a URL")
     model_add.add_argument("--series", help="series name (default: the file or directory name)")
     model_add.add_argument("--step", type=int,
                            help="one checkpoint: its training step (default: from trainer_state.json or its name, else 0)")

@@ -12,7 +12,8 @@ from app.core.config import Settings
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.schemas.run import RunOptions
-from app.services import checkpoint_folders, checkpoints, corpora, corpus_files, export, runs, series as series_service
+from app.services import checkpoint_folders, checkpoint_urls, checkpoints, corpora, corpus_files, export, runs, series as series_service
+from app.services.checkpoint_manifest import is_url
 from app.services.errors import InvalidInput
 from app.services.jobs import list_jobs
 from focalscope import console, demo_assets, token_commands
@@ -116,9 +117,11 @@ def corpus_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def model_add(args: argparse.Namespace, settings: Settings) -> int:
+    if is_url(args.path):
+        return _model_add_url(args, settings)
     with _sessions(settings)() as session:
         result = checkpoint_folders.register_path(
-            session=session, path=args.path, series=args.series, step=args.step, tokens_seen=args.tokens_seen
+            session=session, path=Path(args.path), series=args.series, step=args.step, tokens_seen=args.tokens_seen
         )
         session.commit()
         found = [(c, "registered") for c in result.registered] + [(c, "already registered as") for c in result.existing]
@@ -127,6 +130,18 @@ def model_add(args: argparse.Namespace, settings: Settings) -> int:
                   f"({checkpoint.format}, {checkpoint.architecture or 'unknown architecture'}) from {checkpoint.path}")
         for path, reason in result.skipped:
             print(f"skipped {path}: {reason}")
+    return 0
+
+
+def _model_add_url(args: argparse.Namespace, settings: Settings) -> int:
+    with _sessions(settings)() as session:
+        checkpoint, created = checkpoint_urls.register_url(
+            session=session, url=args.path, cache_dir=settings.cache_dir, series=args.series, step=args.step or 0,
+            tokens_seen=args.tokens_seen)
+        session.commit()
+        print(f"{'registered' if created else 'already registered as'} checkpoint {checkpoint.id}: "
+              f"{checkpoint.series.name}@{checkpoint.step} ({checkpoint.format}, "
+              f"{checkpoint.architecture or 'unknown architecture'}) at {checkpoint.path}")
     return 0
 
 

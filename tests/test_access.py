@@ -165,7 +165,7 @@ def test_scope_matrix(guarded):
     app, client, secrets = guarded
     outcomes, wanted = {}, {}
     for method, path in api_routes(app):
-        url = API_PREFIX + re.sub(r"\{[a-z_]+\}", "1", path)
+        url = API_PREFIX + re.sub(r"\{[a-z_]+(:path)?\}", "1", path)
         needed = ROUTE_SCOPES[(method, path)]
         for caller in CALLERS:
             headers = {} if caller == "none" else {"Authorization": f"Bearer {secrets[caller]}"}
@@ -230,3 +230,18 @@ def test_paths_in_error_text_are_cut_to_their_last_part():
         "12 tokens/s, 1/2 done, see http://host/a/b": "12 tokens/s, 1/2 done, see http://host/a/b",
     }
     assert [without_server_paths(text) for text in texts] == list(texts.values())
+
+
+def test_a_checkpoints_bytes_need_a_write_token(guarded):
+    app, client, secrets = guarded
+    files = f"{API_PREFIX}/checkpoints/1/files"
+    answers = {caller: (client.get(files, headers={"Authorization": f"Bearer {secrets[caller]}"}),
+                        client.get(f"{files}/secret-run.gguf", headers={"Authorization": f"Bearer {secrets[caller]}"}))
+               for caller in ("read", "write")}
+    # The manifest is a read; its files are the model itself: a read token is refused them.
+    assert [r.status_code for r in answers["read"]] == [409, 403]
+    assert [r.status_code for r in answers["write"]] == [409, 409]  # allowed; the files are not on this server
+    assert "/srv/models" not in answers["write"][0].text  # the refusal does not show the server path
+    public = create_app(app.state.settings.model_copy(update={"public_read": True}), serve_ui=False)
+    with TestClient(public) as anonymous:
+        assert [anonymous.get(files).status_code, anonymous.get(f"{files}/secret-run.gguf").status_code] == [409, 401]

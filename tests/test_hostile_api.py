@@ -131,6 +131,13 @@ def test_registration_refuses_nul_bytes_and_files_linked_from_outside(api, model
     for route in ("/checkpoints", "/series/register"):
         message = error_of(api.post(f"{API}{route}", json={"path": str(linked)}), 403, "forbidden")
         assert "a link to a file outside the server's model roots" in message
+    # A link deeper in: its file would be in the manifest, served to workers.
+    nested = model_root / "nested"
+    shutil.copytree(tiny_llama_dir, nested)
+    (nested / "extra").mkdir()
+    (nested / "extra" / "notes.json").symlink_to(tiny_llama_dir / "config.json")
+    message = error_of(api.post(f"{API}/checkpoints", json={"path": str(nested)}), 403, "forbidden")
+    assert "notes.json: a link to a file outside the server's model roots" in message
     assert api.get(f"{API}/checkpoints").json()["total"] == 0
 
 

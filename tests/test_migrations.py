@@ -93,8 +93,8 @@ def test_concurrent_upgrades_migrate_once(db_url):
 def test_revisions_form_one_line():
     revisions = list(ScriptDirectory(str(MIGRATIONS_DIR)).walk_revisions())
     assert [(r.revision, r.down_revision) for r in revisions] == [
-        ("0004", "0003"), ("0003", "0002"), ("0002", "0001"), ("0001", None)]
-    assert head_revision() == "0004"
+        ("0005", "0004"), ("0004", "0003"), ("0003", "0002"), ("0002", "0001"), ("0001", None)]
+    assert head_revision() == "0005"
 
 
 # Rows as they were before 0003, with plain table stand-ins (the models describe the schema at head).

@@ -7,7 +7,9 @@ import logging
 import signal
 import threading
 
-from app.core.config import Settings
+from pydantic import SecretStr
+
+from app.core.config import Settings, checked_api_url
 from app.core.log_format import configure_logging
 from app.vocab import JOB_KINDS
 
@@ -30,10 +32,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pack", action="store_true", help="pack several documents per row instead of length buckets")
     parser.add_argument("--exit-when-idle", action="store_true", help="stop once the queue has nothing for this worker")
     parser.add_argument("--name", help="worker name shown on its jobs (default: host:pid:device)")
+    parser.add_argument("--api-url", type=_api_url,
+                        help="fetch checkpoints this host lacks from this API, e.g. http://gpu-head:8000 "
+                             "(default: FOCALSCOPE_API_URL)")
+    parser.add_argument("--api-token", help="write-scope token for --api-url (default: FOCALSCOPE_API_TOKEN, which "
+                                            "keeps it out of the process list)")
+    parser.add_argument("--fetch-checkpoints", action="store_true",
+                        help="never load a checkpoint from its registered path, always from the local cache, fetched "
+                             "the first time (hosts where the same path may hold other files)")
     parser.add_argument("--metrics-port", type=int,
                         help="serve this worker's Prometheus metrics on http://HOST:PORT/metrics (default: none)")
     parser.add_argument("--metrics-host", default="127.0.0.1",
                         help="address for --metrics-port (default 127.0.0.1; 0.0.0.0 for a scraper on another host)")
+
+
+def _api_url(value: str) -> str:
+    try:
+        return checked_api_url(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def worker_settings(args: argparse.Namespace, settings: Settings, device: str) -> Settings:
@@ -47,6 +64,11 @@ def worker_settings(args: argparse.Namespace, settings: Settings, device: str) -
             update[name] = gpu_default  # not set anywhere: the GPU's own default
     update["compile"] = args.compile or settings.compile
     update["pack"] = args.pack or settings.pack
+    if args.api_url:
+        update["api_url"] = args.api_url
+    if args.api_token:
+        update["api_token"] = SecretStr(args.api_token)
+    update["use_registered_paths"] = settings.use_registered_paths and not args.fetch_checkpoints
     return settings.model_copy(update=update)
 
 

@@ -29,7 +29,7 @@ RUN_DOCUMENT = "/runs/{run_id}/documents/{document_id}"
 READ_PATHS = (
     "/health", "/vocabulary",
     "/corpora", "/corpora/{corpus_id}", "/corpora/{corpus_id}/documents", "/documents/{document_id}",
-    "/checkpoints", "/checkpoints/{checkpoint_id}",
+    "/checkpoints", "/checkpoints/{checkpoint_id}", "/checkpoints/{checkpoint_id}/files",
     "/series", "/series/{series_id}", "/series/{series_id}/curve",
     "/runs", "/runs/{run_id}", "/runs/{run_id}/summary", "/runs/{run_id}/documents",
     f"{RUN_DOCUMENT}/neighbours", f"{RUN_DOCUMENT}/tokens",
@@ -47,6 +47,9 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     **{("GET", path): SCOPE_READ for path in READ_PATHS},
     ("POST", "/corpora"): SCOPE_WRITE,
     ("POST", "/checkpoints/upload"): SCOPE_WRITE,
+    # A checkpoint's bytes are the model itself, more than a read token (a notebook, a public
+    # dashboard) is for; workers on other hosts fetch with a write token, the scope that runs models.
+    ("GET", "/checkpoints/{checkpoint_id}/files/{name:path}"): SCOPE_WRITE,
     ("POST", "/runs"): SCOPE_WRITE,
     ("POST", "/runs/{run_id}/cancel"): SCOPE_WRITE,
     ("POST", "/runs/{run_id}/retry"): SCOPE_WRITE,

@@ -10,10 +10,17 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.core.paths import frontend_dir
+
+
+def checked_api_url(value: str) -> str:
+    """An API base URL as workers use it: http(s), without a trailing slash."""
+    if not value.startswith(("http://", "https://")):
+        raise ValueError(f"the API URL must start with http:// or https:// (got {value[:100]!r})")
+    return value.rstrip("/")
 
 
 class Settings(BaseSettings):
@@ -55,6 +62,15 @@ class Settings(BaseSettings):
     # Worker: seconds a checkpoint's tokenizer may take to load before the job fails (a hostile
     # tokenizer file can hang the tokenizers library; a real one loads in under a second).
     tokenizer_load_timeout: float = Field(60.0, gt=0)
+    # Worker on a host without the server's disk: where to fetch checkpoints it lacks (README "Running
+    # on several hosts"), with a write-scope token when the server requires tokens. A SecretStr: it
+    # prints as stars in any log or error.
+    api_url: str | None = Field(None, description="The API's base URL, e.g. http://gpu-head:8000.")
+    api_token: SecretStr | None = None
+    # Worker: load a checkpoint from its registered path when that path is readable on this host. False
+    # for hosts where the same path may hold other files: every checkpoint then comes from the local
+    # cache, fetched (through the API, or from its URL) and verified.
+    use_registered_paths: bool = True
     lease_seconds: float = Field(120.0, gt=1)
     heartbeat_seconds: float = Field(10.0, gt=0)
     auto_migrate: bool = Field(True, description="Upgrade the schema to head when serving.")
@@ -79,6 +95,11 @@ class Settings(BaseSettings):
         if not value.strip():
             raise ValueError("host must not be empty")
         return value
+
+    @field_validator("api_url")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        return None if value is None else checked_api_url(value)
 
     @model_validator(mode="after")
     def _defaults(self) -> "Settings":

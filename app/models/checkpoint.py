@@ -51,9 +51,29 @@ class Checkpoint(Base):
     architecture: Mapped[str] = mapped_column(String(100), default="")
     # Training metadata (loss spec, gamma, lr, train loss, ...) as written by the trainer.
     meta: Mapped[dict] = mapped_column(JSON, default=dict)
+    # The digest of its manifest (app.services.checkpoint_manifest): what a worker on another host
+    # caches the fetched files under. None until the manifest is recorded: checkpoints registered
+    # before manifests existed get one when it is first asked for.
+    manifest_sha256: Mapped[str | None] = mapped_column(String(64), nullable=True, index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
     series: Mapped[ModelSeries] = relationship(back_populates="checkpoints")
+    files: Mapped[list[CheckpointFile]] = relationship(
+        back_populates="checkpoint", cascade="all, delete-orphan", order_by="CheckpointFile.name"
+    )
+
+
+class CheckpointFile(Base):
+    """One entry of a checkpoint's manifest: a file of the checkpoint, by its name inside it."""
+
+    __tablename__ = "checkpoint_files"
+
+    checkpoint_id: Mapped[int] = mapped_column(ForeignKey("checkpoints.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(500), primary_key=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+
+    checkpoint: Mapped[Checkpoint] = relationship(back_populates="files")
 
 
 class TokenizerVocab(Base):

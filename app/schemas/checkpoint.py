@@ -31,7 +31,22 @@ class CheckpointOut(OrmModel):
     tokenizer_fingerprint: str
     architecture: str
     meta: dict
+    manifest_sha256: str | None = Field(description="Digest of the checkpoint's manifest (its files' names, sizes and "
+                                                    "sha256): its content's name on every host. None until recorded.")
     created_at: UtcDateTime
+
+
+class CheckpointFileOut(BaseModel):
+    name: str = Field(description="Path inside the checkpoint (POSIX, relative); GET .../files/{name} downloads it.")
+    size: int
+    sha256: str
+
+
+class CheckpointManifestOut(BaseModel):
+    checkpoint_id: int
+    sha256: str = Field(description="Digest over the files' `<sha256> <size> <name>` lines in name order.")
+    total_bytes: int
+    files: list[CheckpointFileOut]
 
 
 class CheckpointUploadOut(CheckpointOut):

@@ -13,11 +13,11 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from app.services.checkpoint_manifest import Manifest, hash_checkpoint
 from app.services.errors import InvalidInput
 from app.vocab import FORMAT_GGUF, FORMAT_SAFETENSORS
 
 GGUF_MAGIC = b"GGUF"
-HASH_CHUNK = 8 * 1024 * 1024
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 PICKLE_HINT = ("pickle-based weights are never loaded (unpickling runs arbitrary code); convert them to safetensors "
                "where you trust them: AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(OUT, "
@@ -44,6 +44,7 @@ class CheckpointFiles:
     weights_sha256: str
     tokenizer_fingerprint: str
     architecture: str
+    manifest: Manifest  # every file, hashed in the same pass as the weights
 
 
 def inspect(path: Path) -> CheckpointFiles:
@@ -78,9 +79,11 @@ def _inspect_safetensors_dir(path: Path) -> CheckpointFiles:
     if not any(p.name in ("tokenizer.json", "vocab.json", "tokenizer.model") for p in tokenizer):
         raise InvalidInput(f"{path}: no tokenizer files (tokenizer.json, or vocab.json + merges.txt)")
     architecture = config.get("model_type") or ",".join(config.get("architectures") or [])
+    hashed = hash_checkpoint(path)
     return CheckpointFiles(
-        format=FORMAT_SAFETENSORS, path=path, weights_sha256=_sha256_files(weights),
+        format=FORMAT_SAFETENSORS, path=path, weights_sha256=hashed.weights_sha256,
         tokenizer_fingerprint=_tokenizer_fingerprint_files(tokenizer), architecture=str(architecture),
+        manifest=hashed.manifest,
     )
 
 
@@ -182,19 +185,11 @@ def _inspect_gguf(path: Path) -> CheckpointFiles:
             digest.update(name.encode())
             for index in field.data:
                 digest.update(bytes(field.parts[index]))
+    hashed = hash_checkpoint(path)
     return CheckpointFiles(
-        format=FORMAT_GGUF, path=path, weights_sha256=_sha256_files([path]),
-        tokenizer_fingerprint=digest.hexdigest(), architecture=architecture,
+        format=FORMAT_GGUF, path=path, weights_sha256=hashed.weights_sha256,
+        tokenizer_fingerprint=digest.hexdigest(), architecture=architecture, manifest=hashed.manifest,
     )
-
-
-def _sha256_files(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        with path.open("rb") as handle:
-            while chunk := handle.read(HASH_CHUNK):
-                digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _tokenizer_fingerprint_files(paths: list[Path]) -> str:

@@ -12,6 +12,7 @@ from app.db.base import MAX_INTEGER
 from app.models.checkpoint import Checkpoint, ModelSeries, TokenizerVocab
 from app.schemas.checkpoint import CheckpointOut, SeriesOut
 from app.services import checkpoint_files
+from app.services.checkpoint_downloads import add_manifest
 from app.services.errors import Conflict, Forbidden, InvalidInput, NotFound, get_or_404
 
 
@@ -26,8 +27,9 @@ def ensure_series(*, session: Session, name: str, description: str = "") -> Mode
 
 def check_under_roots(path: Path, roots: list[Path], *, entries: bool = True) -> None:
     """Refuse API registrations outside the configured model roots, symlinks resolved first: the
-    path itself and, for a folder with `entries`, every entry in it (a folder inside the roots whose files are
-    links to files elsewhere would otherwise make the server read and describe those files)."""
+    path itself and, for a folder with `entries`, every entry in it at any depth (a folder inside the
+    roots whose files are links to files elsewhere would otherwise make the server read, describe and
+    serve those files: GET /checkpoints/{id}/files/{name})."""
     resolved_roots = [root.expanduser().resolve() for root in roots]
 
     def inside(candidate: Path) -> bool:
@@ -39,7 +41,7 @@ def check_under_roots(path: Path, roots: list[Path], *, entries: bool = True) ->
     if not inside(path):
         raise Forbidden(f"{path}: outside the server's model roots ({allowed}); set FOCALSCOPE_MODEL_ROOTS")
     if entries and path.is_dir():
-        for entry in sorted(path.iterdir()):
+        for entry in sorted(path.rglob("*")):
             if not inside(entry):
                 raise Forbidden(f"{entry}: a link to a file outside the server's model roots ({allowed})")
 
@@ -47,10 +49,12 @@ def check_under_roots(path: Path, roots: list[Path], *, entries: bool = True) ->
 def register_checkpoint(
     *, session: Session, path: Path, series: str | None = None, step: int = 0,
     tokens_seen: int | None = None, meta: dict | None = None, files: checkpoint_files.CheckpointFiles | None = None,
+    location: str | None = None,
 ) -> tuple[Checkpoint, bool]:
     """Register a checkpoint; returns (checkpoint, created). Registering the same weights at the same
     series and step again returns the existing row; different weights at a taken step conflict.
-    `files`: the path inspected already (hashing comes before the first statement either way)."""
+    `files`: the path inspected already (hashing comes before the first statement either way).
+    `location`: where the checkpoint lies when that is not `path` (a URL whose copy was inspected)."""
     if not 0 <= step <= MAX_INTEGER:
         raise InvalidInput(f"step {step}: a checkpoint's step is between 0 and {MAX_INTEGER}")
     files = files or checkpoint_files.inspect(path)
@@ -60,13 +64,16 @@ def register_checkpoint(
     )
     if existing is not None:
         if existing.weights_sha256 == files.weights_sha256:
+            if existing.manifest_sha256 is None:  # registered before manifests: it has one now
+                add_manifest(existing, files.manifest)
             return existing, False
         raise Conflict(f"series {series_row.name!r} already has a different checkpoint at step {step}")
     checkpoint = Checkpoint(
         series_id=series_row.id, step=step, tokens_seen=tokens_seen, format=files.format,
-        path=str(files.path), weights_sha256=files.weights_sha256,
+        path=location or str(files.path), weights_sha256=files.weights_sha256,
         tokenizer_fingerprint=files.tokenizer_fingerprint, architecture=files.architecture, meta=meta or {},
     )
+    add_manifest(checkpoint, files.manifest)
     session.add(checkpoint)
     session.flush()
     return checkpoint, True

@@ -23,8 +23,9 @@ from app.models.corpus import Document
 from app.models.run import TokenScores
 from app.schemas.run import RunOptions
 from app.services import checkpoints, runs
+from workers.checkpoint_fetch import CheckpointSource, local_checkpoint
 from workers.context import JobContext, JobInterrupted
-from workers.scoring.model_cache import CheckpointSource, ModelCache
+from workers.scoring.model_cache import ModelCache
 from workers.scoring.pipeline import ShardInput
 from workers.scoring.writer import ShardWriter, commit_shard
 
@@ -50,7 +51,8 @@ def run_score_shards(contexts: Iterable[JobContext], models: ModelCache) -> dict
         checkpoint = run.checkpoint
         run_id, fingerprint = run.id, checkpoint.tokenizer_fingerprint
         has_vocabulary = checkpoints.load_vocabulary(session=session, fingerprint=fingerprint) is not None
-        source = CheckpointSource(checkpoint.path, checkpoint.format, checkpoint.weights_sha256)
+        source = CheckpointSource.of(checkpoint)
+    source = local_checkpoint(source, first.settings, report=fetch_reporter(first))
     scorer = models.get_scorer(source, options)
     if not has_vocabulary:
         with first.sessions() as session:
@@ -99,6 +101,17 @@ def _shard_inputs(first: JobContext, pending: Iterator[JobContext], seen: list[J
         if len(documents) != len(document_ids):
             log.warning("shard of run %d: %d documents were deleted", ctx.claim.run_id, len(document_ids) - len(documents))
         yield ShardInput(ctx, [(d.id, d.text) for d in documents if d.id not in already])
+
+
+def fetch_reporter(ctx: JobContext):
+    """A checkpoint fetch's bytes in the job's progress detail (GET /jobs/{id}); it stays there once
+    complete (bytes_done = bytes_total), a record that this job's worker fetched the checkpoint. A
+    job cancelled or a worker stopping mid-fetch stops it at the next megabyte (its copy is dropped)."""
+    def report(progress: dict) -> None:
+        ctx.check()
+        ctx.report(detail={"checkpoint_fetch": progress})
+
+    return report
 
 
 def _check(seen: list[JobContext]):

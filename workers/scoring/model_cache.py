@@ -9,24 +9,14 @@ other run options on the same model build a new scorer and drop the old one.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from app.core.config import Settings
 from app.schemas.run import RunOptions
+from workers.checkpoint_fetch import CheckpointSource
 from workers.context import PermanentError
 from workers.models import LoadedModel, load_checkpoint
 from workers.scoring.accel import LinearRouting
 from workers.scoring.scorer import Scorer
-
-
-@dataclass(frozen=True)
-class CheckpointSource:
-    """Where a run's checkpoint lies, as registered (its row in `checkpoints`)."""
-
-    path: str
-    format: str
-    weights_sha256: str
-
 
 # (source, dtype) -> the loaded model; a benchmark passes one that returns a model already in memory.
 Loader = Callable[[CheckpointSource, str], LoadedModel]

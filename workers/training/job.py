@@ -30,6 +30,7 @@ from app.services.errors import DomainError
 from app.services.runs import create_run
 from app.services.training import find_reference
 from app.training_specs import PRESETS, RHO1, parse_loss_spec, train_directory
+from workers.checkpoint_fetch import CheckpointSource, local_checkpoint
 from workers.context import JobContext, JobInterrupted, PermanentError
 from workers.models import resolve_device
 from workers.training import checkpointing
@@ -158,9 +159,10 @@ class TrainingJob:
         its vocabulary is this run's token for token."""
         with self.ctx.sessions() as session:
             try:
-                path = find_reference(session=session, reference=self.spec.reference or "").path
+                source = CheckpointSource.of(find_reference(session=session, reference=self.spec.reference or ""))
             except DomainError as exc:
                 raise PermanentError(str(exc)) from None
+        path = local_checkpoint(source, self.ctx.settings).path  # trained on another host: fetched
         reference_tokenizer = load_tokenizer(Path(path))
         if reference_tokenizer.get_vocab() != self.tokenizer.get_vocab():
             raise PermanentError(f"rho1 reference {self.spec.reference!r} has a different tokenizer than this run "
