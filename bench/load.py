@@ -3,7 +3,7 @@
 `python -m bench.load [--tokens 10000000] [--users 50] [--seconds 60] [--pg URL] [--record]`: a run of
 TOKENS tokens (bench/export.py's synthetic arrays and texts) written straight into a fresh SQLite file
 (and a fresh PostgreSQL database with --pg), its summary computed, then `focalscope serve --workers 0`
-on a free loopback port and locust (headless, bench/load_users.py) with USERS users for SECONDS
+on a free loopback port and locust (headless, bench/locustfiles/dashboard_readers.py) with USERS users for SECONDS
 seconds, twice: paced (each user pauses 0.5–1.5 s between requests, as a person reading the dashboard
 does) and closed-loop (no pauses: the server's capacity). The documents read are the 16 whose token
 count is nearest 2,048. Reported per mode: requests/s, p50/p99 of the document-tokens request, errors,
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import os
 import socket
 import statistics
@@ -35,7 +36,9 @@ from bench.common import cpu_name, record
 from bench.export import fill
 from bench.scratch_db import scratch_postgres
 
-HERE = Path(__file__).resolve().parent
+# Not a module of bench/: importing locust monkey-patches the whole process (gevent), so only the
+# locust process it starts may import it.
+LOCUSTFILE = Path(__file__).resolve().parent / "locustfiles" / "dashboard_readers.py"
 TARGET_TOKENS = 2048
 N_DOCUMENTS = 16
 PACE_S = 1.0
@@ -95,7 +98,7 @@ def swarm(base: str, run_id: int, documents: list[int], users: int, seconds: int
     env = {**os.environ, "LOAD_RUN_ID": str(run_id), "LOAD_DOCUMENT_IDS": ",".join(map(str, documents)),
            "LOAD_PACE_S": str(pace)}
     prefix = out / f"locust-{pace}"
-    subprocess.run([sys.executable, "-m", "locust", "-f", str(HERE / "load_users.py"), "--headless", "--users", str(users),
+    subprocess.run([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--users", str(users),
                     "--spawn-rate", str(users), "--run-time", f"{seconds}s", "--host", base, "--csv", str(prefix),
                     "--only-summary", "--loglevel", "WARNING"], env=env, check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -147,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--pg", help="also on a scratch database of this PostgreSQL server")
     parser.add_argument("--record", action="store_true", help="append the results to bench/results.jsonl")
     args = parser.parse_args(argv)
+    if importlib.util.find_spec("locust") is None:
+        raise SystemExit("bench.load needs locust: pip install -e '.[bench]'")
     with tempfile.TemporaryDirectory() as scratch:
         directory = Path(scratch)
         measure(f"sqlite:///{directory / 'load.db'}", "sqlite", args, directory)

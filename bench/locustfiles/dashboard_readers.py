@@ -1,4 +1,5 @@
-"""Locust users for bench/load.py: dashboard readers of one stored run.
+"""Locust users for bench/load.py (run by locust only: importing locust patches the process with
+gevent): dashboard readers of one stored run.
 
 Each user opens a document's tokens (the Document view's one big request) and, now and then, the
 run's summary (the Run page), as a person clicking through the dashboard does. LOAD_RUN_ID and
