@@ -37,7 +37,7 @@ from app.analytics.transitions import DEFAULT_LOSS_THRESHOLD
 from app.db import migrate
 from app.db.engine import make_engine, make_sessionmaker
 from app.models.checkpoint import Checkpoint, ModelSeries
-from app.models.corpus import Corpus
+from app.models.corpus import Corpus, Document
 from app.models.job import Job
 from app.models.run import Run
 from app.schemas.run import RunOptions
@@ -99,11 +99,13 @@ def write_series(url: str, n_tokens: int, n_steps: int, seed: int = 0) -> int:
     sessions = make_sessionmaker(engine)
     try:
         with sessions() as session:
-            corpus = corpora.create_corpus(session=session, name=NAME, documents=[
+            # Streamed in and read back by id only: a 100M-token corpus's texts never sit in memory at once.
+            corpus = corpora.create_corpus(session=session, name=NAME, documents=(
                 corpora.DocumentIn(text="".join(f" w{t}" for t in ids.tolist()), source=f"{i}.txt")
-                for i, ids in enumerate(documents)])
+                for i, ids in enumerate(documents)))
             run_ids = _done_runs(session, corpus.id, n_steps)
-            document_ids = [d.id for d in corpus.documents]
+            document_ids = list(session.scalars(select(Document.id).where(Document.corpus_id == corpus.id)
+                                                .order_by(Document.position)))
             session.commit()
         for first in range(0, len(documents), WRITE_DOCUMENTS):
             by_step = [[] for _ in range(n_steps)]

@@ -13,14 +13,23 @@ N_BINS = 15
 
 def reliability(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS) -> dict:
     """Per-bin count, mean confidence and accuracy, and the ECE (Σ_b |acc_b − conf_b|·n_b / n)."""
+    return reliability_from_sums(*reliability_sums(confidence, correct, n_bins))
+
+
+def reliability_sums(confidence: np.ndarray, correct: np.ndarray, n_bins: int = N_BINS) -> tuple[np.ndarray, ...]:
+    """(count, Σ confidence, Σ correct) per bin: sums, so that batches of tokens add up."""
     confidence = np.asarray(confidence, dtype=np.float64)
     correct = np.asarray(correct, dtype=np.float64)
     edges = np.linspace(0.0, 1.0, n_bins + 1)
     # (lo, hi]: searchsorted on the right edges with side="left" puts x == hi into the bin below.
     index = np.clip(np.searchsorted(edges[1:], confidence, side="left"), 0, n_bins - 1)
-    counts = np.bincount(index, minlength=n_bins)
-    conf_sum = np.bincount(index, weights=confidence, minlength=n_bins)
-    acc_sum = np.bincount(index, weights=correct, minlength=n_bins)
+    return (np.bincount(index, minlength=n_bins), np.bincount(index, weights=confidence, minlength=n_bins),
+            np.bincount(index, weights=correct, minlength=n_bins))
+
+
+def reliability_from_sums(counts: np.ndarray, conf_sum: np.ndarray, acc_sum: np.ndarray) -> dict:
+    """The reliability diagram and ECE from the per-bin sums of `reliability_sums`."""
+    edges = np.linspace(0.0, 1.0, counts.size + 1)
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf = np.where(counts > 0, conf_sum / counts, np.nan)
         accuracy = np.where(counts > 0, acc_sum / counts, np.nan)

@@ -13,13 +13,13 @@ from sqlalchemy.orm import Session
 from app.analytics.focal import prob
 from app.analytics.hardness import DEFINITIONS, definitions
 from app.analytics.token_types import TypeTable
-from app.models.run import Run, TokenScores
+from app.models.run import Run
 from app.services.checkpoints import load_vocabulary
 from app.services.errors import InvalidInput
 from app.services.series_cache import ResultCache, cached
 from app.services.series_cartography import FirstOccurrences
 from app.services.series_output import round_significant, texts_at, tokens_in_text
-from app.services.series_stream import document_batches, read_scores
+from app.services.series_stream import run_batches
 
 MEANS = ("mean_p", *(f"mean_{name}" for name in DEFINITIONS))
 SORT_KEYS = ("count", "frequency_rank", "token_id", "text", *MEANS)
@@ -59,11 +59,8 @@ def type_table(*, session: Session, run: Run, cache: ResultCache | None = None) 
 
 
 def _documents(session: Session, run: Run, columns: tuple[str, ...]):
-    for first, last in document_batches(session, [run.id]):
-        rows = read_scores(session=session, run_ids=[run.id], columns=columns,
-                           where=TokenScores.document_id.between(first, last))
-        for document_id in sorted(rows):
-            yield document_id, rows[document_id][run.id]
+    for batch in run_batches(session=session, run_id=run.id, columns=columns):
+        yield from batch.items()
 
 
 def _type_texts(session: Session, run: Run, token_id: np.ndarray, first: FirstOccurrences) -> list[str]:

@@ -1,4 +1,5 @@
-"""A series' token scores read document by document, each document stacked across the runs' steps.
+"""A series' token scores read document by document, each document stacked across the runs' steps; and
+one run's scores read a batch of documents at a time (run_batches: the run summary, a run's token types).
 
 The statistics across checkpoints sum over documents, so a corpus is streamed: documents are read in
 id order, a batch of them per query, and each one is checked for alignment (the runs' stored token ids
@@ -38,6 +39,15 @@ def series_documents(*, session: Session, aligned: AlignedRuns) -> Iterator[tupl
                            where=TokenScores.document_id.between(first, last))
         for document_id in sorted(rows):
             yield document_id, stack_document(aligned, document_id, rows[document_id])
+
+
+def run_batches(*, session: Session, run_id: int, columns: Sequence[str]) -> Iterator[dict[int, dict[str, np.ndarray]]]:
+    """One run's scores a batch at a time (at most BATCH_SCORES scores, or one document), each batch
+    {document id: {column: array}} in document id order."""
+    for first, last in document_batches(session, [run_id]):
+        rows = read_scores(session=session, run_ids=[run_id], columns=columns,
+                           where=TokenScores.document_id.between(first, last))
+        yield {document_id: rows[document_id][run_id] for document_id in sorted(rows)}
 
 
 def read_scores(*, session: Session, run_ids: Sequence[int], columns: Sequence[str], where=None,

@@ -1,50 +1,37 @@
-"""Compute and store a run's summary (the `summarize` job), reading its token arrays in batches."""
+"""Compute and store a run's summary (the `summarize` job), streaming its token arrays in two passes.
+
+Each pass reads the run a batch of documents at a time (series_stream.run_batches: at most BATCH_SCORES
+scores per query), so memory is bounded by one batch and the summary's fixed-size tables, whatever the
+run's size; the second pass reads only log p and Σp² (app/analytics/summary.py says what each pass does).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from app.analytics.summary import SUMMARY_VERSION, RunArrays, summarize
+from app.analytics.summary import SUMMARY_VERSION, RunArrays, SummaryTally
 from app.models.run import Run, RunSummary, TokenScores
 from app.services.checkpoints import load_vocabulary
+from app.services.series_stream import run_batches
 
-# Rows fetched per round trip while reading a run's arrays.
-READ_BATCH_ROWS = 256
-
-
-def read_run_arrays(*, session: Session, run_id: int) -> RunArrays:
-    columns = (TokenScores.n_tokens, TokenScores.top_k, TokenScores.token_id, TokenScores.logprob,
-               TokenScores.entropy, TokenScores.rank, TokenScores.top_logprobs, TokenScores.sum_p2)
-    parts: dict[str, list[np.ndarray]] = {name: [] for name in RunArrays.__dataclass_fields__}
-    result = session.execute(
-        select(*columns).where(TokenScores.run_id == run_id).order_by(TokenScores.document_id)
-        .execution_options(yield_per=READ_BATCH_ROWS)
-    )
-    for n, k, token_id, logprob, entropy, rank, top_logprobs, sum_p2 in result:
-        if n == 0:
-            continue
-        parts["token_id"].append(token_id)
-        parts["logprob"].append(logprob)
-        parts["entropy"].append(entropy)
-        parts["rank"].append(rank)
-        parts["top1_logprob"].append(top_logprobs.reshape(n, k)[:, 0])
-        parts["sum_p2"].append(sum_p2)
-    empty = {"token_id": np.int32, "rank": np.int32}
-    return RunArrays(**{
-        name: np.concatenate(chunks) if chunks else np.empty(0, empty.get(name, np.float32))
-        for name, chunks in parts.items()
-    })
+FIRST_PASS_COLUMNS = ("token_id", "logprob", "entropy", "rank", "top_logprobs", "sum_p2")
+SECOND_PASS_COLUMNS = ("logprob", "sum_p2")
 
 
 def compute_summary(*, session: Session, run_id: int) -> RunSummary:
     run = session.get(Run, run_id)
-    arrays = read_run_arrays(session=session, run_id=run_id)
+    tally = SummaryTally()
+    for arrays in _first_pass(session, run_id):
+        tally.add(arrays)
+    for batch in run_batches(session=session, run_id=run_id, columns=SECOND_PASS_COLUMNS):
+        tally.refine(*(_concatenated(batch, name) for name in SECOND_PASS_COLUMNS))
     vocabulary = load_vocabulary(session=session, fingerprint=run.checkpoint.tokenizer_fingerprint) or []
-    token_text = dict(enumerate(vocabulary))
-    result = summarize(arrays, token_text)
-    n_documents = session.query(TokenScores).filter(TokenScores.run_id == run_id).count()
+    result = tally.result(dict(enumerate(vocabulary)))
+    n_documents = session.scalar(select(func.count()).select_from(TokenScores).where(TokenScores.run_id == run_id))
     session.execute(delete(RunSummary).where(RunSummary.run_id == run_id))
     summary = RunSummary(
         run_id=run_id, n_tokens=result["n_tokens"], n_documents=n_documents, mean_loss=result["mean_loss"],
@@ -54,3 +41,16 @@ def compute_summary(*, session: Session, run_id: int) -> RunSummary:
     session.add(summary)
     session.flush()
     return summary
+
+
+def _first_pass(session: Session, run_id: int) -> Iterator[RunArrays]:
+    """A RunArrays per batch: the batch's documents' tokens end to end, in document id order."""
+    for batch in run_batches(session=session, run_id=run_id, columns=FIRST_PASS_COLUMNS):
+        for row in batch.values():  # the top-1 log p is the first of each token's stored top-k
+            n = row["logprob"].size
+            row["top1_logprob"] = row["top_logprobs"].reshape(n, -1)[:, 0] if n else row["logprob"]
+        yield RunArrays(**{name: _concatenated(batch, name) for name in RunArrays.__dataclass_fields__})
+
+
+def _concatenated(batch: dict[int, dict[str, np.ndarray]], column: str) -> np.ndarray:
+    return np.concatenate([row[column] for row in batch.values()])
