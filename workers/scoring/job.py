@@ -23,7 +23,7 @@ from app.models.corpus import Document
 from app.models.run import TokenScores
 from app.schemas.run import RunOptions
 from app.services import checkpoints, runs
-from workers.checkpoint_fetch import CheckpointSource, local_checkpoint
+from workers.checkpoint_fetch import CheckpointSource
 from workers.context import JobContext, JobInterrupted
 from workers.scoring.model_cache import ModelCache
 from workers.scoring.pipeline import ShardInput
@@ -52,8 +52,7 @@ def run_score_shards(contexts: Iterable[JobContext], models: ModelCache) -> dict
         run_id, fingerprint = run.id, checkpoint.tokenizer_fingerprint
         has_vocabulary = checkpoints.load_vocabulary(session=session, fingerprint=fingerprint) is not None
         source = CheckpointSource.of(checkpoint)
-    source = local_checkpoint(source, first.settings, report=fetch_reporter(first))
-    scorer = models.get_scorer(source, options)
+    scorer = models.get_scorer(source, options, report=fetch_reporter(first))
     if not has_vocabulary:
         with first.sessions() as session:
             checkpoints.store_vocabulary(session=session, fingerprint=fingerprint,

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 from app.core.config import Settings
 from app.schemas.run import RunOptions
-from workers.checkpoint_fetch import CheckpointSource
+from workers.checkpoint_fetch import CheckpointSource, Report, local_checkpoint
 from workers.context import PermanentError
 from workers.models import LoadedModel, load_checkpoint
 from workers.scoring.accel import LinearRouting
@@ -32,13 +32,15 @@ class ModelCache:
         self.device = device
         # Which linear kernels win on this machine, measured once for every scorer built here.
         self.routing = routing if routing is not None else LinearRouting()
-        self._load = load if load is not None else self._load_checkpoint
+        # None: find the checkpoint's files on this host (fetching them if need be) and load them.
+        self._load = load
         self._model: tuple[tuple[CheckpointSource, str], LoadedModel] | None = None
         self._scorer: tuple[str, Scorer] | None = None
 
-    def get_scorer(self, source: CheckpointSource, options: RunOptions) -> Scorer:
-        """The scorer for `source` under `options`, loading the model where it is not the held one."""
-        loaded = self._model_for(source, options.dtype)
+    def get_scorer(self, source: CheckpointSource, options: RunOptions, *, report: Report | None = None) -> Scorer:
+        """The scorer for `source` (the checkpoint as registered) under `options`, loading the model
+        where it is not the held one; `report` follows a fetch of its files, if one is needed."""
+        loaded = self._model_for(source, options.dtype, report)
         key = options.key()
         if self._scorer is None or self._scorer[0] != key or self._scorer[1].loaded is not loaded:
             self._scorer = None  # free the old scorer's buffers before building the next
@@ -48,12 +50,15 @@ class ModelCache:
             self._scorer = (key, scorer)
         return self._scorer[1]
 
-    def _model_for(self, source: CheckpointSource, dtype: str) -> LoadedModel:
+    def _model_for(self, source: CheckpointSource, dtype: str, report: Report | None) -> LoadedModel:
         key = (source, dtype)
         if self._model is not None and self._model[0] == key:
             return self._model[1]
         self._scorer = self._model = None  # free the previous model before loading the next
-        loaded = self._load(source, dtype)
+        if self._load is not None:
+            loaded = self._load(source, dtype)
+        else:
+            loaded = self._load_checkpoint(local_checkpoint(source, self.settings, report=report), dtype)
         self._model = (key, loaded)
         return loaded
 
