@@ -73,7 +73,7 @@ export function colouring(ctx, data, text, settings, onChange) {
   const legendEl = h("div", { class: "legend", "data-testid": "legend" });
   const statsEl = h("div");
   const countsEl = h("p", { class: "muted small", "data-testid": "difficulty-counts" });
-  const painter = new TokenPainter(text.spans, text.el);
+  const painter = new TokenPainter(text);
   ctx.onDispose(() => painter.cancel());
   let source = data;
   const recolor = () => {
