@@ -1,7 +1,8 @@
-"""The Document view's text and painter in a real browser, on a long document built in the page from
-synthetic token offsets (nothing to score: an in-process app with an empty database serves the
-stylesheet and the two modules, in a bare page of the server): the text's blocks of lines partition the tokens and change nothing in its
-layout, and the painter colours the tokens in view at once and every other token in the next frames."""
+"""The Document view's parts in a real browser, on data built in the page (nothing to score: an
+in-process app with an empty database serves the stylesheet and the modules, in a bare page of the
+server): on a long document, the text's blocks of lines partition the tokens and change nothing in its
+layout, and the painter colours the tokens in view at once and every other token in the next frames;
+a checkpoint of the scrubber has the top-1's log p of every token, for the margin."""
 
 from __future__ import annotations
 
@@ -109,3 +110,16 @@ def test_long_text_is_cut_at_line_ends_and_painted_in_view_first(page: Page):
     in_blocks, flat = page.evaluate(BOXES)
     moved = [i for i in range(n) if in_blocks[i] != flat[i]]
     assert moved == [], f"{len(moved)} tokens move when the blocks are removed, first {moved[:3]}"
+
+
+def test_a_checkpoint_of_the_scrubber_has_every_tokens_top1(page: Page):
+    """The trajectory lists the top-1's log p only where the rank is above 0; a step's colouring
+    source has it for every token (the true token's own where it is the top-1), for the margin."""
+    page.goto("/static/css/app.css")
+    top1 = page.evaluate("""async () => {
+      const { stepSource } = await import('/static/js/views/document/scrubber.js');
+      const trajectory = { n_tokens: 4, logprob: [[-1, -1], [-0.1, -2, -0.5, -3]], rank: [[0, 0], [0, 2, 0, 1]],
+                           entropy: [[1, 1], [1, 1, 1, 1]], top1_logprob: [[], [-0.7, -0.2]] };
+      return Array.from(stepSource(trajectory, 1).top1_logprob);
+    }""")
+    assert top1 == [-0.1, -0.7, -0.5, -0.2]
