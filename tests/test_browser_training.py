@@ -1,7 +1,8 @@
 """The experiments pages in a real browser against a real server: `focalscope serve` on a free port,
 two corpora from The Tempest uploaded over the REST API, an experiment (ce vs focal:2, preset tiny,
 6 steps, a checkpoint every 3) started through the form — after the server refused a bad loss with its
-own message — then trained and scored by the server's worker while the page polls, and compared.
+own message — then trained and scored by the server's worker while the page polls, and compared, side
+by side and, through the final table's link, token by token in the Compare view.
 
     .venv/bin/python -m pytest tests/test_browser_training.py -q
 """
@@ -14,7 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.support.browser import (
-    Server, fixed, seed_training_corpora, serving, wait_experiment_scored,
+    Server, api_get, fixed, seed_training_corpora, serving, wait_experiment_scored,
 )
 
 pytestmark = pytest.mark.slow
@@ -179,3 +180,16 @@ def test_experiment_from_the_form_to_the_comparison(page: Page, server: Server, 
     expect(row.get_by_test_id("experiment-series-link")).to_have_count(2)
     row.get_by_test_id("experiment-series-link").filter(has_text="focal:2").click()
     expect(page).to_have_url(re.compile(rf"#/series/{focal['series_id']}/corpora/{eval_corpus}(\?|$)"))
+
+    # The final table links each pair of losses into the Compare view: ce's "vs focal:2" opens ce's
+    # final run (A) against focal's (B), with the API's total Δ for the corpus and for the document shown.
+    a, b = comparison["series"][0]["final"]["run_id"], focal["final"]["run_id"]
+    page.goto(f"/#/experiments/{experiment_id}")
+    page.locator('[data-testid="final-row"][data-loss="ce"]').get_by_test_id("compare-link").filter(has_text="vs focal:2").click()
+    expect(page).to_have_url(re.compile(rf"#/compare\?a={a}&b={b}(&|$)"))
+    summary = api_get(server, "/compare", a=a, b=b)
+    total = page.get_by_test_id("compare-stats").locator(".stat", has=page.locator("dt", has_text="total Δ log p")).locator("dd")
+    expect(total).to_have_text(page.evaluate("async (v) => (await import('/static/js/format.js')).fmtNum(v, 4)", summary["total_delta"]))
+    shown = (summary["b_wins_most"] or summary["b_loses_most"])[0]["document_id"]
+    document = api_get(server, f"/compare/documents/{shown}", a=a, b=b)
+    expect(page.get_by_test_id("compare-document")).to_contain_text(f"total Δ {fixed(page, document['total_delta'], 3)} nats")

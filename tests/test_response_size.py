@@ -10,6 +10,7 @@ from app.models import Checkpoint, Job, ModelSeries, Run
 from app.schemas.run import RunOptions
 from app.services import corpora
 from app.services.scores import DocumentScores, store_scores
+from app.services.series_output import round_significant
 from app.vocab import DONE, KIND_SCORE, KIND_SUMMARIZE
 from tests.support.api import API
 from tests.support.data import macbeth_scenes
@@ -80,6 +81,14 @@ def test_large_responses_are_gzipped_for_clients_that_accept_it(api, scored_scen
     trajectory_plain, trajectory_zipped, trajectory = sizes(api, trajectory_url)
     assert len(trajectory["steps"]) == N_STEPS and trajectory["n_tokens"] == N_TOKENS
     assert trajectory_zipped < trajectory_plain / 2
+    # The top-1's log p (for the margin at every step) only where the true token is not the top-1:
+    # half the tokens here, so the trajectory grows by about a quarter, not by half (1.87 MB plain).
+    for step in (0, N_STEPS - 1):
+        stored = scores_at(scored_scene["document"], len(macbeth_scenes()[7]), step).arrays
+        ranked = stored["rank"] > 0
+        assert trajectory["rank"][step] == stored["rank"].tolist()
+        assert trajectory["top1_logprob"][step] == round_significant(stored["top_logprobs"][ranked, 0]).tolist()
+    assert trajectory_plain < 21 * N_TOKENS * N_STEPS
 
 
 def test_small_responses_stay_plain(api):

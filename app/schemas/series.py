@@ -93,6 +93,10 @@ class SeriesTrajectory(BaseModel):
     logprob: list[list[float]] = Field(description=f"log p of the true token per step and token, {ROUNDED}.")
     rank: list[list[int]] = Field(description="Rank of the true token per step and token (0 = the model's top-1).")
     entropy: list[list[float]] = Field(description=f"Entropy of the prediction (nats) per step and token, {ROUNDED}.")
+    top1_logprob: list[list[float]] = Field(description=(
+        "log p of the model's top-1 prediction per step, only for the tokens whose rank is above 0 at that "
+        f"step, in token order (where the rank is 0 the top-1 is the true token: its log p is logprob's), {ROUNDED}. "
+        "With p, it gives the margin p(top-1) − p at every step."))
 
 
 class TokenTrajectory(BaseModel):

@@ -37,18 +37,30 @@ def invalid_input():
 
 
 def document_trajectory(*, session: Session, aligned: AlignedRuns, document_id: int) -> dict:
-    """One document's per-step log p, rank and entropy ([step][token], rounded) with its tokens' texts once."""
+    """One document's per-step log p, rank and entropy ([step][token], rounded) with its tokens' texts
+    once, and the log p of the model's top-1 where it is not the true token (see top1_where_ranked)."""
     document = _document_in_corpus(session, aligned, document_id)
-    rows, stacked = _document_rows(session, aligned, document_id, ("entropy", "char_start", "char_end"))
+    rows, stacked = _document_rows(session, aligned, document_id, ("entropy", "char_start", "char_end", "top_logprobs"))
     first = rows[aligned.run_ids[0]]
+    per_step = [rows[run_id] for run_id in aligned.run_ids]
     return {
         "series_id": aligned.series_id, "corpus_id": aligned.corpus_id, "document_id": document_id,
         "n_tokens": stacked.n_tokens, "steps": stacked.steps.tolist(), "run_ids": aligned.run_ids,
         "token_id": stacked.token_id.tolist(), "text": token_texts(document.text, first["char_start"], first["char_end"]),
         "char_start": first["char_start"].tolist(), "char_end": first["char_end"].tolist(),
         "logprob": round_significant(stacked.logprob).tolist(), "rank": stacked.rank.tolist(),
-        "entropy": round_significant(np.stack([rows[run_id]["entropy"] for run_id in aligned.run_ids])).tolist(),
+        "entropy": round_significant(np.stack([row["entropy"] for row in per_step])).tolist(),
+        "top1_logprob": [top1_where_ranked(row["top_logprobs"], rank, stacked.n_tokens)
+                         for row, rank in zip(per_step, stacked.rank)],
     }
+
+
+def top1_where_ranked(top_logprobs: np.ndarray, rank: np.ndarray, n_tokens: int) -> list[float]:
+    """log p of the top-1 prediction (rounded) of the tokens whose rank is above 0, in token order.
+    Where the rank is 0 the top-1 is the true token, whose log p the trajectory has already: leaving
+    those out keeps the response small (a trained model ranks most tokens first)."""
+    top1 = top_logprobs.reshape(n_tokens, -1)[:, 0]
+    return round_significant(top1[rank > 0]).tolist()
 
 
 def token_trajectory(*, session: Session, aligned: AlignedRuns, document_id: int, position: int) -> dict:

@@ -27,6 +27,8 @@ import * as typesView from "./views/types.js";
 const HEALTH_EVERY_MS = 5000;
 // A dragged slider writes the address at most this often: browsers throttle history.replaceState
 // (Chromium ignores calls beyond ~200 in 10 s), and the last value is written when the drag stops.
+// The write waits for the next frame to be painted: replaceState costs milliseconds that a slider's
+// repaint (the scrubber's, γ's) should not wait for.
 const QUERY_WRITE_MS = 150;
 
 const ROUTES = [
@@ -231,7 +233,7 @@ function viewContext({ root, path, query, params, state }) {
       writeQuery();
     },
   };
-  const writeQuery = rateLimited(QUERY_WRITE_MS, () => {
+  const writeQuery = rateLimitedAfterPaint(QUERY_WRITE_MS, () => {
     if (!ctx.alive) return;
     const search = query.toString();
     history.replaceState(null, "", `#${path}${search ? `?${search}` : ""}`);
@@ -239,17 +241,21 @@ function viewContext({ root, path, query, params, state }) {
   return ctx;
 }
 
-/** `fn` at once, or, within `ms` of its last call, once more when `ms` have passed; the pending call
- * is dropped by the `disposers`. */
-function rateLimited(ms, fn, disposers) {
+/** `fn` after the next frame is painted, and no sooner than `ms` after its last call (calls in
+ * between are one); the pending call is dropped by the `disposers`. */
+function rateLimitedAfterPaint(ms, fn, disposers) {
   let last = -Infinity;
-  let pending = null;
-  disposers.push(() => clearTimeout(pending));
-  const run = () => { pending = null; last = performance.now(); fn(); };
+  let frame = null;
+  let timer = null;
+  disposers.push(() => { cancelAnimationFrame(frame); clearTimeout(timer); });
+  const run = () => { timer = null; last = performance.now(); fn(); };
   return () => {
-    if (pending !== null) return;
-    const wait = last + ms - performance.now();
-    if (wait <= 0) run(); else pending = setTimeout(run, wait);
+    if (frame !== null || timer !== null) return;
+    // A task queued from a frame callback runs once that frame is painted.
+    frame = requestAnimationFrame(() => {
+      frame = null;
+      timer = setTimeout(run, Math.max(0, last + ms - performance.now()));
+    });
   };
 }
 

@@ -4,7 +4,8 @@
 // start from the address (?color=&gamma=&max=&hard=&easy=&emphasis=) and are written back to it, so a view can be shared.
 //
 // The numbers coloured are a *source*: the run's own tokens, or one checkpoint's arrays when the
-// scrubber moves (`show(source)`). A source has n_tokens and per-token loss, p, logprob, entropy, rank.
+// scrubber moves (`show(source)`). A source has n_tokens and per-token loss, p, logprob, entropy, rank
+// and top1_logprob (log p of the model's top-1; the run's own tokens get it from their top-k here).
 
 import { field, select } from "../../components.js";
 import { h, replace } from "../../dom.js";
@@ -26,8 +27,7 @@ const EMPHASES = ["none", "hard", "easy"];
 const GLTR_PALETTE = palette(gltrRgb);
 
 // Each colouring: its value per token, its range, and whether high values are easy (p). The
-// definitions of a hard token are the API's (app/analytics/hardness.py, docs/formulas.md); margin
-// needs the top-1, which a checkpoint of the scrubber does not carry (its tokens show 0 there).
+// definitions of a hard token are the API's (app/analytics/hardness.py, docs/formulas.md).
 const METRICS = {
   loss: { label: "loss", unit: "nats", maxKey: "loss", value: (d, i) => d.loss[i] },
   p: { label: "p (true token)", unit: "", range: [0, 1], invert: true, value: (d, i) => d.p[i] },
@@ -36,7 +36,7 @@ const METRICS = {
   gltr: { label: "GLTR rank bucket", unit: "", range: [0, 3], categories: GLTR_LABELS, colours: GLTR_PALETTE, value: (d, i) => gltrBucket(d.rank[i]) },
   entropy: { label: "entropy", unit: "nats", maxKey: "entropy", value: (d, i) => d.entropy[i] },
   surprise: { label: "surprise, loss − entropy", unit: "nats", maxKey: "loss", value: (d, i) => d.loss[i] - d.entropy[i] },
-  margin: { label: "margin, p(top-1) − p", unit: "", range: [0, 1], value: (d, i) => (d.top_logprobs ? Math.max(0, Math.exp(d.top_logprobs[i][0]) - d.p[i]) : 0) },
+  margin: { label: "margin, p(top-1) − p", unit: "", range: [0, 1], value: (d, i) => Math.max(0, Math.exp(d.top1_logprob[i]) - d.p[i]) },
   focal_weight: { label: "focal weight (1−p)^γ", unit: "", range: [0, 1], value: (d, i, g) => focalWeight(d.logprob[i], g) },
   focal_loss: { label: "focal loss (1−p)^γ·loss", unit: "nats", maxKey: "loss", value: (d, i, g) => focalWeight(d.logprob[i], g) * d.loss[i] },
   gradient_multiplier: { label: "g(p, γ): focal ÷ CE gradient", unit: "", range: [0, 1.5], value: (d, i, g) => gradientMultiplier(d.logprob[i], g) },
@@ -73,8 +73,9 @@ export function colouring(ctx, data, text, settings, onChange) {
   const legendEl = h("div", { class: "legend", "data-testid": "legend" });
   const statsEl = h("div");
   const countsEl = h("p", { class: "muted small", "data-testid": "difficulty-counts" });
-  const painter = new TokenPainter(text.spans, text.el);
+  const painter = new TokenPainter(text);
   ctx.onDispose(() => painter.cancel());
+  data.top1_logprob = data.top_logprobs.map((alternatives) => alternatives[0]);
   let source = data;
   const recolor = () => {
     const metric = METRICS[settings.metric];

@@ -24,16 +24,24 @@ export async function seriesOfRun(run, signal) {
   return { at, checkpoints: found.items, problem: found.aligned ? null : found.problem };
 }
 
-/** One step of the trajectory as a colouring source (see colouring.js): loss and p from log p. */
-function stepSource(trajectory, s) {
+/**
+ * One step of the trajectory as a colouring source (see colouring.js): loss and p from log p; the
+ * top-1's log p from the trajectory's, which lists it only where the rank is above 0 (elsewhere the
+ * top-1 is the true token).
+ */
+export function stepSource(trajectory, s) {
   const logprob = Float64Array.from(trajectory.logprob[s]);
+  const rank = trajectory.rank[s];
+  const ranked = trajectory.top1_logprob[s];
   const loss = new Float64Array(logprob.length);
   const p = new Float64Array(logprob.length);
-  for (let i = 0; i < logprob.length; i += 1) {
+  const top1 = new Float64Array(logprob.length);
+  for (let i = 0, k = 0; i < logprob.length; i += 1) {
     loss[i] = -logprob[i];
     p[i] = Math.exp(logprob[i]);
+    top1[i] = rank[i] > 0 ? ranked[k++] : logprob[i];
   }
-  return { n_tokens: trajectory.n_tokens, logprob, loss, p, entropy: trajectory.entropy[s], rank: trajectory.rank[s] };
+  return { n_tokens: trajectory.n_tokens, logprob, loss, p, entropy: trajectory.entropy[s], rank, top1_logprob: top1 };
 }
 
 /**
