@@ -78,7 +78,7 @@ def step_scores(token_id: np.ndarray, document_id: int, n_steps: int, generator:
     logit = start + gain * progress + generator.normal(0, 0.7, (n_steps, n))
     logprob = -np.logaddexp(0.0, -logit)
     rank = np.where(logit > -0.5, 0, generator.geometric(0.2, (n_steps, n)))
-    ends = np.cumsum(2 + np.floor(np.log10(token_id + 1)).astype(np.int32))  # " w" + the id's digits
+    ends = np.cumsum(3 + np.floor(np.log10(np.maximum(token_id, 1))).astype(np.int32))  # " w" + the id's digits
     starts = np.r_[0, ends[:-1]]
     documents = []
     for k in range(n_steps):
