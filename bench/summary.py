@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import resource
 import subprocess
 import sys
 import tempfile
@@ -81,11 +82,18 @@ def agreement(streaming: dict, whole_run: dict) -> tuple[bool, float]:
     return exact and close and len(streaming["numbers"]) == len(whole_run["numbers"]), lorenz
 
 
-def _child(url: str, method: str) -> dict | str:
-    """The measurement from a fresh process, or why there is none."""
+def _child(url: str, method: str, memory_cap_gib: float | None = None) -> dict | str:
+    """The measurement from a fresh process, or why there is none. A memory cap (address space) makes
+    a baseline that does not fit fail with MemoryError instead of calling the OOM killer on the machine."""
     _evict(url)
+
+    def cap() -> None:
+        if memory_cap_gib:
+            limit = int(memory_cap_gib * 2**30)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
     child = subprocess.run([sys.executable, "-m", "bench.summary", "--measure", method, url], cwd=ROOT,
-                           capture_output=True, text=True, check=False)
+                           capture_output=True, text=True, check=False, preexec_fn=cap)
     if child.returncode:
         return f"exit {child.returncode}: {child.stderr.strip().splitlines()[-1] if child.stderr.strip() else 'killed'}"
     return json.loads(child.stdout.strip().splitlines()[-1])
@@ -98,7 +106,7 @@ def bench_database(url: str, dialect: str, args) -> None:
     streaming = _child(url, "streaming")
     if isinstance(streaming, str):
         raise SystemExit(f"the streaming summary failed: {streaming}")
-    whole_run = _child(url, "whole-run")
+    whole_run = _child(url, "whole-run", args.baseline_memory_gib)
     line = f"streaming {streaming['seconds']:.1f} s, {streaming['peak_mem_mb']:,.0f} MiB"
     if isinstance(whole_run, str):
         line += f"; whole-run failed ({whole_run})"
@@ -120,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tokens", type=int, default=100_000_000, help="tokens in the run")
     parser.add_argument("--pg", help="PostgreSQL server URL: also measure in a fresh database there")
     parser.add_argument("--record", action="store_true", help="append the lines to bench/results.jsonl")
+    parser.add_argument("--baseline-memory-gib", type=float, default=12.0,
+                        help="address-space cap of the whole-run baseline's process (default 12 GiB)")
     parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)  # a measuring child: method, database URL
     args = parser.parse_args(argv)
     if args.measure:
