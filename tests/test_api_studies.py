@@ -52,7 +52,8 @@ def test_studies_list_and_results_match_the_report(api, sessions):
     assert delta["mean"] == pytest.approx(sum(differences) / 3) and delta["n"] == 3 and not delta["resolved"]
     assert focal["cells"][2] == f"+{sum(differences) / 3:.3f} ± {delta['half_width']:.3f} (within seed noise)"
     assert ce["cells"][2] == "baseline" and ce["deltas"] is None
-    assert [d["text"].endswith("*") for d in focal["deltas"]] == [d["resolved"] for d in focal["deltas"]]
+    assert [d["text"].endswith("*") for d in focal["deltas"]] == [d["noise"] == "beyond" for d in focal["deltas"]]
+    assert focal["deltas"][0]["noise"] == "within" and "beyond" in {d["noise"] for d in focal["deltas"]}
     assert focal["collapse"] == [{"seed": 1, "kind": "heldout_rise", "step": 4}]
     assert study["heldout"][1]["step"] == [2, 4]
     assert study["heldout"][1]["mean"][1] == pytest.approx(sum(heldout_ce(1, s, 4) for s in SEEDS) / 3)

@@ -4,6 +4,8 @@ numbers they are made of."""
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, Field
 
 from app.schemas.common import UtcDateTime
@@ -43,7 +45,8 @@ class CollapseFlag(BaseModel):
 
 class DeltaCell(BaseModel):
     text: str
-    resolved: bool = Field(description="Beyond the seed noise (the text ends with *).")
+    noise: Literal["beyond", "within"] | None = Field(
+        description="Beyond the seed noise (the text ends with *) or within it; None without an interval.")
 
 
 class StudyRow(BaseModel):

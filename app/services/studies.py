@@ -87,7 +87,7 @@ def _rows(view: dict) -> list[StudyRow]:
         loss=loss, cells=cells, metrics=metrics,
         collapse=[CollapseFlag(seed=seed, kind=kind, step=step)
                   for seed, kind, step in study_table.collapse_flags(view, loss)],
-        deltas=[DeltaCell(text=text, resolved=resolved) for text, resolved in study_table.delta_cells(metrics)]
+        deltas=[DeltaCell(text=text, noise=noise) for text, noise in study_table.delta_cells(metrics)]
         if "vs_baseline" in metrics["ce"] else None)
         for (loss, metrics), cells in zip(view["table"].items(), text_rows)]
 

@@ -64,17 +64,25 @@ def table_rows(view: dict) -> list[list[str]]:
     return rows
 
 
-def delta_cells(metrics: dict) -> list[tuple[str, bool]]:
-    """Each DELTA_COLUMNS metric's difference from ce as (text, beyond the seed noise)."""
+def noise_verdict(difference: dict) -> str | None:
+    """"beyond" or "within" the seed noise; None without an interval (one seed, or no value)."""
+    if difference.get("mean") is None or difference.get("half_width") is None:
+        return None
+    return "beyond" if difference["resolved"] else "within"
+
+
+def delta_cells(metrics: dict) -> list[tuple[str, str | None]]:
+    """Each DELTA_COLUMNS metric's difference from ce as (text, noise_verdict)."""
     cells = []
     for metric, _ in DELTA_COLUMNS:
         d = metrics[metric].get("vs_baseline") or {}
         if d.get("mean") is None:
-            cells.append(("—", False))
+            text = "—"
         elif d.get("half_width") is None:
-            cells.append((f"{d['mean']:+.3f}", False))
+            text = f"{d['mean']:+.3f}"
         else:
-            cells.append((f"{d['mean']:+.3f} ± {d['half_width']:.3f}{' *' if d['resolved'] else ''}", bool(d["resolved"])))
+            text = f"{d['mean']:+.3f} ± {d['half_width']:.3f}{' *' if d['resolved'] else ''}"
+        cells.append((text, noise_verdict(d)))
     return cells
 
 

@@ -3,12 +3,15 @@ a series per loss, checkpoints at steps 0, 2, 4 carrying the trainer's held-out 
 training curve, and samples on the final checkpoint. Numbers are made up but deterministic: held-out
 CE = 5 + 0.1·(loss index) + 0.01·seed·(loss index + 1) − 0.2·step/4, so every difference from ce and
 its spread across seeds can be worked out by hand; focal:2 on seed 1 rises 0.3 nats at its last
-checkpoint (a held-out collapse flag)."""
+checkpoint (a held-out collapse flag); the best temperature is 0.01 higher per
+loss index on every seed (a difference beyond the seed noise)."""
 
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
+from app.db.engine import make_engine, make_sessionmaker
 from app.models.checkpoint import Checkpoint, ModelSeries
 from app.models.training import Experiment, TrainingMetric
 
@@ -21,11 +24,11 @@ def heldout_ce(loss_index: int, seed: int, step: int) -> float:
     return 5 + 0.1 * loss_index + 0.01 * seed * (loss_index + 1) - 0.2 * step / STEPS[-1] + rise
 
 
-def _heldout(ce: float, seed: int) -> dict:
+def _heldout(ce: float, seed: int, loss_index: int) -> dict:
     return {"tokens": 100, "ce": ce, "perplexity": 2.718281828 ** ce, "ece": 0.02 + 0.001 * seed, "brier": 0.97,
             "top1_accuracy": 0.1, "nucleus_coverage": {"0.5": 0.45 + 0.01 * seed, "0.8": 0.78, "0.9": 0.88, "0.95": 0.93},
             "mean_entropy": ce - 0.1, "entropy_bins": [{"tokens": 50, "entropy": 4.0, "loss": 4.2}],
-            "temperature": 1.03, "temperature_tokens": 100, "nll_before_temperature": ce, "nll_after_temperature": ce - 0.003}
+            "temperature": 1.03 + 0.01 * loss_index, "temperature_tokens": 100, "nll_before_temperature": ce, "nll_after_temperature": ce - 0.003}
 
 
 def seed_study(session, *, name: str, losses: list[str], seeds: list[int], train_corpus_id: int,
@@ -52,7 +55,7 @@ def _seed_series(session, experiment: Experiment, index: int, loss: str, seed: i
                          meta={"training": {"loss": loss}})
     for step in STEPS:
         key = f"{series.name}/{step}"
-        meta = {"heldout": _heldout(heldout_ce(index, seed, step), seed), "train_loss": 6.0 - step / 4}
+        meta = {"heldout": _heldout(heldout_ce(index, seed, step), seed, index), "train_loss": 6.0 - step / 4}
         if step == STEPS[-1]:
             meta["samples"] = [{"prompt": "When shall we three", "continuation": f" meet <b>{loss}</b> s{seed}"}]
         session.add(Checkpoint(series=series, step=step, tokens_seen=step * 64, format="safetensors", path=f"/m/{key}",
@@ -62,3 +65,15 @@ def _seed_series(session, experiment: Experiment, index: int, loss: str, seed: i
     for step in range(1, STEPS[-1] + 1):
         session.add(TrainingMetric(series_id=series.id, step=step, tokens_seen=step * 64, loss=6.0 - step / 8,
                                    ce_loss=6.0 - step / 8, lr=1e-3, extra={"grad_norm": 1.0}))
+
+
+def seed_study_on_server(data_dir: Path, **study) -> list[int]:
+    """seed_study into a live test server's SQLite database (tests/support/browser.py Server)."""
+    engine = make_engine(f"sqlite:///{data_dir / 'focalscope.db'}")
+    try:
+        with make_sessionmaker(engine)() as session:
+            ids = seed_study(session, **study)
+            session.commit()
+            return ids
+    finally:
+        engine.dispose()
