@@ -23,8 +23,8 @@ from app.api.observability import ApiMetrics, RequestObserver
 from app.api.openapi import install_openapi
 from app.api.token_responses import MAX_BYTES as TOKEN_RESPONSES_MAX_BYTES
 from app.api.routes import (
-    checkpoint_downloads, checkpoints, compare, corpora, difficulty, exports, jobs, probes, runs, series, series_analytics, system, training,
-    vocabulary,
+    checkpoint_downloads, checkpoints, compare, corpora, difficulty, exports, jobs, probes, runs, series, series_analytics, studies, system,
+    training, vocabulary,
 )
 from app.core.config import Settings
 from app.services.series_cache import ResultCache
@@ -73,8 +73,8 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool = True) -> Fa
     install_openapi(app)
     app.state.metrics = ApiMetrics(app.state.sessions)
     _add_middleware(app, settings)
-    for module in (corpora, checkpoints, checkpoint_downloads, series, runs, exports, jobs, training, system, vocabulary, series_analytics,
-                   compare, difficulty):
+    for module in (corpora, checkpoints, checkpoint_downloads, series, runs, exports, jobs, training, studies, system, vocabulary,
+                   series_analytics, compare, difficulty):
         # Every API route passes `authorize`, which reads the route's scope from app.api.access.
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(authorize)])
     # Probes and metrics stay open to whoever may reach the host (a load balancer, Prometheus): they say

@@ -2,14 +2,14 @@
 HTML report — plotly.min.js embedded from the installed plotly package, no network — with every chart
 and table, the exact command, versions and seeds; and a Markdown summary beside it (same name, .md).
 
-Numbers come from app.services.study.study_view; every text from the data goes through html.escape.
+Numbers come from app.services.study.study_view, the tables' text from app.services.study_table (the
+dashboard's Study page shows the same); every text from the data goes through html.escape.
 """
 
 from __future__ import annotations
 
 import argparse
 import html
-import json
 import sys
 from pathlib import Path
 
@@ -18,15 +18,8 @@ from sqlalchemy.orm import Session
 
 from app.core.config import Settings
 from app.services.study import study_view
+from app.services.study_table import delta_rows, settings_rows, table_rows
 from focalscope.report_charts import all_charts
-
-# Columns of the summary table: (metric, header, digits).
-COLUMNS = (
-    ("ce", "held-out CE", 3), ("perplexity", "ppl", 1), ("ece", "ECE", 4), ("brier", "Brier", 4),
-    ("coverage_0.5", "cover@0.5", 3), ("coverage_0.9", "cover@0.9", 3), ("coverage_0.95", "cover@0.95", 3),
-    ("entropy_gap", "H − CE", 3), ("temperature", "best T", 3), ("temperature_gain", "NLL gain at T", 4),
-    ("rare_loss", "rare loss", 3), ("frequent_loss", "frequent loss", 3), ("easy_share", "easy share", 3),
-)
 
 
 def add_report_options(parser: argparse.ArgumentParser) -> None:
@@ -62,65 +55,6 @@ def write_report(*, session: Session, ref: str, out: Path) -> str:
     return markdown
 
 
-def _cell(entry: dict, digits: int) -> str:
-    if entry["mean"] is None:
-        return "—"
-    text = f"{entry['mean']:.{digits}f}"
-    return text + (f" ± {entry['sd']:.{digits}f}" if entry["sd"] is not None else "")
-
-
-def _delta(entry: dict) -> str:
-    d = entry.get("vs_baseline")
-    if d is None:
-        return "baseline"
-    if d["mean"] is None:
-        return "—"
-    if d["half_width"] is None:
-        return f"{d['mean']:+.3f} (one seed)"
-    verdict = "beyond seed noise" if d["resolved"] else "within seed noise"
-    return f"{d['mean']:+.3f} ± {d['half_width']:.3f} ({verdict})"
-
-
-def _collapse(view: dict, loss: str) -> str:
-    flagged = [f"seed {seed}: {kind} at step {step}" for seed, row in sorted(view["runs"][loss].items())
-               for kind, step in (row.get("collapse") or {}).items() if step is not None]
-    return "; ".join(flagged) or "none"
-
-
-def table_rows(view: dict) -> list[list[str]]:
-    header = ["loss", "seeds", "Δ CE vs ce (95% CI)", *(h for _, h, _ in COLUMNS), "collapse"]
-    rows = [header]
-    for loss, metrics in view["table"].items():
-        rows.append([loss, str(metrics["ce"]["n"]), _delta(metrics["ce"]),
-                     *(_cell(metrics[c], digits) for c, _, digits in COLUMNS), _collapse(view, loss)])
-    return rows
-
-
-# Metrics whose difference from ce the second table tests (paired by seed, 95% t-interval).
-DELTA_COLUMNS = (("ce", "held-out CE"), ("coverage_0.5", "cover@0.5"), ("coverage_0.9", "cover@0.9"),
-                 ("entropy_gap", "H − CE"), ("temperature", "best T"), ("ece", "ECE"), ("rare_loss", "rare loss"),
-                 ("frequent_loss", "frequent loss"))
-
-
-def delta_rows(view: dict) -> list[list[str]]:
-    """Per loss, each metric's difference from ce: "+0.012 ± 0.008 *" (* beyond the seed noise)."""
-    rows = [["loss", *(h for _, h in DELTA_COLUMNS)]]
-    for loss, metrics in view["table"].items():
-        if "vs_baseline" not in metrics["ce"]:
-            continue
-        cells = []
-        for metric, _ in DELTA_COLUMNS:
-            d = metrics[metric].get("vs_baseline") or {}
-            if d.get("mean") is None:
-                cells.append("—")
-            elif d.get("half_width") is None:
-                cells.append(f"{d['mean']:+.3f}")
-            else:
-                cells.append(f"{d['mean']:+.3f} ± {d['half_width']:.3f}{' *' if d['resolved'] else ''}")
-        rows.append([loss, *cells])
-    return rows
-
-
 def _markdown_table(rows: list[list[str]]) -> list[str]:
     return (["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
             + ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows[1:]])
@@ -132,20 +66,10 @@ def _html_table(rows: list[list[str]]) -> str:
             + "</tbody></table>")
 
 
-def _settings(view: dict) -> list[tuple[str, str]]:
-    study = view["study"]
-    config = view["comparisons"][0].experiment.config if view["comparisons"] else {}
-    shown = {k: config.get(k) for k in ("preset", "steps", "save_every", "batch_size", "seq_len", "lr",
-                                         "vocab_size", "tokenizer")}
-    return [("command", study.get("command", "")), ("seeds", ", ".join(map(str, study.get("seeds", [config.get("seed")])))),
-            ("experiments", ", ".join(view["experiments"])), ("training", json.dumps(shown)),
-            ("versions", json.dumps(study.get("versions", {}))), ("started", str(study.get("started", "")))]
-
-
 def render_markdown(view: dict) -> str:
     rows = table_rows(view)
     lines = [f"# Study {view['study'].get('name', '')}", ""]
-    lines += [f"- **{key}**: `{value}`" for key, value in _settings(view)]
+    lines += [f"- **{key}**: `{value}`" for key, value in settings_rows(view)]
     lines += ["", "Mean ± sample standard deviation over seeds, final checkpoint, held-out Macbeth acts I–II. "
               "Δ: paired by seed, 95% t-interval; a difference inside it is within the seed noise.", ""]
     lines += _markdown_table(rows)
@@ -189,7 +113,7 @@ def render_html(view: dict) -> str:
     table = _html_table(table_rows(view)) + (
         "<p>Differences from ce, paired by seed: mean ± 95% t half-width; * = beyond the seed noise.</p>"
         + _html_table(delta_rows(view)))
-    settings = "".join(f"<tr><th>{html.escape(k)}</th><td class=mono>{html.escape(v)}</td></tr>" for k, v in _settings(view))
+    settings = "".join(f"<tr><th>{html.escape(k)}</th><td class=mono>{html.escape(v)}</td></tr>" for k, v in settings_rows(view))
     charts = "".join(
         f'<div class=chart id="chart-{cid}" data-chart="{cid}"></div>'
         f"<script>Plotly.newPlot('chart-{cid}', ...(f => [f.data, f.layout, {{displaylogo: false}}])({fig.to_json()}));</script>"

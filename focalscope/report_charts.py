@@ -10,8 +10,7 @@ import json
 import plotly.colors
 
 from app.analytics.distribution import NUCLEUS_LEVELS
-from app.analytics.study import mean_spread
-from app.services.study import loss_label
+from app.services.study_table import heldout_by_step, series_by_loss
 
 LAYOUT = {"height": 380, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
           "legend": {"font": {"size": 10}}}
@@ -69,23 +68,12 @@ def _figure(title: str, x_title: str, y_title: str, **layout) -> Chart:
                   "yaxis": {"title": {"text": y_title}}, **layout})
 
 
-def _series_by_loss(view: dict) -> dict[str, list]:
-    """loss label -> its series in every experiment (seed order)."""
-    found: dict[str, list] = {}
-    for comparison in view["comparisons"]:
-        for series in comparison.series:
-            found.setdefault(loss_label(series.loss), []).append(series)
-    return found
-
-
 def heldout_over_steps(view: dict) -> Chart:
     fig = _figure("Held-out cross-entropy over training (mean ± sd over seeds)", "step", "held-out CE (nats)")
-    for loss, series in _series_by_loss(view).items():
-        steps = sorted({c.step for s in series for c in s.checkpoints if c.heldout and c.step > 0})
-        stats = [mean_spread(next((c.heldout.ce for c in s.checkpoints if c.step == step and c.heldout), None)
-                             for s in series) for step in steps]
-        fig.add_scatter(x=steps, y=[m["mean"] for m in stats], name=loss, mode="lines+markers",
-                        error_y={"array": [m["sd"] or 0 for m in stats], "visible": True}, line_color=_color(view, loss))
+    for loss, curve in heldout_by_step(view).items():
+        fig.add_scatter(x=curve["steps"], y=[m["mean"] for m in curve["stats"]], name=loss, mode="lines+markers",
+                        error_y={"array": [m["sd"] or 0 for m in curve["stats"]], "visible": True},
+                        line_color=_color(view, loss))
     return fig
 
 
@@ -125,7 +113,7 @@ def entropy_vs_loss(view: dict) -> Chart:
     fig = _figure("Expected entropy vs realised loss (final models, first seed; equal-count bins)",
                   "mean predicted entropy (nats)", "mean loss (nats)")
     top = 0.0
-    for loss, series in _series_by_loss(view).items():
+    for loss, series in series_by_loss(view).items():
         last = next((c for c in reversed(series[0].checkpoints) if c.heldout), None)
         if last is None:
             continue
@@ -139,7 +127,7 @@ def entropy_vs_loss(view: dict) -> Chart:
 
 def per_step(view: dict, column: str, title: str, y_title: str, log: bool = False) -> Chart:
     fig = _figure(title, "step", y_title, yaxis={"title": {"text": y_title}, "type": "log" if log else "linear"})
-    for loss, series in _series_by_loss(view).items():
+    for loss, series in series_by_loss(view).items():
         curve = series[0].curve
         rows = [(x, y) for x, y in zip(curve.step, getattr(curve, column)) if y is not None]
         if rows:

@@ -17,6 +17,7 @@ from playwright.sync_api import Page, expect
 from tests.support.browser import (
     Server, api_get, fixed, seed_training_corpora, serving, wait_experiment_scored,
 )
+from tests.support.study_rows import seed_study_on_server
 
 pytestmark = pytest.mark.slow
 
@@ -193,3 +194,46 @@ def test_experiment_from_the_form_to_the_comparison(page: Page, server: Server, 
     shown = (summary["b_wins_most"] or summary["b_loses_most"])[0]["document_id"]
     document = api_get(server, f"/compare/documents/{shown}", a=a, b=b)
     expect(page.get_by_test_id("compare-document")).to_contain_text(f"total Δ {fixed(page, document['total_delta'], 3)} nats")
+
+
+def test_study_page_shows_the_api_numbers(page: Page, server: Server, corpora):
+    """A study written straight to the server's database (no training): listed on the Experiments page,
+    its page shows the API's cells (the report's), marks differences within / beyond the seed noise,
+    draws its charts, keeps the selected loss in the address, and shows samples as text."""
+    train, _ = corpora
+    seed_study_on_server(server.data_dir, name="tempest-study", losses=["ce", "focal:2"], seeds=[0, 1, 2],
+                         train_corpus_id=train["id"], eval_corpus_id=None)
+    study = api_get(server, "/studies/tempest-study")
+    page.goto("/#/experiments")
+    page.get_by_test_id("study-row").filter(has_text="tempest-study").get_by_test_id("study-link").click()
+    expect(page).to_have_url(re.compile(r"#/studies/tempest-study$"))
+    expect(page.get_by_test_id("study-command")).to_have_text(study["command"])
+    for row in study["rows"]:
+        shown = page.locator(f'[data-testid="study-row"][data-loss="{row["loss"]}"] td')
+        expect(shown).to_have_text(row["cells"])
+    focal = page.locator('[data-testid="study-row"][data-loss="focal:2"]')
+    expect(focal.get_by_test_id("study-delta-ce")).to_have_attribute("data-noise", "within")
+    within = focal.get_by_test_id("study-delta-ce").evaluate("e => getComputedStyle(e).opacity")
+    cells = page.get_by_test_id("difference-cell")
+    expect(cells).to_have_text([d["text"] for d in study["rows"][1]["deltas"]])
+    beyond = page.locator('[data-testid="difference-cell"][data-noise="beyond"]').first
+    assert (within, beyond.evaluate("e => getComputedStyle(e).opacity")) == ("0.75", "1")
+    # Held-out CE: a band (two traces) and a line per loss, a point per step after 0.
+    heldout = page.get_by_test_id("chart-study-heldout")
+    expect(heldout.locator("g.trace.scatter")).to_have_count(6)
+    expect(heldout.locator("g.trace.scatter").nth(2).locator("g.points path")).to_have_count(len(study["heldout"][0]["step"]))
+    expect(page.get_by_test_id("chart-study-delta").locator("g.trace.bars g.point")).to_have_count(1)
+    # Selecting a loss: its rows stand out and the address keeps it.
+    focal.get_by_role("button", name="focal:2").click()
+    expect(page).to_have_url(re.compile(r"[?&]loss=focal%3A2(&|$)"))
+    expect(focal).to_have_class(re.compile(r"\bis-selected\b"))
+    page.reload()
+    expect(page.locator('[data-testid="study-row"][data-loss="focal:2"]')).to_have_class(re.compile(r"\bis-selected\b"))
+    # Samples are text: the markup in a continuation is shown, not parsed.
+    expect(page.get_by_test_id("study-sample").filter(has_text="<b>focal:2</b>")).to_have_count(1)
+    expect(page.locator("main .sample b")).to_have_count(0)
+    # Each experiment of the study links back to it.
+    page.goto("/#/experiments")
+    row = page.get_by_test_id("experiment-row").filter(has=page.get_by_role("link", name="tempest-study-s1", exact=True))
+    row.get_by_test_id("experiment-study-link").click()
+    expect(page).to_have_url(re.compile(r"#/studies/tempest-study$"))

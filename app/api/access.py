@@ -35,7 +35,7 @@ READ_PATHS = (
     f"{RUN_DOCUMENT}/neighbours", f"{RUN_DOCUMENT}/tokens",
     "/jobs", "/jobs/{job_id}",
     "/training/presets", "/training/losses", "/training/save-steps",
-    "/experiments", "/experiments/{experiment_id}", "/experiments/{experiment_id}/comparison",
+    "/experiments", "/experiments/{experiment_id}", "/experiments/{experiment_id}/comparison", "/studies", "/studies/{name}",
     f"{SERIES_ON_CORPUS}/checkpoints", f"{SERIES_ON_CORPUS}/documents/{{document_id}}/trajectory",
     f"{SERIES_ON_CORPUS}/documents/{{document_id}}/tokens/{{position}}", f"{SERIES_ON_CORPUS}/transitions",
     f"{SERIES_ON_CORPUS}/transitions/occurrences", f"{SERIES_ON_CORPUS}/learned-at", f"{SERIES_ON_CORPUS}/cartography",

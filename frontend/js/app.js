@@ -22,6 +22,7 @@ import * as runsView from "./views/runs.js";
 import * as seriesView from "./views/series.js";
 import * as seriesCorpusView from "./views/series_corpus.js";
 import * as seriesListView from "./views/series_list.js";
+import * as studyView from "./views/study.js";
 import * as typesView from "./views/types.js";
 
 const HEALTH_EVERY_MS = 5000;
@@ -37,6 +38,8 @@ const ROUTES = [
   { pattern: /^\/runs\/(\d+)\/documents\/(\d+)\/?$/, view: documentView, nav: "runs", keys: ["runId", "docId"] },
   { pattern: /^\/experiments\/?$/, view: experimentsView, nav: "experiments", keys: [] },
   { pattern: /^\/experiments\/(\d+)\/?$/, view: experimentView, nav: "experiments", keys: ["experimentId"] },
+  // A study is named, not numbered: its key is text (the name, percent-encoded in the address).
+  { pattern: /^\/studies\/([^/]+)\/?$/, view: studyView, nav: "experiments", keys: ["studyName"], text: true },
   { pattern: /^\/series\/?$/, view: seriesListView, nav: "series", keys: [] },
   { pattern: /^\/series\/(\d+)\/?$/, view: seriesView, nav: "series", keys: ["seriesId"] },
   { pattern: /^\/series\/(\d+)\/corpora\/(\d+)\/?$/, view: seriesCorpusView, nav: "series", keys: ["seriesId", "corpusId"] },
@@ -66,9 +69,18 @@ export function parseHash(hash) {
 function matchRoute(path) {
   for (const route of ROUTES) {
     const m = route.pattern.exec(path);
-    if (m) return { route, params: Object.fromEntries(route.keys.map((k, i) => [k, Number(m[i + 1])])) };
+    if (m) return { route, params: Object.fromEntries(route.keys.map((k, i) => [k, route.text ? decodeText(m[i + 1]) : Number(m[i + 1])])) };
   }
   return null;
+}
+
+/** A text key of the address as written; a malformed escape ("%E0") is kept as it stands. */
+function decodeText(raw) {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
 }
 
 /** /vocabulary with its live statuses as a Set, for `vocab.live.has(status)`. */

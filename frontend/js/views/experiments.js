@@ -1,6 +1,6 @@
-// #/experiments — experiments (one model per loss, same seed and settings, compared side by side) with
-// their training status, and a form to start one (views/experiments/form.js). A started experiment
-// opens its own page.
+// #/experiments — studies (one experiment per seed, compared across seeds: views/experiments/studies.js),
+// experiments (one model per loss, same seed and settings, compared side by side) with their training
+// status, and a form to start one (views/experiments/form.js). A started experiment opens its own page.
 
 import { api } from "../api.js";
 import * as charts from "../charts.js";
@@ -9,6 +9,7 @@ import { h, replace } from "../dom.js";
 import { fmtAgo, fmtCompact, fmtInt, parseTime } from "../format.js";
 import { experimentStatus, lossKey } from "../parts.js";
 import { experimentForm } from "./experiments/form.js";
+import { studiesTable, studyHref } from "./experiments/studies.js";
 
 const PAGE = 50;
 const LIVE_REFRESH_MS = 2000;
@@ -22,6 +23,7 @@ export async function mount(ctx) {
   const listStatus = h("div", { "aria-live": "polite" });
   const listEl = h("div");
   const formEl = h("div");
+  const studiesEl = h("div");
 
   // Names for the corpus column, read once (a corpus made later shows as "corpus #id" until reload).
   const corpora = await api.corpora({ limit: 500 }, ctx.signal);
@@ -31,6 +33,9 @@ export async function mount(ctx) {
     const page = await api.experiments({ offset, limit: PAGE }, ctx.signal);
     if (!ctx.alive) return;
     anyLive = page.items.some((e) => ctx.vocab.live.has(rowStatus(e)) || rowStatus(e) === "scoring");
+    const studies = await api.studies({ limit: PAGE }, ctx.signal);
+    if (!ctx.alive) return;
+    replace(studiesEl, studiesTable(studies.items));
     replace(listEl, experimentsTable(page.items, corpusName),
       pager({ total: page.total, offset, limit: PAGE, noun: "experiments", onChange: (o) => { offset = o; refreshSoon(); } }));
     listStatus.replaceChildren();
@@ -45,6 +50,7 @@ export async function mount(ctx) {
       h("div", {}, h("h1", {}, "Experiments"),
         h("p", { class: "lede" }, "Train one small model per loss — same corpus, seed and settings — and compare held-out loss, calibration and which tokens each loss learns, checkpoint by checkpoint."))),
     formEl,
+    card("Studies across seeds", studiesEl),
     card("All experiments", listStatus, listEl));
 
   const first = await refresh();
@@ -63,7 +69,10 @@ function experimentsTable(experiments, corpusName) {
     empty: "No experiments yet: start one above, or with `focalscope experiment`.",
     rowProps: (e) => ({ "data-testid": "experiment-row", dataset: { experimentId: e.id } }),
     columns: [
-      { label: "Experiment", cell: (e) => h("a", { href: `#/experiments/${e.id}`, class: "run-link" }, e.name) },
+      { label: "Experiment", cell: (e) => h("div", {},
+        h("a", { href: `#/experiments/${e.id}`, class: "run-link" }, e.name),
+        e.config.study ? h("div", { class: "muted small" }, "seed ", String(e.config.seed), " of study ",
+          h("a", { href: studyHref(e.config.study.name), "data-testid": "experiment-study-link" }, e.config.study.name)) : null) },
       {
         label: "Losses", title: "each loss's series: its checkpoints, and how its tokens move across them",
         cell: (e) => h("div", { class: "loss-keys" },

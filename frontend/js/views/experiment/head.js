@@ -5,6 +5,7 @@ import { card, progressBar, statusBadge, timeAgo } from "../../components.js";
 import { h } from "../../dom.js";
 import { fmtAgo, fmtCompact, fmtInt, fmtNum, fmtRate, fmtSeconds, parseTime } from "../../format.js";
 import { lossKey } from "../../parts.js";
+import { studyHref } from "../experiments/studies.js";
 
 /** The heading and facts; `about` holds the corpora and presets (each null when they did not load). */
 export function header(view, { trainCorpus, evalCorpus, presets }) {
@@ -27,7 +28,9 @@ export function header(view, { trainCorpus, evalCorpus, presets }) {
       h("span", { class: "mono small" }, facts.join(" · ")), h("br"),
       "Trained on ", corpusLink(trainCorpus, exp.train_corpus_id),
       view.hasEval ? [", scored on ", corpusLink(evalCorpus, exp.eval_corpus_id)] : " (no eval corpus: checkpoints are not scored)",
-      " · created ", timeAgo(parseTime(exp.created_at), fmtAgo(exp.created_at))));
+      " · created ", timeAgo(parseTime(exp.created_at), fmtAgo(exp.created_at)),
+      config.study ? [" · one seed of study ",
+        h("a", { href: studyHref(config.study.name), "data-testid": "experiment-study-link" }, config.study.name)] : null));
 }
 
 function seriesRow(s, view) {
