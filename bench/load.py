@@ -3,13 +3,13 @@
 `python -m bench.load [--tokens 10000000] [--users 50] [--seconds 60] [--pg URL] [--record]`: a run of
 TOKENS tokens (bench/export.py's synthetic arrays and texts) written straight into a fresh SQLite file
 (and a fresh PostgreSQL database with --pg), its summary computed, then `focalscope serve --workers 0`
-on a free loopback port and locust (headless, bench/locustfiles/dashboard_readers.py) with USERS users for SECONDS
-seconds, twice: paced (each user pauses 0.5–1.5 s between requests, as a person reading the dashboard
-does) and closed-loop (no pauses: the server's capacity). The documents read are the 16 whose token
-count is nearest 2,048. Reported per mode: requests/s, p50/p99 of the document-tokens request, errors,
-the server's peak RSS. Baseline, same server and data: one client reading the same documents in a
-loop (its requests/s and p50). In a results line tokens_per_s is tokens served per second (document
-requests/s × 2,048) and n_tokens the run's stored tokens.
+on a free loopback port and locust (headless, bench/locustfiles/dashboard_readers.py) with USERS users
+(joining over 5 s; statistics from then on) for SECONDS seconds, twice: paced (each user pauses
+0.5–1.5 s between requests, as a person reading the dashboard does) and closed-loop (no pauses: the
+server's capacity). The documents read are the 16 whose token count is nearest 2,048. Reported per
+mode: requests/s, p50/p99 of the document-tokens request, errors, the server's peak RSS. Baseline, same
+server and data: one client reading the same documents in a loop (its requests/s and p50). In a results
+line tokens_per_s is tokens served per second (document requests/s × 2,048) and n_tokens the run's stored tokens.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ TARGET_TOKENS = 2048
 N_DOCUMENTS = 16
 PACE_S = 1.0
 BASELINE_REQUESTS = 100
+RAMP_S = 5
 
 
 def prepare(url: str, n_tokens: int) -> tuple[int, list[int]]:
@@ -98,9 +99,11 @@ def swarm(base: str, run_id: int, documents: list[int], users: int, seconds: int
     env = {**os.environ, "LOAD_RUN_ID": str(run_id), "LOAD_DOCUMENT_IDS": ",".join(map(str, documents)),
            "LOAD_PACE_S": str(pace)}
     prefix = out / f"locust-{pace}"
+    # Users join over RAMP_S seconds and the statistics restart once all have: 50 users that all start at
+    # the same instant queue 50 requests at once, a burst no dashboard's readers produce.
     subprocess.run([sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--users", str(users),
-                    "--spawn-rate", str(users), "--run-time", f"{seconds}s", "--host", base, "--csv", str(prefix),
-                    "--only-summary", "--loglevel", "WARNING"], env=env, check=False,
+                    "--spawn-rate", str(users / RAMP_S), "--reset-stats", "--run-time", f"{seconds + RAMP_S}s",
+                    "--host", base, "--csv", str(prefix), "--only-summary", "--loglevel", "WARNING"], env=env, check=False,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with open(f"{prefix}_stats.csv") as stats:
         rows = {row["Name"]: row for row in csv.DictReader(stats)}
