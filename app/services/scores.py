@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, undefer
 from app.analytics import focal
 from app.analytics.hardness import gltr_bucket
 from app.db.packed import pack, stored_dtype
-from app.models.checkpoint import TokenizerVocab
+from app.models.checkpoint import Checkpoint, TokenizerVocab
 from app.models.corpus import Document
 from app.models.run import Run, TokenScores
 from app.services.checkpoints import load_vocabulary
@@ -84,13 +84,17 @@ def token_texts(text: str, starts: np.ndarray, ends: np.ndarray) -> list[str]:
 def document_tokens_key(*, session: Session, run: Run, document: Document, gamma: float) -> tuple:
     """What a document's tokens response depends on: the score row (written once, never changed), γ,
     and whether the tokenizer's vocabulary (the top-k texts) is stored yet. NotFound before scoring."""
-    row_id = session.scalar(select(TokenScores.id).where(TokenScores.run_id == run.id,
-                                                         TokenScores.document_id == document.id))
-    if row_id is None:
+    # One round trip (a PostgreSQL server may be a network hop away): the row and the vocabulary's presence.
+    found = session.execute(
+        select(TokenScores.id, TokenizerVocab.fingerprint)
+        .join(Run, Run.id == TokenScores.run_id)
+        .join(Checkpoint, Checkpoint.id == Run.checkpoint_id)
+        .outerjoin(TokenizerVocab, TokenizerVocab.fingerprint == Checkpoint.tokenizer_fingerprint)
+        .where(TokenScores.run_id == run.id, TokenScores.document_id == document.id)
+    ).first()
+    if found is None:
         raise NotFound(f"document {document.id} has not been scored by run {run.id} yet")
-    fingerprint = run.checkpoint.tokenizer_fingerprint
-    has_vocabulary = session.scalar(select(TokenizerVocab.fingerprint).where(TokenizerVocab.fingerprint == fingerprint))
-    return "tokens", row_id, gamma, has_vocabulary is not None
+    return "tokens", found[0], gamma, found[1] is not None
 
 
 def document_tokens(*, session: Session, run: Run, document: Document, gamma: float) -> dict:
