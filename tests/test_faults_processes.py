@@ -90,6 +90,15 @@ def shard_record(sessions, job_id: int) -> tuple:
         return job.status, job.worker, job.finished_at, job.attempts, sorted(rows)
 
 
+def diagnosis(sessions, run_id: int, log_dir: Path) -> str:
+    """The run's jobs by kind and status, and the end of each worker's log."""
+    with sessions() as session:
+        jobs = session.execute(select(Job.kind, Job.status, Job.worker, Job.attempts, func.count())
+                               .where(Job.run_id == run_id).group_by(Job.kind, Job.status, Job.worker, Job.attempts)).all()
+    logs = {log.stem: log.read_text()[-1500:] for log in sorted(log_dir.glob("w*.log"))}
+    return f"jobs {[tuple(j) for j in jobs]}; logs {logs}"
+
+
 def stored(sessions, run_id: int) -> list[tuple]:
     """(document source, n_tokens, sum_logprob) of every row the run holds, in source order."""
     with sessions() as session:
@@ -142,7 +151,10 @@ def test_killed_and_frozen_workers_lose_nothing_and_change_nothing(settings, ses
             with sessions() as session:
                 return session.scalar(select(func.count()).where(Job.run_id == run_id, Job.kind == KIND_SUMMARIZE,
                                                                  Job.status == DONE))
-        wait_until(run_done, timeout=90, what="the run and its summary to be done")
+        try:
+            wait_until(run_done, timeout=90, what="the run and its summary to be done")
+        except AssertionError as timed_out:  # say where it stood
+            raise AssertionError(f"{timed_out}; {diagnosis(sessions, run_id, tmp_path)}") from None
     finally:
         for process in processes.values():
             if process.poll() is None:

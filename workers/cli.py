@@ -11,7 +11,7 @@ from pydantic import SecretStr
 
 from app.core.config import Settings, checked_api_url
 from app.core.log_format import configure_logging
-from app.vocab import JOB_KINDS
+from app.vocab import JOB_KINDS, KIND_SCORE, KIND_TRAIN
 
 # Measured on an H100 (bench/RESULTS.md): 64k tokens per batch and pools of many shards keep the
 # GPU busy; larger batches gained nothing.
@@ -97,6 +97,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    if KIND_SCORE in kinds or KIND_TRAIN in kinds:
+        # Import the model stack now, not under the first job's lease: torch's import runs for seconds
+        # with the GIL held (its C extension initialises), and on a loaded machine the job's heartbeat
+        # thread starved long enough for the lease to run out.
+        import workers.scoring.model_cache  # noqa: F401
+        import workers.training.job  # noqa: F401
     worker.run_forever(exit_when_idle=args.exit_when_idle)
     return 0
 
