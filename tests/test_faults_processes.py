@@ -1,6 +1,8 @@
-"""Worker processes killed and stopped mid-shard, with real processes on SQLite and PostgreSQL.
+"""Worker processes killed and stopped mid-shard, with real processes on PostgreSQL, the database that
+many workers on many hosts share. (On SQLite the same takeovers run in one process, with a clock past
+the lease: test_scale.py and test_worker.py; this test's SQLite variant cost 40–65 s of `make test`.)
 
-`python -m workers` processes share one run of 40 shards (four on PostgreSQL, three on SQLite). The
+Four `python -m workers` processes share one run of 40 shards. The
 first is caught holding a shard and killed with SIGKILL; the second is caught holding one and frozen
 with SIGSTOP until its lease has run out and another worker has finished that shard, then let go
 (SIGCONT): its late result must be refused and change nothing (fencing by the claim token). At the end
@@ -18,7 +20,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
 from app.db.engine import make_engine, make_sessionmaker
@@ -34,7 +35,8 @@ from workers.loop import Worker
 
 REPO = Path(__file__).resolve().parents[1]
 LEASE_S = 4
-N_WORKERS = {"postgresql": 4, "sqlite": 3}
+N_WORKERS = 4
+POSTGRES_ONLY = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 N_SHARDS = 40
 
 
@@ -123,9 +125,10 @@ def clean_run(tmp_path: Path, model_dir: Path) -> list[tuple]:
 
 
 @pytest.mark.slow
+@POSTGRES_ONLY
 def test_killed_and_frozen_workers_lose_nothing_and_change_nothing(settings, sessions, tiny_llama_dir, tmp_path):
     run_id = scenes_run(sessions, tiny_llama_dir, documents())
-    names = [f"w{i}" for i in range(N_WORKERS[make_url(settings.db_url).get_backend_name()])]
+    names = [f"w{i}" for i in range(N_WORKERS)]
     processes = {name: start_worker(settings, name, tmp_path) for name in names}
     try:
         caught = catch_holding(sessions, {name: processes[name] for name in ("w0", "w1")})
