@@ -23,7 +23,7 @@ from app.api.observability import ApiMetrics, RequestObserver
 from app.api.openapi import install_openapi
 from app.api.token_responses import MAX_BYTES as TOKEN_RESPONSES_MAX_BYTES
 from app.api.routes import (
-    checkpoint_downloads, checkpoints, compare, corpora, difficulty, exports, jobs, probes, runs, series, series_analytics, studies, system,
+    checkpoint_downloads, checkpoint_store, checkpoints, compare, corpora, difficulty, exports, jobs, probes, runs, series, series_analytics, studies, system,
     training, vocabulary,
 )
 from app.core.config import Settings
@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool = True) -> Fa
     install_openapi(app)
     app.state.metrics = ApiMetrics(app.state.sessions)
     _add_middleware(app, settings)
-    for module in (corpora, checkpoints, checkpoint_downloads, series, runs, exports, jobs, training, studies, system, vocabulary,
+    for module in (corpora, checkpoints, checkpoint_downloads, checkpoint_store, series, runs, exports, jobs, training, studies, system, vocabulary,
                    series_analytics, compare, difficulty):
         # Every API route passes `authorize`, which reads the route's scope from app.api.access.
         app.include_router(module.router, prefix=API_PREFIX, dependencies=[Depends(authorize)])

@@ -117,6 +117,6 @@ def test_names_and_a_gguf_checkpoints_one_file(tmp_path):
     (tmp_path / "models" / "neighbour.txt").write_text("not part of it")
     checkpoint = Checkpoint(id=7, format="gguf", path=str(gguf))
     manifest = hash_checkpoint(gguf).manifest
-    assert checkpoint_downloads.file_on_server(checkpoint, manifest, "smol.gguf")[0] == gguf
+    assert checkpoint_downloads.file_on_server(checkpoint, manifest, "smol.gguf", data_dir=tmp_path)[0] == gguf
     with pytest.raises(NotFound):
-        checkpoint_downloads.file_on_server(checkpoint, manifest, "neighbour.txt")
+        checkpoint_downloads.file_on_server(checkpoint, manifest, "neighbour.txt", data_dir=tmp_path)

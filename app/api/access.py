@@ -50,6 +50,9 @@ ROUTE_SCOPES: dict[tuple[str, str], str] = {
     # A checkpoint's bytes are the model itself, more than a read token (a notebook, a public
     # dashboard) is for; workers on other hosts fetch with a write token, the scope that runs models.
     ("GET", "/checkpoints/{checkpoint_id}/files/{name:path}"): SCOPE_WRITE,
+    # Workers publish the checkpoints they train (app.services.checkpoint_store).
+    ("POST", "/checkpoint-files/missing"): SCOPE_WRITE,
+    ("PUT", "/checkpoint-files/{sha256}"): SCOPE_WRITE,
     ("POST", "/runs"): SCOPE_WRITE,
     ("POST", "/runs/{run_id}/cancel"): SCOPE_WRITE,
     ("POST", "/runs/{run_id}/retry"): SCOPE_WRITE,

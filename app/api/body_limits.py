@@ -31,6 +31,8 @@ UPLOAD_LIMITS: dict[str, Callable[[Settings], int]] = {
     "/corpora": lambda settings: settings.max_upload_bytes + MULTIPART_OVERHEAD,
     "/checkpoints/upload": lambda settings: settings.max_checkpoint_upload_bytes + MULTIPART_OVERHEAD,
 }
+# PUT routes under this path take one raw checkpoint file each (app.api.routes.checkpoint_store).
+STORE_PREFIX = "/checkpoint-files/"
 
 
 class BodyTooLarge(HTTPException):
@@ -51,8 +53,11 @@ class BodyLimits:
         self.app = app
         self.settings = settings
         self.uploads = {prefix + path: limit for path, limit in UPLOAD_LIMITS.items()}
+        self.store_prefix = prefix + STORE_PREFIX
 
     def limit_for(self, scope: Scope) -> int:
+        if scope["method"] == "PUT" and scope["path"].startswith(self.store_prefix):
+            return self.settings.max_checkpoint_upload_bytes
         upload_limit = self.uploads.get(scope["path"]) if scope["method"] == "POST" else None
         return upload_limit(self.settings) if upload_limit else DEFAULT_LIMIT
 

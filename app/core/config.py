@@ -71,6 +71,10 @@ class Settings(BaseSettings):
     # for hosts where the same path may hold other files: every checkpoint then comes from the local
     # cache, fetched (through the API, or from its URL) and verified.
     use_registered_paths: bool = True
+    # Worker with an api_url: upload each checkpoint it trains into the server's store before
+    # registering it (app.services.checkpoint_store), so that workers on other hosts can score it and
+    # resume its training. False only where every host shares the server's disk.
+    publish_checkpoints: bool = True
     lease_seconds: float = Field(120.0, gt=1)
     heartbeat_seconds: float = Field(10.0, gt=0)
     auto_migrate: bool = Field(True, description="Upgrade the schema to head when serving.")

@@ -9,6 +9,8 @@ from app.schemas.common import OrmModel, ServerPath, UtcDateTime
 
 # tokens_seen is a 64-bit column.
 MAX_TOKENS_SEEN = MAX_BIG_INTEGER
+# A checkpoint is at most app.services.checkpoint_manifest.MAX_FILES files.
+MAX_STORE_QUERY = 1000
 from app.vocab import CHECKPOINT_FORMATS
 
 
@@ -82,3 +84,17 @@ class SeriesRegistration(BaseModel):
     registered: list[CheckpointOut] = Field(description="Checkpoints registered now, ascending by step.")
     existing: list[CheckpointOut] = Field(description="Checkpoints that were registered already (same weights and step).")
     skipped: list[SkippedPath] = Field(description="Entries that are not checkpoints or were refused, with why.")
+
+
+class StoreQuery(BaseModel):
+    sha256: list[str] = Field(max_length=MAX_STORE_QUERY, description="sha256 of files a worker is about to publish.")
+
+
+class StoreMissingOut(BaseModel):
+    missing: list[str] = Field(description="Those the server's store lacks: PUT each to /checkpoint-files/{sha256}.")
+
+
+class StoredFileOut(BaseModel):
+    sha256: str
+    size: int
+    stored: bool = Field(description="False when the store held the file already (this copy was dropped).")

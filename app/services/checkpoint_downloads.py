@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from app.models.checkpoint import Checkpoint, CheckpointFile
 from app.services.checkpoint_manifest import FileEntry, Manifest, hash_checkpoint, is_url, safe_name
+from app.services.checkpoint_store import stored_file
 from app.services.errors import Conflict, NotFound
 from app.vocab import FORMAT_GGUF
 
@@ -71,12 +72,17 @@ def compute_manifest(checkpoint: Checkpoint) -> Manifest:
     return hashed.manifest
 
 
-def file_on_server(checkpoint: Checkpoint, manifest: Manifest, name: str) -> tuple[Path, FileEntry]:
+def file_on_server(checkpoint: Checkpoint, manifest: Manifest, name: str, *, data_dir: Path) -> tuple[Path, FileEntry]:
     """The path of the manifest's file `name` on this server, and its entry: NotFound for a name the
-    manifest does not hold (nothing else is ever served), Conflict for a file gone or resized since."""
+    manifest does not hold (nothing else is ever served), Conflict for a file gone or resized since.
+    A file a worker published (app.services.checkpoint_store) is served from the store, whose copy is
+    verified by its name; any other from where the checkpoint was registered."""
     entry = manifest.entry(safe_name(name))
     if entry is None:
         raise NotFound(f"checkpoint {checkpoint.id} has no file {name[:200]!r} (see its manifest: /files)")
+    published = stored_file(data_dir, entry.sha256)
+    if published is not None:
+        return published, entry
     if is_url(checkpoint.path):
         raise Conflict(f"checkpoint {checkpoint.id} lies at a URL, not on this server: workers fetch it from there")
     registered = Path(checkpoint.path)
@@ -90,5 +96,5 @@ def file_on_server(checkpoint: Checkpoint, manifest: Manifest, name: str) -> tup
         log.warning("checkpoint %d: %s is %s, its manifest says %d bytes", checkpoint.id, target,
                     "missing" if size is None else f"{size} bytes", entry.size)
         raise Conflict(f"file {entry.name!r} of checkpoint {checkpoint.id} is gone or changed on this server "
-                       f"since it was registered")
+                       f"since it was registered, and no worker published it")
     return target, entry

@@ -129,6 +129,29 @@ def latest_checkpoint(series_dir: Path, fingerprint: str) -> SavedCheckpoint | N
     return found[-1] if found else None
 
 
+def adopt_checkpoint(series_dir: Path, step: int, fetched: Path) -> SavedCheckpoint:
+    """Copy a checkpoint of this series fetched from another host (a cache folder, which stays as it
+    is) into the series directory as step-NNNNNN, whole or not at all, and return it from there."""
+    final = step_directory(series_dir, step)
+    if final.resolve() != fetched.resolve():
+        series_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f"{TMP_PREFIX}{final.name}-", dir=series_dir))
+        try:
+            shutil.copytree(fetched, tmp, dirs_exist_ok=True)
+            _fsync_tree(tmp)
+            if final.exists():  # an incomplete directory of that step (a complete one would not be fetched)
+                shutil.rmtree(final)
+            os.replace(tmp, final)
+            _fsync_dir(series_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+    adopted = next((c for c in complete_checkpoints(series_dir) if c.step == step), None)
+    if adopted is None:
+        raise ValueError(f"the checkpoint of step {step} fetched from {fetched} lacks the trainer state to resume from")
+    return adopted
+
+
 def load_model(path: Path, device: torch.device) -> PreTrainedModel:
     return causal_lm_from_dir(path, dtype=torch.float32).to(device)
 

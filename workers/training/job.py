@@ -4,8 +4,10 @@
 app.schemas.training.TrainingRequest, as written by app.services.training.enqueue_training).
 
 A job that was killed (its lease ran out and another worker claimed it) resumes from the latest
-complete checkpoint on disk — weights, AdamW moments, RNG state, step — and replays nothing but the
-updates after that checkpoint: their metric rows are deleted and written again. Every database write
+complete checkpoint — weights, AdamW moments, RNG state, step — and replays nothing but the updates
+after that checkpoint: their metric rows are deleted and written again. The latest checkpoint is the
+one on this host's disk, or a later one registered by a worker on another host, fetched (it published
+its files: workers.checkpoint_publish) and copied into this host's series directory. Every database write
 (metrics, checkpoint registration, scoring runs, completion) happens in a transaction that first
 confirms the job is still ours, so a worker that lost its lease cannot register anything late.
 """
@@ -19,18 +21,19 @@ from pathlib import Path
 from pydantic import ValidationError
 from sqlalchemy import delete, select
 
-from app.models.checkpoint import ModelSeries
+from app.models.checkpoint import Checkpoint, ModelSeries
 from app.models.corpus import Corpus, Document
 from app.models.training import TrainingMetric
 from app.schemas.run import RunOptions
 from app.schemas.training import TrainingRequest, request_problems
-from app.services import queue
+from app.services import checkpoint_files, queue
 from app.services.checkpoints import ensure_series, register_checkpoint
 from app.services.errors import DomainError
 from app.services.runs import create_run
 from app.services.training import find_reference
 from app.training_specs import PRESETS, RHO1, parse_loss_spec, train_directory
 from workers.checkpoint_fetch import CheckpointSource, local_checkpoint
+from workers.checkpoint_publish import publish_checkpoint, publishes
 from workers.context import JobContext, JobInterrupted, PermanentError
 from workers.models import resolve_device
 from workers.training import checkpointing
@@ -112,6 +115,9 @@ class TrainingJob:
         checkpointing.clean_temporaries(self.series_dir)
         try:
             latest = checkpointing.latest_checkpoint(self.series_dir, self.fingerprint)
+            registered = self._latest_registered()
+            if registered is not None and (latest is None or registered[0] > latest.step):
+                latest = self._fetch(*registered)
         except ValueError as exc:
             raise PermanentError(str(exc)) from None
         if latest is not None:
@@ -153,6 +159,26 @@ class TrainingJob:
             session.commit()
         self.ctx.report(done=self.start_step, tokens=int(state["tokens_seen"]))
         self.last_log = (time.perf_counter(), int(state["tokens_seen"]))  # rates count from here
+
+    def _latest_registered(self) -> tuple[int, CheckpointSource] | None:
+        """The step and source of the series' latest registered checkpoint of this training
+        configuration; ValueError when the series holds another configuration's."""
+        with self.ctx.sessions() as session:
+            found = session.scalars(select(Checkpoint).join(ModelSeries).where(
+                ModelSeries.name == self.request.series).order_by(Checkpoint.step.desc())).all()
+            fingerprints = {c.meta.get("fingerprint") for c in found} - {None}
+            if fingerprints - {self.fingerprint}:
+                raise ValueError(f"series {self.request.series!r} holds checkpoints of another training configuration; "
+                                 "train into a new series name")
+            latest = next((c for c in found if c.meta.get("fingerprint") == self.fingerprint), None)
+            return None if latest is None else (latest.step, CheckpointSource.of(latest))
+
+    def _fetch(self, step: int, source: CheckpointSource) -> checkpointing.SavedCheckpoint:
+        """A checkpoint saved on another host (this series trained further there), in this host's
+        series directory."""
+        fetched = local_checkpoint(source, self.ctx.settings)
+        log.info("training job %d resumes from step %d, saved on another host", self.ctx.claim.job_id, step)
+        return checkpointing.adopt_checkpoint(self.series_dir, step, Path(fetched.path))
 
     def _reference_model(self):
         """rho1's reference checkpoint, loaded safely (safetensors, no custom code), after checking that
@@ -219,10 +245,13 @@ class TrainingJob:
             series_dir=self.series_dir, step=step, model=self.trainer.model, tokenizer=self.tokenizer,
             optimizer=self.trainer.optimizer, meta=meta, state=state,
         )
+        files = checkpoint_files.inspect(saved.path)
+        if publishes(self.ctx.settings):  # before registering: whatever is registered can be fetched
+            publish_checkpoint(saved.path, files.manifest, self.ctx.settings)
         with self.ctx.sessions() as session:
             self._confirm_ours(session, step)
             self._flush_metrics(session)
-            self._register(session, saved)
+            self._register(session, saved, files)
             session.commit()
 
     # --- completion --------------------------------------------------------------------------------
@@ -254,10 +283,11 @@ class TrainingJob:
             self.pending = []
         self.last_flush = time.monotonic()
 
-    def _register(self, session, saved: checkpointing.SavedCheckpoint) -> None:
+    def _register(self, session, saved: checkpointing.SavedCheckpoint,
+                  files: checkpoint_files.CheckpointFiles | None = None) -> None:
         checkpoint, _ = register_checkpoint(
             session=session, path=saved.path, series=self.request.series, step=saved.step,
-            tokens_seen=saved.meta.get("tokens_seen"), meta=saved.meta,
+            tokens_seen=saved.meta.get("tokens_seen"), meta=saved.meta, files=files,
         )
         if self.request.eval_corpus_id is not None:
             # Scored with the context the model was trained with: positions beyond seq_len (when it is

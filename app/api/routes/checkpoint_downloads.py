@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import FileResponse
 
-from app.api.deps import CheckpointDep
+from app.api.deps import CheckpointDep, SettingsDep
 from app.api.openapi import errors
 from app.db.engine import writing
 from app.schemas.checkpoint import CheckpointFileOut, CheckpointManifestOut
@@ -48,11 +48,11 @@ def checkpoint_files(checkpoint: CheckpointDep, manifest: ManifestDep):
 
 @router.get("/checkpoints/{checkpoint_id}/files/{name:path}", response_class=FileResponse,
             responses={200: {"content": {FILE_MEDIA_TYPE: {}}, "description": "The file's bytes."}, **errors(409)})
-def checkpoint_file(checkpoint: CheckpointDep, manifest: ManifestDep, name: FileName):
+def checkpoint_file(checkpoint: CheckpointDep, manifest: ManifestDep, name: FileName, settings: SettingsDep):
     """One file of the checkpoint, streamed; only names its manifest lists (404 for any other, 422 for
     an absolute name or one with `..`). Needs a write token: these are the model's weights themselves,
     more than a read token (a notebook, a public dashboard) is for."""
-    target, entry = checkpoint_downloads.file_on_server(checkpoint, manifest, name)
+    target, entry = checkpoint_downloads.file_on_server(checkpoint, manifest, name, data_dir=settings.data_dir)
     # Weights do not compress: the API's gzip would spend CPU for nothing.
     headers = {"Content-Encoding": "identity", "X-Checkpoint-File-SHA256": entry.sha256}
     return FileResponse(target, media_type=FILE_MEDIA_TYPE, headers=headers)
