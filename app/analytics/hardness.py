@@ -55,12 +55,13 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
     return ranks
 
 
-def spearman(columns: np.ndarray) -> list[list[float | None]]:
-    """ρ between every two rows of `columns` [definitions, tokens]; None where a row is constant."""
-    centred = np.empty(columns.shape, dtype=np.float64)
+def spearman(columns: np.ndarray, overwrite: bool = False) -> list[list[float | None]]:
+    """ρ between every two rows of `columns` [definitions, tokens]; None where a row is constant.
+    With `overwrite` (float64 columns) the ranks replace the values, saving a second matrix."""
+    centred = columns if overwrite else np.empty(columns.shape, dtype=np.float64)
     for row, values in zip(centred, columns):
         row[:] = average_ranks(values)
-        row -= (values.size + 1) / 2.0  # the mean of ranks 1 … n, ties or not
+        row -= (row.size + 1) / 2.0  # the mean of ranks 1 … n, ties or not
     norms = np.sqrt(np.einsum("ij,ij->i", centred, centred))
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = (centred @ centred.T) / np.outer(norms, norms)

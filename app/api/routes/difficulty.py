@@ -27,7 +27,9 @@ def difficulty_agreement(
     fraction: Annotated[float, Query(gt=0, le=1, description="Share of tokens in each hardest set.")]
     = DEFAULT_HARDEST_FRACTION,
 ):
-    """Spearman's ρ between the definitions of a hard token, and the overlap of their hardest sets."""
+    """Spearman's ρ between the definitions of a hard token, and the overlap of their hardest sets: over
+    every token of a run of up to 2,000,000 tokens, on a fixed uniform sample of that many above (with
+    ρ's standard error); the means are over every token."""
     second = get_run(session=session, run_id=other) if other is not None else None
     return hardness.agreement(session=session, run=run, other=second, fraction=fraction, cache=cache)
 
