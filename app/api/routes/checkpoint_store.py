@@ -28,7 +28,8 @@ def missing_files(body: StoreQuery, settings: SettingsDep):
 
 @router.put("/checkpoint-files/{sha256}", response_model=StoredFileOut, status_code=status.HTTP_201_CREATED,
             responses={200: {"model": StoredFileOut, "description": "Stored already"}, **errors(413)},
-            openapi_extra={"requestBody": {"required": True, "content": {"application/octet-stream": {}}}})
+            openapi_extra={"requestBody": {"required": True, "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}})
 async def put_file(sha256: Sha256, request: Request, response: Response, settings: SettingsDep):
     """Store one file of a checkpoint, the raw bytes as the body: kept only if they hash to `sha256`
     (else 422, nothing kept). Limit per file: FOCALSCOPE_MAX_CHECKPOINT_UPLOAD_MB (413)."""
