@@ -205,7 +205,7 @@ def test_tiny_training_run_learns_checkpoints_and_enqueues_scoring(settings, ses
 def test_killed_job_resumes_without_lost_or_repeated_steps(settings, sessions, macbeth_corpora, monkeypatch):
     train_id, _, _ = macbeth_corpora
     monkeypatch.setattr(train_job, "METRIC_FLUSH_SECONDS", 0.0)  # metrics of the doomed steps hit the DB too
-    common = {"corpus_id": train_id, "loss": "ce", "steps": 24, "save_every": 8, "seed": 7}
+    common = {"corpus_id": train_id, "loss": "ce", "steps": 12, "save_every": 4, "seed": 7}
 
     # The reference: one uninterrupted run.
     enqueue(sessions, settings, series="straight", **common)
@@ -213,32 +213,32 @@ def test_killed_job_resumes_without_lost_or_repeated_steps(settings, sessions, m
     assert worker.run_one()
     worker.engine.dispose()
 
-    # The same run, killed after step 13: the handler vanishes without giving the job back, as a
+    # The same run, killed after step 7: the handler vanishes without giving the job back, as a
     # killed process would; its lease runs out and a new worker takes it over (attempt 2).
     job_id = enqueue(sessions, settings, series="killed", **common)
     interrupted: list[str] = []
 
-    def killed_at_13(ctx):
-        ctx.on_report = lambda progress: ctx.stopping.set() if progress.done >= 13 else None
+    def killed_at_7(ctx):
+        ctx.on_report = lambda progress: ctx.stopping.set() if progress.done >= 7 else None
         try:
             train_job.run_train(ctx)
         except JobInterrupted as exc:
             interrupted.append(exc.reason)
 
-    first = Worker(settings, kinds=(KIND_TRAIN,), handlers={KIND_TRAIN: killed_at_13})
+    first = Worker(settings, kinds=(KIND_TRAIN,), handlers={KIND_TRAIN: killed_at_7})
     assert first.run_one()
     first.engine.dispose()
     assert interrupted == ["the worker is shutting down"]
-    assert step_dirs(settings, "killed") == ["step-000000", "step-000008"]
+    assert step_dirs(settings, "killed") == ["step-000000", "step-000004"]
     with sessions() as session:
         job = session.get(Job, job_id)
-        assert job.status == "running" and job.progress_done == 13
+        assert job.status == "running" and job.progress_done == 7
         steps_before = list(session.scalars(select(TrainingMetric.step).join(ModelSeries)
                                             .where(ModelSeries.name == "killed").order_by(TrainingMetric.step)))
-        assert steps_before == list(range(1, 14))  # 9–13 were logged and will be replayed
+        assert steps_before == list(range(1, 8))  # 5–7 were logged and will be replayed
     # The second worker's clock is past the first one's lease (as if it had run out).
     second = Worker(settings, kinds=(KIND_TRAIN,), clock=clock_past_leases(settings))
-    assert second.run_one()  # reaps the expired lease, claims the job again, resumes at step 8
+    assert second.run_one()  # reaps the expired lease, claims the job again, resumes at step 4
     second.engine.dispose()
 
     with sessions() as session:
@@ -254,24 +254,24 @@ def test_killed_job_resumes_without_lost_or_repeated_steps(settings, sessions, m
                     select(TrainingMetric).where(TrainingMetric.series_id == series_id).order_by(TrainingMetric.step))],
             }
     killed, straight = by_series["killed"], by_series["straight"]
-    assert [s for s, _ in killed["checkpoints"]] == [0, 8, 16, 24]
-    assert [m[0] for m in killed["metrics"]] == list(range(1, 25))  # none lost, none twice
+    assert [s for s, _ in killed["checkpoints"]] == [0, 4, 8, 12]
+    assert [m[0] for m in killed["metrics"]] == list(range(1, 13))  # none lost, none twice
     # Same seed: the first checkpoint's training loss is identical, and so is every later step.
     assert killed["checkpoints"][1][1] == straight["checkpoints"][1][1]
     assert [(m[0], m[2]) for m in killed["metrics"]] == [(m[0], m[2]) for m in straight["metrics"]]
     np.testing.assert_allclose([m[1] for m in killed["metrics"]], [m[1] for m in straight["metrics"]],
                                rtol=1e-6, atol=0)
     # Weights after the resumed run equal those of the uninterrupted one.
-    resumed, reference = final_weights(settings, "killed", 24), final_weights(settings, "straight", 24)
+    resumed, reference = final_weights(settings, "killed", 12), final_weights(settings, "straight", 12)
     assert resumed.keys() == reference.keys()
     for name in reference:
         torch.testing.assert_close(resumed[name], reference[name], rtol=1e-6, atol=1e-7)
-    assert step_dirs(settings, "killed") == ["step-000000", "step-000008", "step-000016", "step-000024"]
+    assert step_dirs(settings, "killed") == ["step-000000", "step-000004", "step-000008", "step-000012"]
 
     # A different seed gives a different model (the comparison above could fail).
-    enqueue(sessions, settings, series="other-seed", **{**common, "steps": 8, "seed": 8})
+    enqueue(sessions, settings, series="other-seed", **{**common, "steps": 4, "seed": 8})
     worker = Worker(settings, kinds=(KIND_TRAIN,))
     assert worker.run_one()
     worker.engine.dispose()
-    other = json.loads((train_directory(settings.data_dir, "other-seed") / "step-000008" / "training.json").read_text())
+    other = json.loads((train_directory(settings.data_dir, "other-seed") / "step-000004" / "training.json").read_text())
     assert other["train_loss"] != straight["checkpoints"][1][1]
