@@ -95,7 +95,8 @@ def run_variant(args, model: torch.nn.Module, loss: str, compile_model: bool, fu
         steps = range(args.warmup + args.steps - 3, args.warmup + args.steps)  # the plan's last updates
         name = (f"profile-train-{args.preset}-{loss.replace(':', '')}{'-compiled' if compile_model else ''}"
                 f"{'-fused' if fused_head else ''}.txt")
-        profile_table(lambda: [trainer.train_step(i) for i in steps], Path(args.profile) / name, cuda=device.type == "cuda")
+        train_step = trainer.train_step  # the closure must not name `trainer`, deleted below
+        profile_table(lambda: list(map(train_step, steps)), Path(args.profile) / name, cuda=device.type == "cuda")
     tokens = args.steps * batch * seq_len
     flops_per_token = 6 * n_params + 12 * preset.n_layer * preset.d_model * seq_len
     memory = torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else peak_rss_mb()

@@ -96,7 +96,8 @@ def document_batches(session: Session, run_ids: Sequence[int]) -> Iterator[tuple
         .group_by(TokenScores.document_id)
         .order_by(TokenScores.document_id)
     ).all()
-    first, scores = None, 0
+    first = previous = None
+    scores = 0
     for document_id, size in sizes:
         if first is not None and scores + size > BATCH_SCORES:
             yield first, previous
