@@ -1,9 +1,8 @@
-"""Worker processes killed and stopped mid-shard, with real processes on PostgreSQL, the database that
-many workers on many hosts share. (On SQLite the same takeovers run in one process, with a clock past
-the lease: test_scale.py and test_worker.py; this test's SQLite variant cost 40–65 s of `make test`.)
+"""Worker processes killed and stopped mid-shard, with real processes on PostgreSQL and SQLite.
 
-Four `python -m workers` processes share one run of 40 shards. The
-first is caught holding a shard and killed with SIGKILL; the second is caught holding one and frozen
+`python -m workers` processes share one run: four and 40 shards on PostgreSQL, the database that many
+workers on many hosts share; three and 10 shards on SQLite, one host's database (its variant with 40
+shards cost 40–65 s of `make test`). The first is caught holding a shard and killed with SIGKILL; the second is caught holding one and frozen
 with SIGSTOP until its lease has run out and another worker has finished that shard, then let go
 (SIGCONT): its late result must be refused and change nothing (fencing by the claim token). At the end
 every shard is done exactly once, no document has two rows, and the stored numbers equal those of a
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 
 from app.core.config import Settings
 from app.db.engine import make_engine, make_sessionmaker
@@ -35,15 +35,14 @@ from workers.loop import Worker
 
 REPO = Path(__file__).resolve().parents[1]
 LEASE_S = 4
-N_WORKERS = 4
-POSTGRES_ONLY = pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-N_SHARDS = 40
+# Per database: (worker processes, shards).
+SIZES = {"postgresql": (4, 40), "sqlite": (3, 10)}
 
 
-def documents() -> list[str]:
-    """40 passages of Macbeth of about 600 characters each (one shard each)."""
+def documents(n_shards: int) -> list[str]:
+    """Passages of Macbeth of about 600 characters each (one shard each)."""
     text = " ".join(macbeth_scenes()[:8])
-    return [text[i * 600:(i + 1) * 600] for i in range(N_SHARDS)]
+    return [text[i * 600:(i + 1) * 600] for i in range(n_shards)]
 
 
 def start_worker(settings: Settings, name: str, log_dir: Path) -> subprocess.Popen:
@@ -109,7 +108,7 @@ def stored(sessions, run_id: int) -> list[tuple]:
                                       .where(TokenScores.run_id == run_id)).all())
 
 
-def clean_run(tmp_path: Path, model_dir: Path) -> list[tuple]:
+def clean_run(tmp_path: Path, model_dir: Path, n_shards: int) -> list[tuple]:
     """The same run scored by one worker in this process on a database of its own."""
     settings = own_settings(tmp_path / "clean", f"sqlite:///{tmp_path / 'clean.db'}")
     from app.db import migrate
@@ -117,7 +116,7 @@ def clean_run(tmp_path: Path, model_dir: Path) -> list[tuple]:
     migrate.upgrade(settings.db_url)
     engine = make_engine(settings.db_url)
     sessions = make_sessionmaker(engine)
-    run_id = scenes_run(sessions, model_dir, documents())
+    run_id = scenes_run(sessions, model_dir, documents(n_shards))
     Worker(settings, device="cpu").run_forever(exit_when_idle=True)
     rows = stored(sessions, run_id)
     engine.dispose()
@@ -125,10 +124,10 @@ def clean_run(tmp_path: Path, model_dir: Path) -> list[tuple]:
 
 
 @pytest.mark.slow
-@POSTGRES_ONLY
 def test_killed_and_frozen_workers_lose_nothing_and_change_nothing(settings, sessions, tiny_llama_dir, tmp_path):
-    run_id = scenes_run(sessions, tiny_llama_dir, documents())
-    names = [f"w{i}" for i in range(N_WORKERS)]
+    n_workers, n_shards = SIZES[make_url(settings.db_url).get_backend_name()]
+    run_id = scenes_run(sessions, tiny_llama_dir, documents(n_shards))
+    names = [f"w{i}" for i in range(n_workers)]
     processes = {name: start_worker(settings, name, tmp_path) for name in names}
     try:
         caught = catch_holding(sessions, {name: processes[name] for name in ("w0", "w1")})
@@ -169,12 +168,12 @@ def test_killed_and_frozen_workers_lose_nothing_and_change_nothing(settings, ses
         shards = session.execute(select(Job.id, Job.status, Job.attempts).where(Job.run_id == run_id, Job.kind == KIND_SCORE)).all()
         per_document = session.execute(select(func.count()).where(TokenScores.run_id == run_id)
                                        .group_by(TokenScores.document_id)).scalars().all()
-    assert len(shards) == N_SHARDS and all(s.status == DONE for s in shards)
+    assert len(shards) == n_shards and all(s.status == DONE for s in shards)
     attempts = {s.id: s.attempts for s in shards}
     # Taken over once each (a loaded machine may also cost a healthy worker a lease now and then).
     assert attempts[killed_job] >= 2 and attempts[frozen_job] >= 2
-    assert per_document == [1] * N_SHARDS  # every document exactly once
-    clean = clean_run(tmp_path, tiny_llama_dir)
+    assert per_document == [1] * n_shards  # every document exactly once
+    clean = clean_run(tmp_path, tiny_llama_dir, n_shards)
     faulted = stored(sessions, run_id)
     assert [(s, n) for s, n, _ in faulted] == [(s, n) for s, n, _ in clean]
     assert [lp for *_, lp in faulted] == pytest.approx([lp for *_, lp in clean], rel=1e-5)
