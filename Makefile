@@ -36,11 +36,13 @@ serve: $(STAMP)
 # threads on two cores spin-wait (the GPU-script smoke test took 192 s instead of 40). Four processes
 # fill the time tests spend waiting on servers and subprocesses: on this 2-core machine, idle, 764 tests
 # took 285 s with 4, 300-336 s with 2 (6 min of CPU either way).
+# Modules start in tests/conftest.py's LONGEST_FIRST order; without --no-loadscope-reorder xdist (3.5+)
+# would send the modules with the most tests first and leave the longest single tests for the end.
 TEST_WORKERS ?= 4
 
 test: $(STAMP)
 	bash scripts/ensure-test-services.sh
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 bench-cpu: $(STAMP)
 	$(PY) -m bench.score_cpu

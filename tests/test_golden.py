@@ -18,6 +18,9 @@ from focalscope.demo_assets import heldout_documents
 from workers.loop import Worker
 
 pytestmark = pytest.mark.slow
+# The file's tokenizer fingerprint as registration computed it with the gguf package's GGUFReader (before
+# app/services/gguf_header.py): runs registered then must keep comparing equal to runs registered now.
+SMOLLM2_TOKENIZER_FINGERPRINT = "894ddeb8ec79365a636abe3991b1365c0b79cb044736d5de473619eb89ca6efa"
 
 
 @pytest.fixture(scope="module")
@@ -53,6 +56,7 @@ def test_stored_mean_loss_matches_transformers(settings, sessions, passage):
                                  options=RunOptions(), shard_chars=settings.shard_chars)
         session.commit()
         assert checkpoint.architecture == "llama"
+        assert checkpoint.tokenizer_fingerprint == SMOLLM2_TOKENIZER_FINGERPRINT
     Worker(settings, device="cpu").run_forever(exit_when_idle=True)
     with sessions() as session:
         scores = session.scalar(select(TokenScores).where(TokenScores.run_id == run.id))

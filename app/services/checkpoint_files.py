@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from app.services.checkpoint_manifest import Manifest, hash_checkpoint
+from app.services.gguf_header import UnreadableHeader, read_header
 from app.services.errors import InvalidInput
 from app.vocab import FORMAT_GGUF, FORMAT_SAFETENSORS
 
@@ -170,25 +171,14 @@ def _inspect_gguf(path: Path) -> CheckpointFiles:
         if handle.read(4) != GGUF_MAGIC:
             raise InvalidInput(f"{path.name}: not a GGUF file (bad magic bytes)")
     try:
-        from gguf import GGUFReader  # numpy-only reader; imported here to keep startup light
-
-        reader = GGUFReader(str(path))
-    except Exception as exc:  # a truncated or corrupt file raises assorted errors
+        header = read_header(path)
+    except (UnreadableHeader, OSError, ValueError) as exc:  # mmap refuses an empty file with a ValueError
         raise InvalidInput(f"{path.name}: unreadable GGUF file ({exc})") from None
-    digest = hashlib.sha256()
-    architecture = ""
-    for name in sorted(reader.fields):
-        field = reader.fields[name]
-        if name == "general.architecture":
-            architecture = bytes(field.parts[field.data[0]]).decode("utf-8", "replace")
-        if name.startswith("tokenizer."):
-            digest.update(name.encode())
-            for index in field.data:
-                digest.update(bytes(field.parts[index]))
     hashed = hash_checkpoint(path)
     return CheckpointFiles(
         format=FORMAT_GGUF, path=path, weights_sha256=hashed.weights_sha256,
-        tokenizer_fingerprint=digest.hexdigest(), architecture=architecture, manifest=hashed.manifest,
+        tokenizer_fingerprint=header.tokenizer_fingerprint, architecture=header.architecture,
+        manifest=hashed.manifest,
     )
 
 
