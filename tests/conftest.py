@@ -34,12 +34,6 @@ from tests.support.models import tiny_gpt2_dir, tiny_llama_dir  # noqa: F401
 from tests.support.private_postgres import private_postgres  # noqa: F401
 
 DEFAULT_TEST_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-# The modules that take longest run first: `make test` hands whole modules to its processes in
-# collection order, and a long module handed out last keeps one process busy while the others idle.
-LONGEST_FIRST = ("test_faults_processes.py", "test_golden.py", "test_browser_series.py", "test_browser.py",
-                 "test_fuzz.py", "test_scale.py", "test_migrations.py", "test_hosts.py", "test_training.py",
-                 "test_browser_training.py", "test_api.py", "test_checkpoint_publish.py", "test_training_jobs.py",
-                 "test_cli.py", "test_bench.py", "test_queue_concurrency.py")
 # An unreachable host should cost seconds, not the OS's TCP timeout, before the tests skip.
 PG_CONNECT_TIMEOUT_S = 5
 # Long enough that a healthy lease never runs out on a loaded CI machine: 2 s (ten heartbeats) was
@@ -48,11 +42,6 @@ PG_CONNECT_TIMEOUT_S = 5
 # past it (tests/support/timing.py) or expire it in the database; none waits for one.
 TEST_LEASE_SECONDS = 30.0
 TEST_HEARTBEAT_SECONDS = 0.2
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
 
 
 @pytest.fixture(scope="session")

@@ -1,17 +1,20 @@
-"""Faults a shared deployment meets, survived: a document that makes tokenization raise, a disk that
-fills up under SQLite, a PostgreSQL server restarted in the middle of a run. Worker processes killed
-or stopped mid-shard are in test_faults_processes.py."""
+"""Faults a shared deployment meets, survived: a document that makes tokenization raise (in the API
+and on the run page), a disk that fills up under SQLite, a PostgreSQL server restarted in the middle
+of a run. Worker processes killed or stopped mid-shard are in test_faults_processes.py."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import sqlite3
 import subprocess
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import expect
 from sqlalchemy import func, select
 
 from app.db import migrate
@@ -23,7 +26,9 @@ from app.schemas.run import RunOptions
 from app.services import checkpoints, corpora, runs
 from app.vocab import DONE, FAILED, KIND_SCORE, MAX_ATTEMPTS, QUEUED
 from tests.support.api import API, error_of, own_settings
+from tests.support.browser import watched_page
 from tests.support.data import TEXTS
+from tests.support.live import live_app
 from tests.support.models import build_tiny_model
 from tests.support.timing import wait_until
 from workers.loop import Worker
@@ -86,6 +91,26 @@ def test_a_poison_document_fails_its_own_shard_and_the_run_can_be_retried(settin
     assert api.post(f"{API}/runs/{run_id}/retry").status_code == 200
     with sessions() as session:
         assert session.scalar(select(func.count()).where(Job.run_id == run_id, Job.status == QUEUED)) == 1
+
+
+@SQLITE_ONLY
+@pytest.mark.slow
+def test_the_run_page_shows_the_failed_shard_and_retries_it(settings, sessions, word_level_model_dir, browser):
+    """The same poison document, seen where a user looks: the run page says the run failed with one
+    failed shard and why, and its Retry button queues that shard again."""
+    run_id = scenes_run(sessions, word_level_model_dir, [t for t in TEXTS if t] + [POISON])
+    Worker(settings, device="cpu").run_forever(exit_when_idle=True)
+    with live_app(create_app(settings)) as url, watched_page(browser, SimpleNamespace(url=url)) as page:
+        page.goto(f"/#/runs/{run_id}")
+        expect(page.locator("main h1")).to_contain_text(FAILED)
+        expect(page.get_by_test_id("run-errors")).to_contain_text(re.compile("zyzzyva|unk", re.IGNORECASE))
+        expect(page.locator(".progress-cell")).to_contain_text("1 failed")
+        page.get_by_role("button", name="Retry failed shards").click()
+
+        def queued() -> int:
+            with sessions() as session:
+                return session.scalar(select(func.count()).where(Job.run_id == run_id, Job.status == QUEUED))
+        wait_until(lambda: queued() == 1, timeout=10, what="the failed shard to be queued again")
 
 
 @pytest.fixture
