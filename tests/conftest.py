@@ -32,6 +32,7 @@ from tests.support.cli import cli, cli_process  # noqa: F401
 from tests.support.data import macbeth_corpora  # noqa: F401
 from tests.support.models import tiny_gpt2_dir, tiny_llama_dir  # noqa: F401
 from tests.support.private_postgres import private_postgres  # noqa: F401
+from tests.support.small_disk import small_disk  # noqa: F401
 
 DEFAULT_TEST_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 # An unreachable host should cost seconds, not the OS's TCP timeout, before the tests skip.

@@ -72,6 +72,15 @@ def test_store_limits_and_scopes(settings, engine):
         assert checkpoint_store.stored_file(settings.data_dir, sha256(large)) is None
 
 
+def test_a_full_server_disk_is_a_507_and_keeps_nothing(settings, engine, small_disk):
+    settings.data_dir = small_disk  # 3 MiB
+    body = bytes(range(256)) * 16384  # 4 MiB
+    with TestClient(create_app(settings, serve_ui=False)) as api:
+        message = error_of(api.put(f"{STORE}/{sha256(body)}", content=body), 507, "insufficient_storage")
+    assert "could not store" in message and "/" not in message.split(":", 1)[1]  # no server path
+    assert not [p for p in checkpoint_store.store_root(small_disk).rglob("*") if p.is_file()]
+
+
 def bearer(secret: str) -> dict:
     return {"Authorization": f"Bearer {secret}"}
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import shutil
 import sqlite3
-import subprocess
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -111,18 +110,6 @@ def test_the_run_page_shows_the_failed_shard_and_retries_it(settings, sessions, 
             with sessions() as session:
                 return session.scalar(select(func.count()).where(Job.run_id == run_id, Job.status == QUEUED))
         wait_until(lambda: queued() == 1, timeout=10, what="the failed shard to be queued again")
-
-
-@pytest.fixture
-def small_disk(tmp_path) -> Path:
-    """A 3 MiB tmpfs mounted for the test (needs CAP_SYS_ADMIN, which CI's root has)."""
-    mount_point = tmp_path / "small-disk"
-    mount_point.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount_point)], capture_output=True, text=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
-    yield mount_point
-    subprocess.run(["umount", "-l", str(mount_point)], check=False)
 
 
 def test_a_full_disk_fails_the_shard_retryably_and_the_retry_succeeds_once_space_is_freed(tmp_path, small_disk, tiny_llama_dir):

@@ -21,7 +21,7 @@ from app.schemas.common import ErrorResponse
 
 ERROR_REF = {"$ref": "#/components/schemas/Error"}
 DESCRIPTIONS = {400: "Bad request", 403: "Forbidden", 404: "Not found", 409: "Conflict",
-                413: "Request body too large", 422: "Invalid input"}
+                413: "Request body too large", 422: "Invalid input", 507: "The server's disk is full"}
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
 

@@ -56,6 +56,13 @@ class Forbidden(DomainError):
     code = "forbidden"
 
 
+class InsufficientStorage(DomainError):
+    """The server could not write what it was sent (its disk is full): a retry later may work."""
+
+    status_code = 507
+    code = "insufficient_storage"
+
+
 def get_or_404(model: type[Row], row_id: int, *, session: Session, thing: str) -> Row:
     """The `model` row with this id, or NotFound "<thing> <id> not found" (a 404 in the API, an error
     message in the CLI). Ids beyond what the database can hold are rows that do not exist."""
