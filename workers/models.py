@@ -11,6 +11,8 @@ import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,8 @@ DTYPES = {DTYPE_FLOAT32: torch.float32, DTYPE_BFLOAT16: torch.bfloat16, DTYPE_FL
 # building at once can put the no-op back as "the original": every later model of the process then
 # comes out untied (a head of zeros or a meta tensor). One build at a time per process.
 MODEL_BUILD_LOCK = threading.Lock()
+# One GGUF conversion at a time per process: it swaps the gguf package's reader (one_reader_per_file).
+GGUF_CONVERSION_LOCK = threading.Lock()
 SAFE_LOAD = {"local_files_only": True, "trust_remote_code": False}
 # For callers without settings: the setting's default (a real tokenizer loads in under a second).
 TOKENIZER_TIMEOUT_S = Settings.model_fields["tokenizer_load_timeout"].default
@@ -174,6 +178,34 @@ def _saved_names(directory: Path) -> set[str]:
     return names
 
 
+@contextmanager
+def one_reader_per_file() -> Iterator[None]:
+    """transformers parses a GGUF file three times to convert it (tokenizer, config, weights), each time
+    with a new gguf.GGUFReader, which builds a numpy view for every part of every field: 6 s apiece for
+    SmolLM2's 98,000 vocabulary and merge strings on 2 cores. Within this block every reader of one file
+    is the same object (transformers only reads it). transformers imports the class from the gguf
+    module at each call, so swapping the module's attribute reaches it; GGUF_CONVERSION_LOCK keeps two
+    conversions of one process from swapping it at once."""
+    import gguf
+
+    original = gguf.GGUFReader
+    readers: dict[str, object] = {}
+
+    def shared(path, *args, **kwargs):
+        if args or kwargs:  # another mode than the plain read-only one: not shared
+            return original(path, *args, **kwargs)
+        key = os.fspath(path)
+        if key not in readers:
+            readers[key] = original(key)
+        return readers[key]
+
+    gguf.GGUFReader = shared
+    try:
+        yield
+    finally:
+        gguf.GGUFReader = original
+
+
 def gguf_as_safetensors(gguf_path: Path, sha256: str, cache_dir: Path) -> Path:
     """Dequantize a GGUF file into a float32 safetensors directory, once per file content."""
     target = cache_dir / "gguf" / sha256
@@ -183,11 +215,12 @@ def gguf_as_safetensors(gguf_path: Path, sha256: str, cache_dir: Path) -> Path:
         raise PermanentError(f"GGUF file {gguf_path} is gone")
     log.info("converting %s to safetensors (once; cached in %s)", gguf_path.name, target)
     try:
-        tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, **SAFE_LOAD)
-        with MODEL_BUILD_LOCK:
-            quantized = AutoModelForCausalLM.from_pretrained(
-                gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32, **SAFE_LOAD
-            )
+        with GGUF_CONVERSION_LOCK, one_reader_per_file():
+            tokenizer = AutoTokenizer.from_pretrained(gguf_path.parent, gguf_file=gguf_path.name, **SAFE_LOAD)
+            with MODEL_BUILD_LOCK:
+                quantized = AutoModelForCausalLM.from_pretrained(
+                    gguf_path.parent, gguf_file=gguf_path.name, dtype=torch.float32, **SAFE_LOAD
+                )
     except (OSError, ValueError, KeyError) as exc:
         raise PermanentError(f"cannot read GGUF file {gguf_path.name}: {exc}") from exc
     # save_pretrained refuses a model still flagged as GGUF-quantized: copy the dequantized weights
