@@ -27,6 +27,7 @@ from app.api.routes import (
     training, vocabulary,
 )
 from app.core.config import Settings
+from app.services.checkpoint_store import sweep_abandoned
 from app.services.series_cache import ResultCache
 from app.db.engine import make_engine, make_sessionmaker
 
@@ -50,6 +51,7 @@ def create_app(settings: Settings | None = None, *, serve_ui: bool = True) -> Fa
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        sweep_abandoned(settings.data_dir)
         yield
         engine.dispose()
 

@@ -5,7 +5,9 @@ whose disk it never shared, through a live API."""
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -54,6 +56,19 @@ def test_the_store_keeps_a_file_only_under_its_own_hash(api, settings):
     for bad in ("../../etc/passwd", "A" * 64, "0" * 63):
         assert api.put(f"{STORE}/{bad}", content=b"x").status_code in (404, 422)
     error_of(api.post(f"{STORE}/missing", json={"sha256": ["not-a-hash"]}), 422, "invalid_input")
+
+
+def test_a_dead_uploads_temporary_is_swept_when_the_api_starts(settings, engine):
+    folder = checkpoint_store.stored_path(settings.data_dir, "ab" * 32).parent
+    folder.mkdir(parents=True)
+    dead, live = folder / f"{checkpoint_store.TEMPORARY_PREFIX}dead", folder / f"{checkpoint_store.TEMPORARY_PREFIX}live"
+    for temporary in (dead, live):
+        temporary.write_bytes(b"half a file")
+    old = time.time() - checkpoint_store.ABANDONED_AFTER_S - 60
+    os.utime(dead, (old, old))
+    with TestClient(create_app(settings, serve_ui=False)):
+        pass
+    assert (dead.exists(), live.exists()) == (False, True)
 
 
 def test_store_limits_and_scopes(settings, engine):

@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 import tempfile
+import time
 from pathlib import Path
 
 from app.services.errors import InvalidInput
@@ -24,6 +25,9 @@ from app.services.errors import InvalidInput
 STORE_FOLDER = ("store", "sha256")
 SHA256_HEX = re.compile(r"^[0-9a-f]{64}$")
 TEMPORARY_PREFIX = ".upload-"
+# An upload's temporary file is written to as the bytes arrive; one untouched this long belongs to a
+# server that died mid-upload (another replica's live upload is younger).
+ABANDONED_AFTER_S = 3600.0
 
 
 def store_root(data_dir: Path) -> Path:
@@ -44,6 +48,20 @@ def stored_file(data_dir: Path, sha256: str) -> Path | None:
     """The stored file with this sha256, None when none was published."""
     path = stored_path(data_dir, sha256)
     return path if path.is_file() else None
+
+
+def sweep_abandoned(data_dir: Path, *, older_than_s: float = ABANDONED_AFTER_S) -> int:
+    """Delete upload temporaries untouched for `older_than_s` (a server killed mid-upload leaves
+    them); how many went. Run when the API starts."""
+    cutoff, removed = time.time() - older_than_s, 0
+    for temporary in store_root(data_dir).glob(f"*/{TEMPORARY_PREFIX}*"):
+        try:
+            if temporary.stat().st_mtime < cutoff:
+                temporary.unlink()
+                removed += 1
+        except FileNotFoundError:  # finished or swept by another replica meanwhile
+            continue
+    return removed
 
 
 def missing(data_dir: Path, hashes: list[str]) -> list[str]:
