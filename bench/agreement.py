@@ -21,9 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,11 +32,10 @@ from app.db.engine import make_engine, make_sessionmaker
 from app.models.run import Run
 from app.services import hardness
 from bench import agreement_naive
-from bench.common import cpu_name, peak_rss_mb, record
+from bench.common import cpu_name, measure_in_child, peak_rss_mb, record
 from bench.scratch_db import scratch_postgres
 from bench.series import _evict, write_series
 
-ROOT = Path(__file__).resolve().parent.parent
 FRACTION = 0.1
 
 
@@ -81,20 +77,9 @@ def differences(sampled: dict, whole_run: dict) -> str:
 
 
 def _child(url: str, method: str, memory_cap_gib: float | None = None) -> dict | str:
-    """The measurement from a fresh process, or why there is none. A memory cap (address space) makes
-    a baseline that does not fit fail with MemoryError instead of calling the OOM killer on the machine."""
+    """The measurement from a fresh process with the database's pages evicted first, or why there is none."""
     _evict(url)
-
-    def cap() -> None:
-        if memory_cap_gib:
-            limit = int(memory_cap_gib * 2**30)
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    child = subprocess.run([sys.executable, "-m", "bench.agreement", "--measure", method, url], cwd=ROOT,
-                           capture_output=True, text=True, check=False, preexec_fn=cap)
-    if child.returncode:
-        return f"exit {child.returncode}: {child.stderr.strip().splitlines()[-1] if child.stderr.strip() else 'killed'}"
-    return json.loads(child.stdout.strip().splitlines()[-1])
+    return measure_in_child("bench.agreement", method, url, memory_cap_gib)
 
 
 def bench_database(url: str, dialect: str, args) -> None:

@@ -11,6 +11,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,20 @@ def profile_table(fn, path: Path, *, cuda: bool, rows: int = 30) -> None:
             tables.append(f"(no table by {sort_by}: {exc})")
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n\n".join(tables), encoding="utf-8")
+
+
+def measure_in_child(module: str, method: str, url: str, memory_cap_gib: float | None = None) -> dict | str:
+    """`python -m <module> --measure <method> <url>` in a fresh process: the JSON of its last line of
+    output, or why there is none. A memory cap (address space) makes a baseline that does not fit fail
+    with MemoryError instead of calling the OOM killer on the machine."""
+
+    def cap() -> None:
+        if memory_cap_gib:
+            limit = int(memory_cap_gib * 2**30)
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    child = subprocess.run([sys.executable, "-m", module, "--measure", method, url], cwd=HERE.parent,
+                           capture_output=True, text=True, check=False, preexec_fn=cap)
+    if child.returncode:
+        return f"exit {child.returncode}: {child.stderr.strip().splitlines()[-1] if child.stderr.strip() else 'killed'}"
+    return json.loads(child.stdout.strip().splitlines()[-1])

@@ -21,9 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import resource
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,11 +32,10 @@ from app.models.run import Run
 from app.services import summaries
 from app.services.checkpoints import load_vocabulary
 from bench import summary_naive
-from bench.common import cpu_name, peak_rss_mb, record
+from bench.common import cpu_name, measure_in_child, peak_rss_mb, record
 from bench.scratch_db import scratch_postgres
 from bench.series import _evict, write_series
 
-ROOT = Path(__file__).resolve().parent.parent
 EXACT = ("n_tokens", "loss_histogram", "entropy_histogram", "p_histogram", "gltr", "loss_quantiles")
 
 
@@ -83,20 +79,9 @@ def agreement(streaming: dict, whole_run: dict) -> tuple[bool, float]:
 
 
 def _child(url: str, method: str, memory_cap_gib: float | None = None) -> dict | str:
-    """The measurement from a fresh process, or why there is none. A memory cap (address space) makes
-    a baseline that does not fit fail with MemoryError instead of calling the OOM killer on the machine."""
+    """The measurement from a fresh process with the database's pages evicted first, or why there is none."""
     _evict(url)
-
-    def cap() -> None:
-        if memory_cap_gib:
-            limit = int(memory_cap_gib * 2**30)
-            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
-
-    child = subprocess.run([sys.executable, "-m", "bench.summary", "--measure", method, url], cwd=ROOT,
-                           capture_output=True, text=True, check=False, preexec_fn=cap)
-    if child.returncode:
-        return f"exit {child.returncode}: {child.stderr.strip().splitlines()[-1] if child.stderr.strip() else 'killed'}"
-    return json.loads(child.stdout.strip().splitlines()[-1])
+    return measure_in_child("bench.summary", method, url, memory_cap_gib)
 
 
 def bench_database(url: str, dialect: str, args) -> None:
