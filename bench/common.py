@@ -7,6 +7,7 @@ same documents. `python -m bench.common` rewrites bench/RESULTS.md from every li
 
 from __future__ import annotations
 
+import argparse
 import datetime
 import json
 import os
@@ -14,6 +15,8 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -155,3 +158,27 @@ def measure_in_child(module: str, method: str, url: str, memory_cap_gib: float |
     if child.returncode:
         return f"exit {child.returncode}: {child.stderr.strip().splitlines()[-1] if child.stderr.strip() else 'killed'}"
     return json.loads(child.stdout.strip().splitlines()[-1])
+
+
+def against_baseline_main(argv: list[str] | None, *, doc: str, name: str, default_tokens: int,
+                          measure: Callable[[str, str], dict], bench_database: Callable[..., None]) -> None:
+    """The command line of a bench that measures an implementation against the one it replaced, each
+    in a fresh process (measure_in_child) on a run written once to SQLite and, with --pg, PostgreSQL."""
+    from bench.scratch_db import scratch_postgres  # the database stack only for the benches that use it
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tokens", type=int, default=default_tokens, help="tokens in the run")
+    parser.add_argument("--pg", help="PostgreSQL server URL: also measure in a fresh database there")
+    parser.add_argument("--record", action="store_true", help="append the lines to bench/results.jsonl")
+    parser.add_argument("--baseline-memory-gib", type=float, default=12.0,
+                        help="address-space cap of the whole-run baseline's process (default 12 GiB)")
+    parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)  # a measuring child: method, database URL
+    args = parser.parse_args(argv)
+    if args.measure:
+        print(json.dumps(measure(args.measure[1], args.measure[0])))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        bench_database(f"sqlite:///{Path(tmp) / f'{name}.db'}", "sqlite", args)
+    if args.pg:
+        with scratch_postgres(args.pg, f"fs_bench_{name}") as url:
+            bench_database(url, "postgres", args)

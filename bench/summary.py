@@ -18,12 +18,8 @@ carries both processes' times and peaks.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
-import tempfile
 import time
-from pathlib import Path
 
 from sqlalchemy import select
 
@@ -32,8 +28,7 @@ from app.models.run import Run
 from app.services import summaries
 from app.services.checkpoints import load_vocabulary
 from bench import summary_naive
-from bench.common import cpu_name, measure_in_child, peak_rss_mb, record
-from bench.scratch_db import scratch_postgres
+from bench.common import against_baseline_main, cpu_name, measure_in_child, peak_rss_mb, record
 from bench.series import _evict, write_series
 
 EXACT = ("n_tokens", "loss_histogram", "entropy_histogram", "p_histogram", "gltr", "loss_quantiles")
@@ -109,22 +104,8 @@ def bench_database(url: str, dialect: str, args) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--tokens", type=int, default=100_000_000, help="tokens in the run")
-    parser.add_argument("--pg", help="PostgreSQL server URL: also measure in a fresh database there")
-    parser.add_argument("--record", action="store_true", help="append the lines to bench/results.jsonl")
-    parser.add_argument("--baseline-memory-gib", type=float, default=12.0,
-                        help="address-space cap of the whole-run baseline's process (default 12 GiB)")
-    parser.add_argument("--measure", nargs=2, help=argparse.SUPPRESS)  # a measuring child: method, database URL
-    args = parser.parse_args(argv)
-    if args.measure:
-        print(json.dumps(measure(args.measure[1], args.measure[0])))
-        return
-    with tempfile.TemporaryDirectory() as tmp:
-        bench_database(f"sqlite:///{Path(tmp) / 'summary.db'}", "sqlite", args)
-    if args.pg:
-        with scratch_postgres(args.pg, "fs_bench_summary") as url:
-            bench_database(url, "postgres", args)
+    against_baseline_main(argv, doc=__doc__, name="summary", default_tokens=100_000_000, measure=measure,
+                          bench_database=bench_database)
 
 
 if __name__ == "__main__":
