@@ -36,15 +36,15 @@ serve: $(STAMP)
 # threads on two cores spin-wait (the GPU-script smoke test took 192 s instead of 40). Four processes
 # fill the time tests spend waiting on servers and subprocesses: on this 2-core machine, idle, 764 tests
 # took 285 s with 4, 300-336 s with 2 (6 min of CPU either way).
-# xdist (3.5+) hands out the modules with the most tests first. Keeping a longest-first order of our
-# own instead (--no-loadscope-reorder, xdist 3.8) measured slower on a 2-core AMD EPYC (456–461 s
-# against 438 s): the golden test, started beside the fault test's worker processes, took 250 s
-# instead of 100.
+# xdist (3.5+) hands out the modules with the most tests first. A longest-first order of our own
+# (--no-loadscope-reorder, xdist 3.8) measured slower on a 2-core AMD EPYC (456–461 s against 438 s):
+# the golden test, started beside the fault test's worker processes, took 250 s instead of 100.
+# The 15 slowest test phases close every run's output (CI logs included): the budget is five minutes.
 TEST_WORKERS ?= 4
 
 test: $(STAMP)
 	bash scripts/ensure-test-services.sh
-	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile --durations=15
 
 bench-cpu: $(STAMP)
 	$(PY) -m bench.score_cpu
