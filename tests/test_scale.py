@@ -12,9 +12,9 @@ from sqlalchemy.orm import undefer
 
 from app.models.corpus import Document
 from app.models.job import Job
-from app.models.run import TokenScores
+from app.models.run import RunSummary, TokenScores
 from app.schemas.run import RunOptions
-from app.services import queue, runs
+from app.services import queue, runs, summaries
 from app.vocab import DONE, KIND_SCORE, RUNNING
 from bench.common import rss_mb
 from tests.support.data import TEXTS, make_run
@@ -81,6 +81,27 @@ def test_killed_workers_finished_shards_are_not_rescored(settings, sessions, tin
     by_worker = {job.id: (job.worker, job.attempts) for job in jobs}
     assert by_worker[lost.job_id] == ("survivor", 2)
     assert sorted(by_worker.values()).count(("doomed", 1)) == 2
+
+
+def test_a_write_committed_while_the_summary_reads_does_not_fail_it(settings, sessions, tiny_llama_dir, monkeypatch):
+    """The summarize job's heartbeat commits while the job reads the run; on SQLite a transaction that
+    has read and then writes fails at once ("database is locked") when another write committed in
+    between, so the job must not write in the transaction it read in."""
+    run_id = make_run(sessions, tiny_llama_dir)
+    build = summaries.build_summary
+
+    def build_then_someone_writes(*, session, run_id):
+        summary = build(session=session, run_id=run_id)
+        with sessions() as other:  # as the job's heartbeat may: a write, committed (a no-op update would not do)
+            other.execute(update(Job).where(Job.run_id == run_id, Job.kind == KIND_SCORE).values(priority=Job.priority + 1))
+            other.commit()
+        return summary
+
+    monkeypatch.setattr(summaries, "build_summary", build_then_someone_writes)
+    assert Worker(settings, device="cpu", name="one").run_forever(exit_when_idle=True) == 2  # shard + summary
+    with sessions() as session:
+        statuses = session.scalars(select(Job.status).where(Job.run_id == run_id)).all()
+        assert statuses == [DONE, DONE] and session.get(RunSummary, run_id).n_tokens > 0
 
 
 def test_pooled_shards_commit_each_on_its_own_claim(settings, sessions, tiny_llama_dir):

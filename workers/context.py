@@ -16,6 +16,7 @@ from typing import Any, Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
+from app.db.engine import writing
 from app.services.queue import LEASE_CLOCK, Claim, LeaseClock
 
 
@@ -82,6 +83,12 @@ class JobContext:
                 self.progress.detail = detail
         if self.on_report is not None:
             self.on_report(self.progress)
+
+    def writing(self) -> Session:
+        """A session for a transaction that reads before it writes: on SQLite it takes the write lock
+        up front (app.db.engine.writing says why), so that a write the heartbeat commits meanwhile
+        makes it wait instead of failing with "database is locked"."""
+        return self.sessions(bind=writing(self.sessions.kw["bind"]))
 
     def snapshot(self) -> Progress:
         with self._lock:

@@ -23,6 +23,15 @@ SECOND_PASS_COLUMNS = ("logprob", "sum_p2")
 
 
 def compute_summary(*, session: Session, run_id: int) -> RunSummary:
+    """Compute the run's summary and store it in the caller's transaction (replacing any older one)."""
+    return store_summary(session=session, summary=build_summary(session=session, run_id=run_id))
+
+
+def build_summary(*, session: Session, run_id: int) -> RunSummary:
+    """The run's summary, computed by reading only: a new, unsaved row. The summarize job reads in one
+    transaction and writes in another, so that the long read holds no SQLite write lock and the write
+    can wait for the lock (a transaction that has read cannot wait: it fails "database is locked" when
+    another writer, such as the job's own heartbeat, committed meanwhile)."""
     run = session.get(Run, run_id)
     tally = SummaryTally()
     for arrays in _first_pass(session, run_id):
@@ -32,12 +41,15 @@ def compute_summary(*, session: Session, run_id: int) -> RunSummary:
     vocabulary = load_vocabulary(session=session, fingerprint=run.checkpoint.tokenizer_fingerprint) or []
     result = tally.result(dict(enumerate(vocabulary)))
     n_documents = session.scalar(select(func.count()).select_from(TokenScores).where(TokenScores.run_id == run_id))
-    session.execute(delete(RunSummary).where(RunSummary.run_id == run_id))
-    summary = RunSummary(
+    return RunSummary(
         run_id=run_id, n_tokens=result["n_tokens"], n_documents=n_documents, mean_loss=result["mean_loss"],
         perplexity=result["perplexity"], ece=result["ece"], brier=result["brier"],
         top1_accuracy=result["top1_accuracy"], stats=result["stats"], version=SUMMARY_VERSION,
     )
+
+
+def store_summary(*, session: Session, summary: RunSummary) -> RunSummary:
+    session.execute(delete(RunSummary).where(RunSummary.run_id == summary.run_id))
     session.add(summary)
     session.flush()
     return summary

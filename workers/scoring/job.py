@@ -54,7 +54,7 @@ def run_score_shards(contexts: Iterable[JobContext], models: ModelCache) -> dict
         source = CheckpointSource.of(checkpoint)
     scorer = models.get_scorer(source, options, report=fetch_reporter(first))
     if not has_vocabulary:
-        with first.sessions() as session:
+        with first.writing() as session:
             checkpoints.store_vocabulary(session=session, fingerprint=fingerprint,
                                          tokens=scorer.loaded.display_vocabulary())
             session.commit()

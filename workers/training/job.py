@@ -258,7 +258,7 @@ class TrainingJob:
 
     def finish(self) -> None:
         tokens = self.plan.steps * self.trainer.sampler.tokens_per_step
-        with self.ctx.sessions() as session:
+        with self.ctx.writing() as session:
             self._flush_metrics(session)
             queue.complete(session=session, claim=self.ctx.claim, tokens_done=tokens, clock=self.ctx.clock)
             session.commit()
