@@ -45,15 +45,21 @@ export function transitionsPanel(ctx, at, steps) {
     replace(listEl, occurrencesCard(page, (offset) => { state.offset = offset; save(); loadList().catch(showIn(listEl)); }));
   };
   const pick = (cell) => { state.cell = cell; state.offset = 0; save(); load().catch(showIn(matrixEl)); };
+  let shown = null; // the matrix on the page, updated in place by later answers
   const load = async () => {
-    // The shown matrix stays until the new one arrives: a click on it (which may be what ended an
-    // edit of τ) must still find its cell.
-    if (!matrixEl.hasChildNodes()) replace(matrixEl, loading());
+    // The shown matrix stays until the new one arrives, and its cells stay the same elements after:
+    // a click on one (which may be what ended an edit of τ, and so started this load) must find its
+    // cell even when the answer lands between the button's press and its release.
+    if (!shown) replace(matrixEl, loading());
     matrixEl.setAttribute("aria-busy", "true");
     const answer = await latestMatrix(api.transitions(at, params(), ctx.signal));
     if (!answer) return;
     matrixEl.removeAttribute("aria-busy");
-    replace(matrixEl, matrix(answer, state.cell, pick));
+    if (!shown) {
+      shown = matrix(pick);
+      replace(matrixEl, shown.el);
+    }
+    shown.show(answer, state.cell);
     await loadList();
   };
   const showIn = (el) => (error) => {
@@ -75,7 +81,8 @@ function question(state, steps, onChange) {
   bSel.addEventListener("change", () => { state.b = Number(bSel.value); onChange(); });
   tauInput.addEventListener("change", () => {
     const v = Number(tauInput.value);
-    if (tauInput.value !== "" && Number.isFinite(v)) { state.tau = v; onChange(); }
+    // Leaving the field fires "change" again after an edit already applied: only a new τ reloads.
+    if (tauInput.value !== "" && Number.isFinite(v) && v !== state.tau) { state.tau = v; onChange(); }
   });
   return h("form", { class: "question", "aria-label": "Transition question", on: { submit: (e) => e.preventDefault() } },
     field("Step a", aSel), field("Step b", bSel),
@@ -84,22 +91,41 @@ function question(state, steps, onChange) {
     }));
 }
 
-/** Rows: H, L at step a; columns: H, L at step b; each cell a button that lists its occurrences. */
-function matrix(t, selected, pick) {
-  const cellButton = (cell) => h("button", {
-    type: "button", class: "transition-cell", "data-testid": "transition-cell", dataset: { cell },
-    "aria-pressed": String(cell === selected), title: CELLS[cell].about, on: { click: () => pick(cell) },
-  },
-  h("span", { class: "cell-name" }, `${CELLS[cell].name} `, h("span", { class: "muted small" }, CELLS[cell].about)),
-  h("span", { class: "cell-count", "data-testid": "cell-count" }, fmtInt(t.counts[cell])),
-  h("span", { class: "cell-share" }, `${fmtPct(t.shares[cell])} of ${fmtInt(t.total)}`));
-  return h("div", {},
-    h("table", { class: "transition-matrix", "aria-label": `Transitions from step ${t.step_a} to step ${t.step_b}` },
-      h("thead", {}, h("tr", {}, h("td"), h("th", { scope: "col" }, `H at step ${fmtInt(t.step_b)}`), h("th", { scope: "col" }, `L at step ${fmtInt(t.step_b)}`))),
-      h("tbody", {},
-        h("tr", {}, h("th", { scope: "row" }, `H at step ${fmtInt(t.step_a)}`), h("td", {}, cellButton("HH")), h("td", {}, cellButton("HL"))),
-        h("tr", {}, h("th", { scope: "row" }, `L at step ${fmtInt(t.step_a)}`), h("td", {}, cellButton("LH")), h("td", {}, cellButton("LL"))))),
-    h("p", { class: "muted small" }, `${fmtInt(t.total)} token occurrences in ${fmtInt(t.documents)} documents, τ = ${fmtNum(t.tau, 4)} nats. Click a cell to list its occurrences.`));
+/** Rows: H, L at step a; columns: H, L at step b; each cell a button that lists its occurrences.
+ * Built once; `show(answer, selected)` writes an answer into the same elements. */
+function matrix(pick) {
+  const parts = {};
+  const cellButton = (cell) => {
+    const count = h("span", { class: "cell-count", "data-testid": "cell-count" });
+    const share = h("span", { class: "cell-share" });
+    const button = h("button", {
+      type: "button", class: "transition-cell", "data-testid": "transition-cell", dataset: { cell },
+      title: CELLS[cell].about, on: { click: () => pick(cell) },
+    }, h("span", { class: "cell-name" }, `${CELLS[cell].name} `, h("span", { class: "muted small" }, CELLS[cell].about)), count, share);
+    parts[cell] = { button, count, share };
+    return button;
+  };
+  const [hb, lb, ha, la] = [h("th", { scope: "col" }), h("th", { scope: "col" }), h("th", { scope: "row" }), h("th", { scope: "row" })];
+  const tableEl = h("table", { class: "transition-matrix" },
+    h("thead", {}, h("tr", {}, h("td"), hb, lb)),
+    h("tbody", {},
+      h("tr", {}, ha, h("td", {}, cellButton("HH")), h("td", {}, cellButton("HL"))),
+      h("tr", {}, la, h("td", {}, cellButton("LH")), h("td", {}, cellButton("LL")))));
+  const note = h("p", { class: "muted small" });
+  const show = (t, selected) => {
+    tableEl.setAttribute("aria-label", `Transitions from step ${t.step_a} to step ${t.step_b}`);
+    hb.textContent = `H at step ${fmtInt(t.step_b)}`;
+    lb.textContent = `L at step ${fmtInt(t.step_b)}`;
+    ha.textContent = `H at step ${fmtInt(t.step_a)}`;
+    la.textContent = `L at step ${fmtInt(t.step_a)}`;
+    for (const [cell, { button, count, share }] of Object.entries(parts)) {
+      button.setAttribute("aria-pressed", String(cell === selected));
+      count.textContent = fmtInt(t.counts[cell]);
+      share.textContent = `${fmtPct(t.shares[cell])} of ${fmtInt(t.total)}`;
+    }
+    note.textContent = `${fmtInt(t.total)} token occurrences in ${fmtInt(t.documents)} documents, τ = ${fmtNum(t.tau, 4)} nats. Click a cell to list its occurrences.`;
+  };
+  return { el: h("div", {}, tableEl, note), show };
 }
 
 function occurrencesCard(page, onPage) {
