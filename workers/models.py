@@ -6,6 +6,7 @@ the file's sha256, so later loads — in any worker on this host — take a seco
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import shutil
@@ -184,11 +185,11 @@ def one_reader_per_file() -> Iterator[None]:
     with a new gguf.GGUFReader, which builds a numpy view for every part of every field: 6 s apiece for
     SmolLM2's 98,000 vocabulary and merge strings on 2 cores. Within this block every reader of one file
     is the same object (transformers only reads it). transformers imports the class from the gguf
-    module at each call, so swapping the module's attribute reaches it; GGUF_CONVERSION_LOCK keeps two
-    conversions of one process from swapping it at once."""
+    module at each call, so swapping the module's attribute reaches it (the same for gguf's tensor-name
+    table, below); GGUF_CONVERSION_LOCK keeps two conversions of one process from swapping them at once."""
     import gguf
 
-    original = gguf.GGUFReader
+    original, original_name_map = gguf.GGUFReader, gguf.get_tensor_name_map
     readers: dict[str, object] = {}
 
     def shared(path, *args, **kwargs):
@@ -200,10 +201,14 @@ def one_reader_per_file() -> Iterator[None]:
         return readers[key]
 
     gguf.GGUFReader = shared
+    # transformers maps tensor names module by module, building gguf's name table for the whole
+    # architecture anew for each of the model's ~300 modules (8 s for SmolLM2); the table depends on
+    # (architecture, layers) only and is only read.
+    gguf.get_tensor_name_map = functools.cache(original_name_map)
     try:
         yield
     finally:
-        gguf.GGUFReader = original
+        gguf.GGUFReader, gguf.get_tensor_name_map = original, original_name_map
 
 
 def gguf_as_safetensors(gguf_path: Path, sha256: str, cache_dir: Path) -> Path:
