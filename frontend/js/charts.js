@@ -1,5 +1,5 @@
 // Plotly charts of a run's precomputed statistics. Plotly is a classic script (window.Plotly) served
-// from the Python package. No token text ever goes into a chart: Plotly parses a subset of HTML in
+// from the Python package, loaded when the first chart is drawn. No token text ever goes into a chart: Plotly parses a subset of HTML in
 // labels, and token text is untrusted — tables show it instead.
 
 import { rgbCss, sample } from "./colors.js";
@@ -30,21 +30,41 @@ export function figure(caption, description, testid) {
   return { el, plot };
 }
 
-/** window.Plotly, or null after saying in `el` that charts are unavailable. */
-function plotly(el) {
-  if (window.Plotly) return window.Plotly;
-  el.replaceChildren(h("p", { class: "notice notice-error" }, "Charts are unavailable: /vendor/plotly-strict.min.js did not load."));
-  return null;
+const PLOTLY_SRC = "/vendor/plotly-strict.min.js";
+let plotlyLoad = null;
+
+/** Plotly, loaded on the first chart: a 5 MB script that pages without charts (a document's tokens,
+ * the lists) should not wait for, nor compile. A failed load is tried again by the next chart. */
+function loadPlotly() {
+  if (window.Plotly) return Promise.resolve(window.Plotly);
+  plotlyLoad ??= new Promise((resolve, reject) => {
+    const script = document.createElement("script");
+    script.src = PLOTLY_SRC;
+    script.onload = () => (window.Plotly ? resolve(window.Plotly) : reject(new Error("no window.Plotly")));
+    script.onerror = () => reject(new Error("did not load"));
+    document.head.append(script);
+  }).catch((error) => { plotlyLoad = null; throw error; });
+  return plotlyLoad;
+}
+
+/** Plotly, or null after saying in `el` that charts are unavailable. */
+async function plotly(el) {
+  try {
+    return await loadPlotly();
+  } catch {
+    el.replaceChildren(h("p", { class: "notice notice-error" }, `Charts are unavailable: ${PLOTLY_SRC} did not load.`));
+    return null;
+  }
 }
 
 async function plot(el, traces, layout) {
-  const Plotly = plotly(el);
+  const Plotly = await plotly(el);
   if (Plotly) await Plotly.newPlot(el, traces, layout, CONFIG);
 }
 
 /** Draw, or redraw in place (Plotly.react: a zoom survives when the layout sets `uirevision`). */
 export async function redraw(el, traces, layout) {
-  const Plotly = plotly(el);
+  const Plotly = await plotly(el);
   if (Plotly) await Plotly.react(el, traces, layout, CONFIG);
 }
 
@@ -252,7 +272,7 @@ export async function stepChart(el, traces, {
   if (pick) pickers.set(el, pick);
   const key = JSON.stringify([data, layout]);
   if (drawn.get(el) === key) return;
-  const Plotly = plotly(el);
+  const Plotly = await plotly(el);
   if (!Plotly) return;
   const first = !drawn.has(el);
   drawn.set(el, key);

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from playwright.sync_api import sync_playwright
+from playwright.sync_api import expect, sync_playwright
 
 from app.assets import shakespeare_texts
 from tests.support.csp import watch_csp
@@ -309,8 +309,11 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
 
 
-# Generous for a loaded 2-core machine; a passing run waits far less.
+# Generous for a loaded 2-core machine; a passing run waits far less. For actions and for `expect`
+# alike (Playwright's own 5 s for expect was seen to run out while a page compiled Plotly beside
+# three other browsers).
 UI_TIMEOUT_MS = 15_000
+expect.set_options(timeout=UI_TIMEOUT_MS)
 
 
 @contextmanager
