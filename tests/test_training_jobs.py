@@ -8,6 +8,7 @@ import json
 import pytest
 from transformers import AutoTokenizer
 
+from app.assets import smollm2_gguf
 from app.models.job import Job
 from app.schemas.training import TrainingRequest
 from app.services import queue
@@ -15,6 +16,8 @@ from app.services.errors import Conflict
 from app.services.training import enqueue_training
 from app.training_specs import PRESETS, train_directory
 from app.vocab import DONE, FAILED, KIND_TRAIN
+from tests.support.data import macbeth_scenes
+from tests.support.gguf_tokenizer import smollm2_bpe
 from tests.support.training import SQLITE_ONLY, enqueue
 from workers.loop import Worker
 from workers.training.data import tokenize_corpus
@@ -41,6 +44,11 @@ def test_smollm2_tokenizer_run(settings, sessions, macbeth_corpora):
     assert (config["vocab_size"], config["bos_token_id"], config["eos_token_id"]) == (49152, 1, 2)
     meta = json.loads((path / "training.json").read_text())
     assert (meta["tokenizer"], meta["vocab_size"], meta["n_params"]) == ("smollm2", 49152, PRESETS["tiny"].params["smollm2"])
+    # The vocabulary's cuts, against SmolLM2's BPE built independently from the GGUF header.
+    passage = macbeth_scenes()[2][:3000] + " Thane of Glamis, café, 😀"
+    expected = smollm2_bpe(smollm2_gguf()).encode(passage)
+    ours = tokenizer(passage, add_special_tokens=False, return_offsets_mapping=True)
+    assert (ours["input_ids"], ours["offset_mapping"]) == (expected.ids, expected.offsets)
     stream = tokenize_corpus(tokenizer, ["Fair is foul", "and foul is fair"])
     assert stream.ids.tolist() == [1, *tokenizer("Fair is foul", add_special_tokens=False)["input_ids"], 2,
                                    1, *tokenizer("and foul is fair", add_special_tokens=False)["input_ids"], 2]
