@@ -10,7 +10,7 @@ from pydantic import ValidationError
 
 from app.core.config import Settings
 from app.db import migrate
-from app.db.engine import make_engine, make_sessionmaker
+from app.db.engine import make_engine, make_sessionmaker, writing_session
 from app.schemas.run import RunOptions
 from app.services import checkpoint_folders, checkpoint_urls, checkpoints, corpora, corpus_files, export, runs, series as series_service
 from app.services.checkpoint_manifest import is_url
@@ -51,7 +51,7 @@ def demo(args: argparse.Namespace, settings: Settings) -> int:
 def corpus_add(args: argparse.Namespace, settings: Settings) -> int:
     files = _expand(args.paths)
     name = args.name or args.paths[0].name.split(".")[0]
-    with _sessions(settings)() as session:
+    with writing_session(_sessions(settings)) as session:
         documents = _documents(files, args, settings.max_line_bytes)
         corpus = corpora.create_corpus(session=session, name=name, documents=documents, description=args.description)
         session.commit()
@@ -119,7 +119,7 @@ def corpus_list(args: argparse.Namespace, settings: Settings) -> int:
 def model_add(args: argparse.Namespace, settings: Settings) -> int:
     if is_url(args.path):
         return _model_add_url(args, settings)
-    with _sessions(settings)() as session:
+    with writing_session(_sessions(settings)) as session:
         result = checkpoint_folders.register_path(
             session=session, path=Path(args.path), series=args.series, step=args.step, tokens_seen=args.tokens_seen
         )
@@ -160,7 +160,7 @@ def score(args: argparse.Namespace, settings: Settings) -> int:
     except ValidationError as exc:
         raise InvalidInput("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None
     sessions = _sessions(settings)
-    with sessions() as session:
+    with writing_session(sessions) as session:
         corpus = corpora.find_corpus(session=session, ref=args.corpus)
         enqueue = _enqueue_series if args.series else _enqueue_checkpoint
         run_ids, label, message = enqueue(session, args, settings, corpus, options)

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from app.assets import smollm2_gguf
 from app.core.config import Settings
+from app.db.engine import writing_session
 from app.models.corpus import Corpus
 from app.models.training import Experiment
 from app.schemas.run import RunOptions
@@ -41,7 +42,7 @@ def _corpus(session, name: str, documents, description: str) -> Corpus:
 
 def prepare_demo(sessions, settings: Settings, *, train: bool = True) -> None:
     """Create what is missing and enqueue its work."""
-    with sessions() as session:
+    with writing_session(sessions) as session:
         heldout = _corpus(session, HELDOUT_CORPUS, demo_assets.heldout_documents,
                           "Macbeth, acts I–II, one document per scene (held out from the training corpus).")
         checkpoint, created = checkpoints.register_checkpoint(

@@ -20,6 +20,7 @@ from pathlib import Path
 from sqlalchemy import select
 
 from app.core.config import Settings
+from app.db.engine import writing_session
 from app.models.checkpoint import ModelSeries
 from app.models.job import Job
 from app.models.training import Experiment
@@ -108,7 +109,7 @@ def study(args: argparse.Namespace, settings: Settings, sessions) -> int:
     options = study_options(args)
     meta = {"name": name, "seeds": args.seeds, "command": study_command(name, args, options), "versions": versions(),
             "rho1_ratio": None if args.no_rho1 else RHO1_RATIO, "started": f"{datetime.now():%Y-%m-%d %H:%M:%S}"}
-    with sessions() as session:
+    with writing_session(sessions) as session:
         train, heldout = _corpora(session, args)
         experiments = [studies.create_study_experiment(session=session, settings=settings, study=meta, request=ExperimentCreate(
             name=f"{name}-s{seed}", corpus_id=train.id, eval_corpus_id=heldout.id, losses=args.losses, seed=seed,
@@ -143,7 +144,7 @@ def _corpora(session, args: argparse.Namespace):
 def _train_rho1(settings: Settings, sessions, plan: list[tuple[int, str]], steps: int) -> bool:
     """rho1 into each experiment whose ce run finished, against its final checkpoint."""
     job_ids = []
-    with sessions() as session:
+    with writing_session(sessions) as session:
         for experiment_id, experiment_name in plan:
             experiment = session.get(Experiment, experiment_id)
             reference = f"{experiment_name}-ce@{steps}"

@@ -8,12 +8,13 @@ import sys
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.db.engine import writing_session
 from app.services import tokens
 from focalscope import console
 
 
 def create(args: argparse.Namespace, sessions: sessionmaker[Session]) -> int:
-    with sessions() as session:
+    with writing_session(sessions) as session:
         made = tokens.create_token(session=session, name=args.name, scope=args.scope)
         session.commit()
         print(f"token {made.token.id} {made.token.name!r} (scope {made.token.scope}); its secret, shown only now:",
@@ -33,7 +34,7 @@ def list_(args: argparse.Namespace, sessions: sessionmaker[Session]) -> int:
 
 
 def revoke(args: argparse.Namespace, sessions: sessionmaker[Session]) -> int:
-    with sessions() as session:
+    with writing_session(sessions) as session:
         token = tokens.revoke_token(session=session, ref=args.ref)
         session.commit()
         print(f"token {token.id} {token.name!r} is revoked")

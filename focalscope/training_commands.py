@@ -15,6 +15,7 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from app.core.config import Settings
+from app.db.engine import writing_session
 from app.models.checkpoint import Checkpoint, ModelSeries
 from app.models.job import Job
 from app.models.run import Run
@@ -57,7 +58,7 @@ def _request(model: type[BaseModel], args: argparse.Namespace, session, **given)
 
 
 def train(args: argparse.Namespace, settings: Settings, sessions) -> int:
-    with sessions() as session:
+    with writing_session(sessions) as session:
         request = _request(TrainingRequest, args, session, experiment_id=None)
         job = training.enqueue_training(session=session, request=request, settings=settings)
         session.commit()
@@ -69,7 +70,7 @@ def train(args: argparse.Namespace, settings: Settings, sessions) -> int:
 
 def experiment(args: argparse.Namespace, settings: Settings, sessions) -> int:
     name = args.name or f"exp-{datetime.now():%Y%m%d-%H%M%S}"
-    with sessions() as session:
+    with writing_session(sessions) as session:
         request = _request(ExperimentCreate, args, session, name=name)
         created = training.create_experiment(session=session, settings=settings, request=request)
         session.commit()

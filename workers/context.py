@@ -16,7 +16,7 @@ from typing import Any, Callable
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.core.config import Settings
-from app.db.engine import writing
+from app.db.engine import writing_session
 from app.services.queue import LEASE_CLOCK, Claim, LeaseClock
 
 
@@ -88,7 +88,7 @@ class JobContext:
         """A session for a transaction that reads before it writes: on SQLite it takes the write lock
         up front (app.db.engine.writing says why), so that a write the heartbeat commits meanwhile
         makes it wait instead of failing with "database is locked"."""
-        return self.sessions(bind=writing(self.sessions.kw["bind"]))
+        return writing_session(self.sessions)
 
     def snapshot(self) -> Progress:
         with self._lock:

@@ -96,6 +96,13 @@ def writing(engine: Engine) -> Engine:
     return engine.execution_options(**{SQLITE_IMMEDIATE: True})
 
 
+def writing_session(sessions: sessionmaker[Session]) -> Session:
+    """A session of `sessions` for a transaction that reads before it writes (on SQLite it begins with
+    BEGIN IMMEDIATE: see `writing`). Such a transaction holds the lock from its first write to its
+    commit in any case; this only moves the start to before its reads."""
+    return sessions(bind=writing(sessions.kw["bind"]))
+
+
 def ping(session: Session) -> str:
     """One round trip to the database (it raises if the database is down); returns its dialect name."""
     session.execute(text("SELECT 1"))
