@@ -312,7 +312,28 @@ def test_compare_view_shows_the_apis_delta_and_colours_wins_and_losses_apart(pag
     first = api_get(server, f"/runs/{a}/types", sort="mean_loss", limit=1)["items"][0]["text"]
     page.goto(f"/#/runs/{a}/types?sort=mean_loss")
     shown = page.evaluate("async (t) => (await import('/static/js/tokens.js')).visibleText(t)", first)
-    expect(page.get_by_test_id("types-table").locator("tbody tr").first.locator("code")).to_have_text(shown)
+    first_row = page.get_by_test_id("types-table").locator("tbody tr").first.locator("code")
+    expect(first_row).to_have_text(shown)
+    # Answers that arrive out of order: a filter's answer held back until the filter was cleared
+    # (the newer answer shown) must not replace the newer one when it lands.
+    held = []
+    page.route(re.compile(r"/types\?.*text=zzz"), lambda route: held.append(route))
+    search = page.get_by_role("searchbox")
+    search.fill("zzz")
+    search.dispatch_event("change")
+    for _ in range(300):  # route handlers run while Playwright is called: wait in the page's time
+        if held:
+            break
+        page.wait_for_timeout(50)
+    assert held, "the filtered request never reached the route"
+    search.fill("")
+    search.dispatch_event("change")
+    expect(page).not_to_have_url(re.compile(r"[?&]q=zzz"))
+    expect(first_row).to_have_text(shown)
+    with page.expect_response(lambda response: "text=zzz" in response.url):
+        held[0].continue_()
+    page.evaluate("() => new Promise((done) => setTimeout(done, 200))")  # the late answer's handlers run
+    expect(first_row).to_have_text(shown)
 
 def test_every_view_runs_under_the_content_security_policy(page: Page, seeded: SeededSeries):
     """The watched page fails the test on any CSP violation: open every view, its charts drawn, and /docs.

@@ -184,3 +184,16 @@ export const api = {
   typeOccurrences: (runId, tokenId, params, signal) => get(`/runs/${runId}/types/${tokenId}/occurrences`, params, signal),
   cartography: (at, params, signal) => get(`${onCorpus(at)}/cartography`, { ...params, options: at.options }, signal),
 };
+
+/**
+ * A loader whose answers are used only while they are the latest: `latest(promise)` resolves to the
+ * answer, or to null when a newer load started meanwhile (or the page was left).
+ */
+export function latestOnly(ctx) {
+  let generation = 0;
+  return async (promise) => {
+    const mine = (generation += 1);
+    const answer = await promise;
+    return ctx.alive && mine === generation ? answer : null;
+  };
+}

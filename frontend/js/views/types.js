@@ -2,7 +2,7 @@
 // mean p and the mean of each definition of a hard token; sortable, filterable by text, paged. A type
 // opens its occurrences with their context, each linking to its document. State lives in the address.
 
-import { api } from "../api.js";
+import { api, latestOnly } from "../api.js";
 import { card, errorBox, field, pager, select, table } from "../components.js";
 import { h, replace } from "../dom.js";
 import { fmtInt, fmtNum, fmtProb } from "../format.js";
@@ -26,10 +26,12 @@ export async function mount(ctx) {
   };
   const listEl = h("div", { "data-testid": "types-list" });
   const occurrencesEl = h("div", { "data-testid": "type-occurrences" });
+  // A filter typed while the previous one's answer is on its way: only the latest answer is shown.
+  const [latestTypes, latestOccurrences] = [latestOnly(ctx), latestOnly(ctx)];
   const refresh = () => {
     ctx.updateQuery({ sort: state.sort, desc: state.desc ? 1 : 0, q: state.q, offset: state.offset, type: state.type });
-    showTypes(ctx, runId, state, listEl, refresh);
-    if (state.type !== null) showOccurrences(ctx, runId, state.type, occurrencesEl);
+    showTypes(ctx, runId, state, listEl, refresh, latestTypes);
+    if (state.type !== null) showOccurrences(ctx, runId, state.type, occurrencesEl, latestOccurrences);
   };
   replace(ctx.root,
     h("nav", { class: "breadcrumb", "aria-label": "Breadcrumb" }, h("a", { href: "#/runs" }, "Runs"), h("span", { "aria-hidden": "true" }, " / "),
@@ -50,10 +52,10 @@ function controls(state, refresh) {
     field("Sort by", sort), field("Order", order), field("Filter", text));
 }
 
-async function showTypes(ctx, runId, state, el, refresh) {
+async function showTypes(ctx, runId, state, el, refresh, latest) {
   try {
-    const page = await api.runTypes(runId, { sort: state.sort, descending: state.desc, text: state.q || undefined, offset: state.offset, limit: PAGE }, ctx.signal);
-    if (!ctx.alive) return;
+    const page = await latest(api.runTypes(runId, { sort: state.sort, descending: state.desc, text: state.q || undefined, offset: state.offset, limit: PAGE }, ctx.signal));
+    if (!page) return;
     replace(el, table({
       testid: "types-table", label: "Token types", rows: page.items,
       columns: [
@@ -67,10 +69,10 @@ async function showTypes(ctx, runId, state, el, refresh) {
   }
 }
 
-async function showOccurrences(ctx, runId, tokenId, el) {
+async function showOccurrences(ctx, runId, tokenId, el, latest) {
   try {
-    const found = await api.typeOccurrences(runId, tokenId, { limit: PAGE }, ctx.signal);
-    if (!ctx.alive) return;
+    const found = await latest(api.typeOccurrences(runId, tokenId, { limit: PAGE }, ctx.signal));
+    if (!found) return;
     replace(el, card(`Occurrences of token ${tokenId} (${fmtInt(found.total)})`, table({
       label: "Occurrences", rows: found.items,
       columns: [

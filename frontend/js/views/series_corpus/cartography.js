@@ -4,7 +4,7 @@
 // (sortable by count, filterable by region). Hovering a point shows its token and context in a DOM
 // box (views/series_corpus/hover.js). Query: ?region=&sort=&types_offset=.
 
-import { api } from "../../api.js";
+import { api, latestOnly } from "../../api.js";
 import { REGION_COLORS, cartographyScatter } from "../../charts_series.js";
 import * as charts from "../../charts.js";
 import { card, errorBox, field, loading, pager, select, table } from "../../components.js";
@@ -12,7 +12,7 @@ import { h, replace } from "../../dom.js";
 import { fmtInt, fmtNum, fmtPct } from "../../format.js";
 import { visibleText } from "../../tokens.js";
 import { pointHover } from "./hover.js";
-import { latestOnly, offsetParam, wordParam } from "./state.js";
+import { offsetParam, wordParam } from "./state.js";
 
 const MAX_POINTS = 5000;
 const TYPES_PAGE = 50;

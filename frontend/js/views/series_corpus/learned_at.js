@@ -2,13 +2,13 @@
 // τ_easy at that step and every later one), or never. The histogram overall, and by token-frequency
 // bucket (are frequent tokens learned first?). Query: ?tau_easy=&bars=stacked.
 
-import { api } from "../../api.js";
+import { api, latestOnly } from "../../api.js";
 import { learnedAtByBucketChart, learnedAtChart } from "../../charts_series.js";
 import * as charts from "../../charts.js";
 import { card, errorBox, field, loading, select, statGrid } from "../../components.js";
 import { h, replace } from "../../dom.js";
 import { fmtInt, fmtPct } from "../../format.js";
-import { latestOnly, numberParam, wordParam } from "./state.js";
+import { numberParam, wordParam } from "./state.js";
 
 // The server's default: p ≥ 1/2 (the true token is then surely the top-1; the transitions' τ = ln 2 line).
 const DEFAULT_TAU_EASY = 0.5;

@@ -23,16 +23,3 @@ export function offsetParam(query, key) {
 export function wordParam(query, key, words, fallback) {
   return words.includes(query.get(key)) ? query.get(key) : fallback;
 }
-
-/**
- * A loader whose answers are used only while they are the latest: `latest(promise)` resolves to the
- * answer, or to null when a newer load started meanwhile (or the page was left).
- */
-export function latestOnly(ctx) {
-  let generation = 0;
-  return async (promise) => {
-    const mine = (generation += 1);
-    const answer = await promise;
-    return ctx.alive && mine === generation ? answer : null;
-  };
-}

@@ -3,12 +3,12 @@
 // occurrences, paged, each with its context and a link into the document at step b.
 // Query: ?a=&b=&tau=&cell=&offset=.
 
-import { api } from "../../api.js";
+import { api, latestOnly } from "../../api.js";
 import { card, errorBox, field, loading, pager, select, table } from "../../components.js";
 import { h, replace } from "../../dom.js";
 import { fmtInt, fmtNum, fmtPct } from "../../format.js";
 import { visibleText } from "../../tokens.js";
-import { latestOnly, numberParam, offsetParam, stepParam, wordParam } from "./state.js";
+import { numberParam, offsetParam, stepParam, wordParam } from "./state.js";
 
 // The server's default τ: ln 2 nats, the loss of p = 1/2 (L ⇔ the true token holds the majority of the mass).
 const DEFAULT_TAU = Math.LN2;
