@@ -134,7 +134,8 @@ def model_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _model_add_url(args: argparse.Namespace, settings: Settings) -> int:
-    with _sessions(settings)() as session:
+    # The lock is taken at the first statement, after the download (a session begins lazily).
+    with writing_session(_sessions(settings)) as session:
         checkpoint, created = checkpoint_urls.register_url(
             session=session, url=args.path, cache_dir=settings.cache_dir, series=args.series, step=args.step or 0,
             tokens_seen=args.tokens_seen)

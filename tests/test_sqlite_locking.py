@@ -52,3 +52,13 @@ def test_a_writing_session_makes_the_other_writer_wait(sessions):
     assert not other.is_alive()
     with sessions() as session:
         assert session.execute(text("SELECT n FROM counter")).scalar() == 11  # both writes, in turn
+
+
+def test_a_writing_session_takes_the_lock_at_its_first_statement(sessions):
+    """Work done in the block before the first statement (a URL checkpoint's download) holds no lock."""
+    with writing_session(sessions) as session:
+        add_one(sessions)  # another writer, not made to wait: nothing was executed yet
+        session.execute(text("UPDATE counter SET n = n + 10"))
+        session.commit()
+    with sessions() as session:
+        assert session.execute(text("SELECT n FROM counter")).scalar() == 11
